@@ -1,0 +1,21 @@
+"""The built-in leaf actions, registered through the same door as plugin actions."""
+
+from __future__ import annotations
+
+from llmflow.engine.actions import Action
+
+
+def builtin_actions() -> dict[str, Action]:
+    """Every built-in action by kind."""
+    from llmflow.actions import control, files, python_call, shell, variables
+
+    return {
+        "run": shell.run_command,
+        "python": python_call.call_python,
+        "set": variables.set_variables,
+        "write": files.write_file,
+        "wait": control.wait,
+        "fail": control.fail,
+        "emit": control.emit,
+        "approval": control.approval,
+    }

@@ -1,0 +1,56 @@
+"""Control actions: ``wait``, ``fail``, ``emit`` and the ``approval`` gate."""
+
+from __future__ import annotations
+
+import asyncio
+
+from llmflow.engine.actions import ActionContext, ActionResult
+from llmflow.engine.outcome import PauseRun
+from llmflow.errors import ActionError
+
+_RESERVED = (
+    "run.",
+    "step.",
+    "branch.",
+    "loop.",
+    "map.",
+    "parallel.",
+    "stream.",
+    "llm.",
+    "checkpoint.",
+    "hook.",
+)
+
+
+async def wait(ctx: ActionContext) -> ActionResult:
+    """Sleep for the duration."""
+    await asyncio.sleep(float(ctx.node.options.get("seconds", 0)))
+    return ActionResult()
+
+
+async def fail(ctx: ActionContext) -> ActionResult:
+    """Fail with the message."""
+    raise ActionError(str(ctx.config.get("message") or "failed"), path=ctx.path)
+
+
+async def emit(ctx: ActionContext) -> ActionResult:
+    """Emit a custom event."""
+    event = str(ctx.config.get("event", ""))
+    if event.startswith(_RESERVED):
+        raise ActionError(f"step '{ctx.node.id}': event name {event!r} is reserved for llmflow's own events")
+    data = ctx.config.get("data")
+    ctx.services.emit(event, ctx.path, {"data": data} if not isinstance(data, dict) else dict(data), ctx.attempt)
+    return ActionResult()
+
+
+async def approval(ctx: ActionContext) -> ActionResult:
+    """Pause the run for a person; on resume, the decision given with --approve/--reject."""
+    decision = ctx.services.approval_decision(ctx.path)
+    message = str(ctx.config.get("message") or "approve to continue")
+    if decision is None:
+        raise PauseRun(ctx.path, message)
+    output = {"approved": bool(decision.get("approved")), "comment": decision.get("comment")}
+    if not output["approved"]:
+        comment = f": {output['comment']}" if output["comment"] else ""
+        raise ActionError(f"step '{ctx.node.id}' was rejected{comment}", path=ctx.path, data={"output": output})
+    return ActionResult(output=output)

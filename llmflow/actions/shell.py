@@ -1,0 +1,135 @@
+"""The ``run`` action: a shell command or an argv list in its own process group, output streamed live."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from llmflow.engine.actions import ActionContext, ActionResult
+from llmflow.errors import ActionError, CommandError
+
+_STDERR_TAIL = 2000
+_KILL_GRACE = 2.0
+
+
+def _kill_group(process: asyncio.subprocess.Process, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    """Terminate the whole process group, then kill it if it does not go."""
+    _kill_group(process, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), _KILL_GRACE)
+    except (asyncio.TimeoutError, TimeoutError):
+        _kill_group(process, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            await process.wait()
+    else:
+        _kill_group(process, signal.SIGKILL)
+
+
+async def _pump(stream: asyncio.StreamReader | None, sink: list[bytes], ctx: ActionContext, name: str) -> None:
+    if stream is None:
+        return
+    while True:
+        line = await stream.readline()
+        if not line:
+            return
+        sink.append(line)
+        ctx.services.output_line(ctx.path, name, line.decode("utf-8", "replace").rstrip("\n"))
+
+
+def parse_output(text: str, how: str, step_id: str) -> Any:
+    """Parse a command's stdout as ``text``, ``json``, ``lines`` or ``yaml``."""
+    if how == "json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ActionError(
+                f"step '{step_id}': stdout is not valid JSON ({error.msg} at line {error.lineno} column {error.colno})"
+            ) from None
+    if how == "lines":
+        return [line for line in text.splitlines() if line.strip()]
+    if how == "yaml":
+        from llmflow.errors import WorkflowError
+        from llmflow.spec.loader import load_text
+
+        try:
+            return load_text(text, f"stdout of {step_id}", expect_mapping=False).data
+        except WorkflowError as error:
+            first = error.diagnostics[0]
+            raise ActionError(
+                f"step '{step_id}': stdout is not valid YAML (line {first.line}: {first.message})"
+            ) from None
+    return text.rstrip("\r\n")
+
+
+async def run_command(ctx: ActionContext) -> ActionResult:
+    """Run the command; non-zero exit fails with the exit code and the tail of stderr."""
+    node = ctx.node
+    options = node.options
+    env = dict(ctx.env)
+    env["LLMFLOW_RUN_ID"] = ctx.services.run_id
+    env["LLMFLOW_STEP"] = ctx.path
+    env["LLMFLOW_IDEMPOTENCY_KEY"] = ctx.idempotency_key
+    if ctx.shell is not None:
+        env.update(ctx.shell.env)
+        argv = [options.get("shell", "sh"), "-c", ctx.shell.script]
+    else:
+        argv = [value if isinstance(value, str) else json.dumps(value) for value in ctx.config.get("argv", [])]
+        if not argv:
+            raise ActionError(f"step '{node.id}': the command is empty", path=ctx.path)
+    cwd = ctx.workflow_dir
+    if ctx.config.get("cwd"):
+        cwd = (cwd / str(ctx.config["cwd"])).resolve()
+    if not Path(cwd).is_dir():
+        raise ActionError(f"step '{node.id}': working directory {cwd} does not exist", path=ctx.path)
+    stdin = ctx.config.get("stdin")
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=str(cwd),
+            env=env,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+            limit=1 << 20,
+        )
+    except (FileNotFoundError, PermissionError) as error:
+        raise CommandError(f"step '{node.id}': cannot start {argv[0]!r}: {error.strerror}", path=ctx.path) from None
+    out: list[bytes] = []
+    err: list[bytes] = []
+    try:
+        if stdin is not None and process.stdin is not None:
+            data = stdin if isinstance(stdin, str) else json.dumps(stdin)
+            process.stdin.write(data.encode())
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                await process.stdin.drain()
+            process.stdin.close()
+        await asyncio.gather(_pump(process.stdout, out, ctx, "stdout"), _pump(process.stderr, err, ctx, "stderr"))
+        code = await process.wait()
+    except BaseException:
+        await _stop(process)
+        raise
+    stdout = b"".join(out).decode("utf-8", "replace")
+    stderr = b"".join(err).decode("utf-8", "replace")
+    if code != 0:
+        tail = stderr.strip()[-_STDERR_TAIL:]
+        reason = f"exit code {code}" if code > 0 else f"killed by signal {-code}"
+        message = f"step '{node.id}': command failed with {reason}" + (f": {tail}" if tail else "")
+        raise CommandError(message, path=ctx.path, data={"exit_code": code, "stderr": tail})
+    how = str(options.get("parse", "text"))
+    extra: dict[str, Any] = {"exit_code": code}
+    if stderr:
+        extra["stderr"] = stderr[-_STDERR_TAIL:]
+    if how != "text":
+        extra["stdout"] = stdout
+    return ActionResult(output=parse_output(stdout, how, node.id), extra=extra)

@@ -1,0 +1,96 @@
+"""Diagnostics rendered for people (text with carets) and for tools (json, GitHub annotations, SARIF)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+
+from llmflow import __version__
+from llmflow.diagnostics import Diagnostic
+
+SourceLines = Callable[[str, int], str]
+
+
+def as_text(diagnostics: Sequence[Diagnostic], source_line: SourceLines, *, color: bool = False) -> str:
+    """``path:line:col: error[code]: message``, the source line and a caret under the column."""
+    red, yellow, bold, dim, reset = ("\033[31m", "\033[33m", "\033[1m", "\033[2m", "\033[0m") if color else ("",) * 5
+    lines = []
+    for d in diagnostics:
+        tone = red if d.severity == "error" else yellow
+        head = f"{bold}{d.file}:{d.line}:{d.column}:{reset} {tone}{d.severity}[{d.code}]{reset}: {d.message}"
+        lines.append(head)
+        text = source_line(d.file, d.line)
+        if text.strip():
+            gutter = f"{d.line:>5} | "
+            shown = text.expandtabs(1)
+            lines.append(f"{dim}{gutter}{reset}{shown}")
+            lines.append(f"{dim}{' ' * (len(gutter) - 2)}| {reset}{' ' * (d.column - 1)}{tone}^{reset}")
+        if d.hint:
+            lines.append(f"{' ' * 6}= hint: {d.hint}")
+    return "\n".join(lines)
+
+
+def as_json(diagnostics: Sequence[Diagnostic]) -> str:
+    """A JSON list of ``{file, line, column, code, severity, message, hint, path}``."""
+    return json.dumps([d.as_dict() for d in diagnostics], indent=2, ensure_ascii=False)
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def as_github(diagnostics: Sequence[Diagnostic]) -> str:
+    """GitHub Actions workflow commands: ``::error file=…,line=…,col=…,title=…::message``."""
+    lines = []
+    for d in diagnostics:
+        message = d.message + (f" ({d.hint})" if d.hint else "")
+        props = f"file={_escape_property(d.file)},line={d.line},col={d.column},title={_escape_property(d.code)}"
+        lines.append(f"::{d.severity} {props}::{_escape_data(message)}")
+    return "\n".join(lines)
+
+
+def as_sarif(diagnostics: Sequence[Diagnostic]) -> str:
+    """A SARIF 2.1.0 log with one run of the ``llmflow`` tool."""
+    codes = sorted({d.code for d in diagnostics})
+    rules = [{"id": code, "name": code, "shortDescription": {"text": code.replace("-", " ")}} for code in codes]
+    results = []
+    for d in diagnostics:
+        text = d.message + (f" ({d.hint})" if d.hint else "")
+        results.append(
+            {
+                "ruleId": d.code,
+                "ruleIndex": codes.index(d.code),
+                "level": "error" if d.severity == "error" else "warning",
+                "message": {"text": text},
+                "locations": [
+                    {
+                        "physicalLocation": {
+                            "artifactLocation": {"uri": d.file.replace("\\", "/")},
+                            "region": {"startLine": d.line, "startColumn": d.column},
+                        }
+                    }
+                ],
+            }
+        )
+    log = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "llmflow",
+                        "version": __version__,
+                        "informationUri": "https://github.com/llmflow/llmflow",
+                        "rules": rules,
+                    }
+                },
+                "results": results,
+            }
+        ],
+    }
+    return json.dumps(log, indent=2, ensure_ascii=False)

@@ -1,0 +1,93 @@
+"""``llmflow validate`` and the shared "load a workflow or exit with its diagnostics" helper."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from llmflow.cli import exits
+from llmflow.diagnostics import Diagnostic
+
+if TYPE_CHECKING:
+    from llmflow.compiler.graph import Workflow
+
+
+@lru_cache(maxsize=64)
+def _file_lines(file: str) -> tuple[str, ...]:
+    try:
+        data = Path(file).read_bytes()
+    except OSError:
+        return ()
+    text = data.decode("utf-8", errors="replace").lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    return tuple(text.split("\n"))
+
+
+def source_line(file: str, line: int) -> str:
+    """Line ``line`` (1-based) of ``file``, or an empty string."""
+    lines = _file_lines(file)
+    return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+def render(diagnostics: Sequence[Diagnostic], output_format: str, *, color: bool) -> str:
+    """Diagnostics in one of the ``--format`` styles."""
+    from llmflow.cli import formats
+
+    if output_format == "json":
+        return formats.as_json(diagnostics)
+    if output_format == "github":
+        return formats.as_github(diagnostics)
+    if output_format == "sarif":
+        return formats.as_sarif(diagnostics)
+    return formats.as_text(diagnostics, source_line, color=color)
+
+
+def validate_files(files: Sequence[Path], output_format: str, *, strict: bool = False) -> int:
+    """Validate every file in one process; print the problems; return the exit code."""
+    from llmflow.frontend import validate_workflow
+
+    everything: list[Diagnostic] = []
+    invalid = 0
+    for file in files:
+        problems = validate_workflow(file)
+        if any(p.severity == "error" or strict for p in problems):
+            invalid += 1
+        everything.extend(problems)
+    color = output_format == "text" and sys.stdout.isatty()
+    if everything or output_format != "text":
+        text = render(everything, output_format, color=color)
+        if text:
+            sys.stdout.write(text + "\n")
+    if output_format == "text":
+        errors = sum(1 for p in everything if p.severity == "error")
+        warnings = len(everything) - errors
+        noun = "file" if len(files) == 1 else "files"
+        if invalid:
+            summary = f"{invalid} of {len(files)} {noun} invalid: {errors} error{'s' * (errors != 1)}"
+            if warnings:
+                summary += f", {warnings} warning{'s' * (warnings != 1)}"
+            sys.stderr.write(summary + "\n")
+        else:
+            sys.stderr.write(f"{len(files)} {noun} valid\n")
+    return exits.FAILED if invalid else exits.SUCCEEDED
+
+
+def load_or_exit(file: Path) -> Workflow:
+    """Compile ``file`` or print its diagnostics to stderr and exit with status 2."""
+    from llmflow.errors import WorkflowError
+    from llmflow.frontend import load_workflow
+
+    try:
+        return load_workflow(file)
+    except WorkflowError as error:
+        _exit_with(error.diagnostics)
+
+
+def _exit_with(diagnostics: Sequence[Diagnostic]) -> NoReturn:
+    import typer
+
+    color = sys.stderr.isatty()
+    sys.stderr.write(render(diagnostics, "text", color=color) + "\n")
+    raise typer.Exit(exits.USAGE)

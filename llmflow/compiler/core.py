@@ -1,0 +1,580 @@
+"""Stage three: turn a checked document into a frozen Workflow, collecting every semantic problem."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from llmflow.compiler.graph import (
+    ActionNode,
+    HookNode,
+    InputSpec,
+    Limits,
+    Location,
+    ModelSpec,
+    Node,
+    RetryPolicy,
+    Workflow,
+)
+from llmflow.compiler.scope import ScopeTable, StepInfo, Timing, Usage
+from llmflow.diagnostics import Diagnostic
+from llmflow.durations import parse_duration
+from llmflow.errors import ExpressionError, WorkflowError
+from llmflow.spec.document import DocPath, Document
+from llmflow.spec.validator import KIND_KEYS, suggest
+
+if TYPE_CHECKING:
+    from llmflow.expressions import Condition, ShellTemplate, ValueTemplate
+
+_INPUT_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+}
+_HOOK_ACTIONS = ("run", "http", "python", "write", "emit")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFrame:
+    """Where a node (or a list of nodes) sits: path prefix, enclosing nodes and the names in scope."""
+
+    prefix: str = ""
+    ancestors: tuple[str, ...] = ()
+    iterations: tuple[str, ...] = ()
+    branches: tuple[tuple[str, str], ...] = ()
+    names: frozenset[str] = frozenset()
+    path: str = ""
+    doc_path: DocPath = ()
+    kind: str = ""
+
+    def at(self, node_id: str, doc_path: DocPath, kind: str) -> NodeFrame:
+        """The frame of one node of this list."""
+        return replace(self, path=self.prefix + node_id, doc_path=doc_path, kind=kind)
+
+    def child(
+        self,
+        segment: str,
+        *,
+        iteration: bool = False,
+        branch: tuple[str, str] | None = None,
+        names: set[str] | frozenset[str] = frozenset(),
+        inside: bool = True,
+    ) -> NodeFrame:
+        """The frame of a step list nested in this node (``segment`` names the branch, if any)."""
+        prefix = f"{self.path}/{segment}/" if segment else f"{self.path}/"
+        return NodeFrame(
+            prefix=prefix,
+            ancestors=(*self.ancestors, self.path) if inside else self.ancestors,
+            iterations=(*self.iterations, self.path) if iteration else self.iterations,
+            branches=(*self.branches, branch) if branch else self.branches,
+            names=self.names | frozenset(names),
+        )
+
+
+@dataclass(slots=True)
+class Compiler:
+    """Compiles one document; sub-workflows get a Compiler of their own sharing ``session``."""
+
+    doc: Document
+    session: CompileSession
+    include_chain: tuple[str, ...] = ()
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    scope: ScopeTable = field(default_factory=ScopeTable)
+    usages: list[Usage] = field(default_factory=list)
+    nodes: dict[str, Node] = field(default_factory=dict)
+    models: dict[str, ModelSpec] = field(default_factory=dict)
+    default_model: str | None = None
+    default_shell: str = "sh"
+    default_timeout: float | None = None
+    default_retry: RetryPolicy | None = None
+    limits: Limits = field(default_factory=Limits)
+    _order: int = 0
+
+    # -- diagnostics -------------------------------------------------------------------------------
+    def error(self, code: str, message: str, frame: NodeFrame, *rel: str | int, hint: str | None = None) -> None:
+        """Record a problem located at ``rel`` inside the node of ``frame``."""
+        self.diagnostics.append(self.doc.diagnostic(code, message, (*frame.doc_path, *rel), hint=hint))
+
+    def error_at(self, code: str, message: str, path: DocPath, *, key: bool = False, hint: str | None = None) -> None:
+        """Record a problem located at a document path."""
+        self.diagnostics.append(self.doc.diagnostic(code, message, path, key=key, hint=hint))
+
+    # -- expressions -------------------------------------------------------------------------------
+    def _located(self, code: str, message: str, path: DocPath, needle: str, hint: str | None) -> Diagnostic:
+        """A diagnostic pointing at ``needle`` inside the value at ``path`` when it is on the value's line."""
+        diagnostic = self.doc.diagnostic(code, message, path, hint=hint)
+        line = self.doc.source_line(diagnostic.line)
+        found = line.find(needle, diagnostic.column - 1) if needle else -1
+        if found >= 0:
+            diagnostic = replace(diagnostic, column=found + 1)
+        return diagnostic
+
+    def _expression_error(self, code: str, error: ExpressionError, path: DocPath) -> None:
+        self.error_at(code, error.message, path)
+
+    def condition(
+        self,
+        source: Any,
+        path: DocPath,
+        frame: NodeFrame,
+        *,
+        timing: Timing = "before",
+        names: frozenset[str] | None = None,
+    ) -> Condition:
+        """Compile a condition and remember its references for the checks at the end."""
+        from llmflow.expressions import compile_condition
+
+        text = ("True" if source else "False") if isinstance(source, bool) else str(source)
+        try:
+            condition = compile_condition(text)
+        except ExpressionError as error:
+            self._expression_error("bad-condition", error, path)
+            return compile_condition("False")
+        self._use(frame, path, condition.references, timing, names, conditions=True)
+        return condition
+
+    def value(self, raw: Any, path: DocPath, frame: NodeFrame, *, timing: Timing = "before") -> ValueTemplate:
+        """Compile a value whose strings may be templates."""
+        from llmflow.expressions import compile_value
+
+        try:
+            template = compile_value(raw)
+        except ExpressionError:
+            for sub_path, text in _strings(raw, path):
+                self._check_template(text, sub_path)
+            return compile_value(None)
+        if not template.is_static:
+            for sub_path, text in _strings(raw, path):
+                if "{" in text:
+                    self._use(frame, sub_path, _template_references(text), timing, None)
+        return template
+
+    def shell(self, source: str, path: DocPath, frame: NodeFrame) -> ShellTemplate | None:
+        """Compile a shell command (template values reach the shell as data)."""
+        from llmflow.expressions import compile_shell
+
+        try:
+            template = compile_shell(source)
+        except ExpressionError as error:
+            self._expression_error("bad-template", error, path)
+            return None
+        self._use(frame, path, template.references, "before", None)
+        return template
+
+    def _check_template(self, text: str, path: DocPath) -> None:
+        from llmflow.expressions import compile_template
+
+        try:
+            compile_template(text)
+        except ExpressionError as error:
+            self._expression_error("bad-template", error, path)
+
+    def _use(
+        self,
+        frame: NodeFrame,
+        path: DocPath,
+        references: frozenset[Any],
+        timing: Timing,
+        names: frozenset[str] | None,
+        *,
+        conditions: bool = False,
+    ) -> None:
+        if references:
+            visible = frame.names if names is None else names
+            self.usages.append(Usage(frame.path, path, references, visible, timing, conditions))
+
+    # -- small values ------------------------------------------------------------------------------
+    def duration(self, value: Any, frame: NodeFrame, *rel: str | int) -> float:
+        """Parse a duration, recording a diagnostic when it is not one."""
+        try:
+            return parse_duration(value)
+        except ValueError as error:
+            self.error("bad-duration", str(error), frame, *rel)
+            return 0.0
+
+    def retry(self, value: Any, path: DocPath) -> RetryPolicy:
+        """A retry policy from ``retry: 3`` or a mapping."""
+        if isinstance(value, int):
+            return RetryPolicy(attempts=value)
+        frame = NodeFrame(doc_path=path)
+        policy = RetryPolicy(attempts=int(value.get("attempts", 3)), on=frozenset(value.get("on") or ("any",)))
+        if "delay" in value:
+            policy = replace(policy, delay=self.duration(value["delay"], frame, "delay"))
+        if "max_delay" in value:
+            policy = replace(policy, max_delay=self.duration(value["max_delay"], frame, "max_delay"))
+        if "backoff" in value:
+            policy = replace(policy, backoff=float(value["backoff"]))
+        jitter = value.get("jitter", 0)
+        policy = replace(policy, jitter=(0.5 if jitter is True else float(jitter or 0)))
+        return policy
+
+    def resolve_model(self, name: str, path: DocPath) -> ModelSpec | None:
+        """The model an alias or ``provider/model`` string names; a diagnostic when it names none."""
+        if name in self.models:
+            return self.models[name]
+        if "/" in name:
+            return ModelSpec(alias=name, model=name)
+        hint = suggest(name, self.models)
+        known = ", ".join(sorted(self.models)) or "none declared"
+        message = f"unknown model '{name}': not an alias in 'models' ({known}) nor provider/model"
+        self.error_at("unknown-model", message, path, hint=f"did you mean '{hint}'?" if hint else None)
+        return None
+
+    # -- nodes -------------------------------------------------------------------------------------
+    def steps(self, items: list[dict[str, Any]], path: DocPath, frame: NodeFrame) -> tuple[Node, ...]:
+        """Compile a list of nodes."""
+        return tuple(self.node(spec, (*path, index), index, frame) for index, spec in enumerate(items))
+
+    def node(self, spec: dict[str, Any], path: DocPath, index: int, list_frame: NodeFrame) -> Node:
+        """Compile one node through the builder table."""
+        from llmflow.compiler.nodes import BUILDERS, KIND_NAMES
+
+        kind_key = next(key for key in spec if key in KIND_KEYS)
+        kind = KIND_NAMES[kind_key]
+        named = "id" in spec
+        node_id = spec["id"] if named else self._generated_id(kind, index)
+        frame = list_frame.at(node_id, path, kind)
+        info = StepInfo(
+            path=frame.path,
+            doc_path=path,
+            order=self._order,
+            kind=kind,
+            named=named,
+            ancestors=list_frame.ancestors,
+            iterations=list_frame.iterations,
+            branches=list_frame.branches,
+        )
+        self._order += 1
+        self.scope.steps.setdefault(frame.path, info)  # a duplicate id was reported; keep the first
+        if named:
+            self.scope.ids.setdefault(node_id, frame.path)
+        slot = frame.path
+        self.nodes[slot] = None  # type: ignore[assignment]  # reserve the document-order slot
+        common = self._common(spec, frame, kind)
+        node = BUILDERS[kind_key](self, spec, frame, common)
+        if "compensate" in spec:
+            compensation_frame = frame.child("compensate", inside=False)
+            compensate = self.steps(spec["compensate"], (*path, "compensate"), compensation_frame)
+            node = replace(node, compensate=compensate)
+        info.end = self._order - 1
+        self.nodes[slot] = node
+        return node
+
+    def _generated_id(self, kind: str, index: int) -> str:
+        candidate = f"{kind}-{index + 1}"
+        while candidate in self.scope.ids or candidate in self.session.user_ids.get(self.doc.file, ()):
+            candidate += "x"
+        return candidate
+
+    def _common(self, spec: dict[str, Any], frame: NodeFrame, kind: str) -> dict[str, Any]:
+        leaf = kind not in ("group", "if", "switch", "loop", "parallel", "map", "stream", "try", "workflow")
+        pos = self.doc.position(frame.doc_path)
+        common: dict[str, Any] = {
+            "kind": kind,
+            "id": frame.path.rsplit("/", 1)[-1],
+            "path": frame.path,
+            "location": Location(self.doc.file, pos.line, pos.column),
+            "named": "id" in spec,
+            "name": spec.get("name"),
+            "continue_on_error": bool(spec.get("continue_on_error", False)),
+            "cache": bool(spec.get("cache", False)),
+            "condition": None,
+            "timeout": self.default_timeout if leaf else None,
+            "retry": self.default_retry if leaf else None,
+        }
+        if "if" in spec:
+            common["condition"] = self.condition(spec["if"], (*frame.doc_path, "if"), frame)
+        if "timeout" in spec:
+            common["timeout"] = self.duration(spec["timeout"], frame, "timeout")
+        if "retry" in spec:
+            common["retry"] = self.retry(spec["retry"], (*frame.doc_path, "retry"))
+        if "env" in spec:
+            common["env"] = self.value(spec["env"], (*frame.doc_path, "env"), frame)
+        return common
+
+    def sub_workflow(self, target: str, arguments: dict[str, Any], frame: NodeFrame) -> Workflow:
+        """Load, validate and compile a sub-workflow file (once per session), checking its inputs."""
+        path = (*frame.doc_path, "workflow")
+        if "{{" in target or "{%" in target:
+            self.error_at("bad-workflow-path", "a sub-workflow path must be a plain path, not a template", path)
+            return _empty_workflow(target)
+        file = (Path(self.doc.directory) / target).resolve()
+        chain = (*self.include_chain, str(Path(self.doc.directory, Path(self.doc.file).name).resolve()))
+        if str(file) in chain:
+            names = " -> ".join(Path(item).name for item in (*chain, str(file)))
+            self.error_at("include-cycle", f"sub-workflows include each other in a cycle: {names}", path)
+            return _empty_workflow(target)
+        if not file.is_file():
+            self.error_at("workflow-not-found", f"sub-workflow file '{target}' does not exist", path)
+            return _empty_workflow(target)
+        try:
+            sub = self.session.compile_file(file, _display(target, self.doc), chain)
+        except WorkflowError as error:
+            self.diagnostics.extend(error.diagnostics)
+            count = len(error.diagnostics)
+            message = f"sub-workflow '{target}' is not valid ({count} problem{'s' * (count != 1)})"
+            self.error_at("invalid-workflow", message, path)
+            return _empty_workflow(target)
+        for name in arguments:
+            if name not in sub.inputs:
+                hint = suggest(name, sub.inputs)
+                message = f"sub-workflow '{target}' has no input '{name}'"
+                self.error_at("unknown-input", message, (*frame.doc_path, "with", name), key=True, hint=hint)
+        for name, spec in sub.inputs.items():
+            if spec.required and not spec.has_default and name not in arguments:
+                self.error_at("missing-input", f"sub-workflow '{target}' needs the input '{name}'", path)
+        return sub
+
+    # -- the whole file ----------------------------------------------------------------------------
+    def compile(self) -> Workflow:
+        """Compile the document; raise WorkflowError with every problem when there is any."""
+        data: dict[str, Any] = self.doc.data
+        self._collect_ids(data)
+        inputs = self._inputs(data.get("inputs") or {})
+        self.models = self._models(data.get("models") or {})
+        self._defaults(data.get("defaults") or {}, data.get("limits") or {})
+        variables = set(data.get("vars") or {}) | _set_names(data.get("steps"))
+        self.scope.inputs = frozenset(inputs)
+        self.scope.variables = frozenset(variables)
+        self.scope.secrets = frozenset(data.get("secrets") or ())
+        top = NodeFrame()
+        env = self.value(data["env"], ("env",), top, timing="hook") if "env" in data else None
+        steps = self.steps(data["steps"], ("steps",), top)
+        hooks = tuple(self._hook(hook, index) for index, hook in enumerate(data.get("hooks") or ()))
+        outputs = self.value(data.get("outputs") or {}, ("outputs",), top, timing="outputs")
+        plugins = self._plugins(data.get("plugins") or ())
+        for usage in self.usages:
+            for code, message, suggestion, needle in self.scope.problems(usage):
+                hint = f"did you mean '{suggestion}'?" if suggestion else None
+                self.diagnostics.append(self._located(code, message, usage.doc_path, needle, hint))
+        if self.diagnostics:
+            raise WorkflowError(self.diagnostics)
+        file = Path(self.doc.directory, Path(self.doc.file).name).resolve()
+        sources = {str(file): hashlib.sha256(self.doc.text.encode()).hexdigest()}
+        for node in self.nodes.values():
+            sub = getattr(node, "workflow", None)
+            if isinstance(sub, Workflow):
+                sources.update(sub.sources)
+        return Workflow(
+            name=data["name"],
+            file=self.doc.file,
+            path=file,
+            version=data["version"],
+            description=data.get("description", ""),
+            sources=MappingProxyType(sources),
+            inputs=MappingProxyType(inputs),
+            variables=MappingProxyType(dict(data.get("vars") or {})),
+            models=MappingProxyType(self.models),
+            default_model=self.default_model,
+            default_shell=self.default_shell,
+            limits=self.limits,
+            secrets=tuple(data.get("secrets") or ()),
+            env=env,
+            hooks=hooks,
+            plugins=plugins,
+            steps=steps,
+            outputs=outputs,
+            nodes=MappingProxyType(dict(self.nodes)),
+        )
+
+    def _collect_ids(self, data: dict[str, Any]) -> None:
+        from llmflow.spec.validator import iter_nodes
+
+        first: dict[str, DocPath] = {}
+        for node_path, node in iter_nodes(data.get("steps")):
+            node_id = node.get("id")
+            if not isinstance(node_id, str):
+                continue
+            if node_id in first:
+                line = self.doc.position((*first[node_id], "id")).line
+                message = f"duplicate id '{node_id}' (first used at line {line}); ids must be unique in the file"
+                self.error_at("duplicate-id", message, (*node_path, "id"))
+            else:
+                first[node_id] = node_path
+        self.session.user_ids[self.doc.file] = frozenset(first)
+
+    def _inputs(self, raw: dict[str, Any]) -> dict[str, InputSpec]:
+        inputs: dict[str, InputSpec] = {}
+        for name, spec in raw.items():
+            spec = {"type": spec} if isinstance(spec, str) else dict(spec)
+            kind = spec.get("type", "string")
+            constraints = {
+                key: spec[key]
+                for key in ("enum", "minimum", "maximum", "min_length", "max_length", "pattern", "items")
+                if key in spec
+            }
+            has_default = "default" in spec
+            default = spec.get("default")
+            if has_default and default is not None and not _is_type(default, kind):
+                message = f"the default of input '{name}' is {default!r}, which is not of type {kind}"
+                self.error_at("bad-default", message, ("inputs", name, "default"))
+            inputs[name] = InputSpec(
+                name=name,
+                type=kind,
+                description=spec.get("description", ""),
+                default=default,
+                has_default=has_default,
+                required=bool(spec.get("required", True)) and not has_default,
+                secret=bool(spec.get("secret", False)),
+                constraints=MappingProxyType(constraints),
+            )
+        return inputs
+
+    def _models(self, raw: dict[str, Any]) -> dict[str, ModelSpec]:
+        models = {}
+        for alias, spec in raw.items():
+            if isinstance(spec, str):
+                models[alias] = ModelSpec(alias=alias, model=spec)
+            else:
+                options = {key: value for key, value in spec.items() if key != "model"}
+                models[alias] = ModelSpec(alias=alias, model=spec["model"], options=MappingProxyType(options))
+        return models
+
+    def _defaults(self, defaults: dict[str, Any], limits: dict[str, Any]) -> None:
+        frame = NodeFrame(doc_path=("defaults",))
+        if "model" in defaults:
+            resolved = self.resolve_model(defaults["model"], ("defaults", "model"))
+            self.default_model = resolved.alias if resolved is not None else None
+        self.default_shell = defaults.get("shell", "sh")
+        if "timeout" in defaults:
+            self.default_timeout = self.duration(defaults["timeout"], frame, "timeout")
+        if "retry" in defaults:
+            self.default_retry = self.retry(defaults["retry"], ("defaults", "retry"))
+        limit_frame = NodeFrame(doc_path=("limits",))
+        self.limits = Limits(
+            max_concurrency=limits.get("max_concurrency"),
+            max_iterations=limits.get("max_iterations", 100),
+            timeout=self.duration(limits["timeout"], limit_frame, "timeout") if "timeout" in limits else None,
+            max_tokens=limits.get("max_tokens"),
+            max_cost=limits.get("max_cost"),
+        )
+
+    def _hook(self, spec: dict[str, Any], index: int) -> HookNode:
+        from llmflow.compiler.nodes import BUILDERS
+
+        path: DocPath = ("hooks", index)
+        action = next((key for key in _HOOK_ACTIONS if key in spec), "emit")
+        hook_id = spec.get("id") or f"hook-{index + 1}"
+        frame = NodeFrame(names=frozenset({"event"})).at(f"hooks/{hook_id}", path, action)
+        self.scope.steps[frame.path] = StepInfo(frame.path, path, -1, action, False, (), (), ())
+        pos = self.doc.position(path)
+        common: dict[str, Any] = {
+            "kind": action,
+            "id": hook_id,
+            "path": frame.path,
+            "location": Location(self.doc.file, pos.line, pos.column),
+            "name": spec.get("name"),
+        }
+        usages_before = len(self.usages)
+        built = BUILDERS[action](self, spec, frame, common)
+        assert isinstance(built, ActionNode)  # hooks are leaf actions by the schema
+        for usage in self.usages[usages_before:]:
+            usage.timing = "hook"
+        condition = self.condition(spec["if"], (*path, "if"), frame, timing="hook") if "if" in spec else None
+        on = spec.get("on", ())
+        step_globs = spec.get("steps", "*")
+        return HookNode(
+            kind=action,
+            id=hook_id,
+            path=frame.path,
+            location=built.location,
+            name=spec.get("name"),
+            condition=condition,
+            action=built.action,
+            config=built.config,
+            options=built.options,
+            shell=built.shell,
+            events=(on,) if isinstance(on, str) else tuple(on),
+            step_globs=(step_globs,) if isinstance(step_globs, str) else tuple(step_globs),
+            required=bool(spec.get("required", False)),
+        )
+
+    def _plugins(self, plugins: Any) -> tuple[str, ...]:
+        found = []
+        for index, plugin in enumerate(plugins):
+            if (Path(self.doc.directory) / plugin).is_file() or not plugin.endswith(".py"):
+                found.append(plugin)
+            else:
+                self.error_at("plugin-not-found", f"plugin file '{plugin}' does not exist", ("plugins", index))
+        return tuple(found)
+
+
+@dataclass(slots=True)
+class CompileSession:
+    """State shared by the compilers of one workflow and its sub-workflows."""
+
+    compiled: dict[str, Workflow] = field(default_factory=dict)
+    user_ids: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def compile_file(self, file: Path, display: str, chain: tuple[str, ...]) -> Workflow:
+        """Load, validate and compile ``file`` once."""
+        key = str(file)
+        if key not in self.compiled:
+            from llmflow.spec.loader import load_file
+            from llmflow.spec.validator import validate_document
+
+            doc = load_file(file, display_name=display)
+            problems = validate_document(doc)
+            if any(problem.severity == "error" for problem in problems):
+                raise WorkflowError(problems)
+            self.compiled[key] = Compiler(doc, self, include_chain=chain).compile()
+        return self.compiled[key]
+
+
+def compile_document(doc: Document, *, session: CompileSession | None = None) -> Workflow:
+    """Compile a validated document into a Workflow (raises WorkflowError with every problem)."""
+    return Compiler(doc, session or CompileSession()).compile()
+
+
+def _display(target: str, doc: Document) -> str:
+    parent = Path(doc.file).parent
+    return str(parent / target) if str(parent) not in ("", ".") else target
+
+
+def _empty_workflow(target: str) -> Workflow:
+    return Workflow(name="invalid", file=target, path=Path(target))
+
+
+def _is_type(value: Any, kind: str) -> bool:
+    if kind in ("integer", "number") and isinstance(value, bool):
+        return False
+    return isinstance(value, _INPUT_TYPES.get(kind, (object,)))
+
+
+def _strings(value: Any, path: DocPath) -> Iterator[tuple[DocPath, str]]:
+    """Every string inside a value, with its document path."""
+    stack: list[tuple[DocPath, Any]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            yield where, item
+        elif isinstance(item, dict):
+            stack.extend(((*where, key), sub) for key, sub in item.items())
+        elif isinstance(item, list):
+            stack.extend(((*where, index), sub) for index, sub in enumerate(item))
+
+
+def _template_references(text: str) -> frozenset[Any]:
+    from llmflow.expressions import compile_template
+
+    try:
+        return compile_template(text).references
+    except ExpressionError:
+        return frozenset()
+
+
+def _set_names(steps: Any) -> set[str]:
+    from llmflow.spec.validator import iter_nodes
+
+    names: set[str] = set()
+    for _, node in iter_nodes(steps):
+        if isinstance(node.get("set"), dict) and node.get("scope", "run") == "run":
+            names.update(str(key) for key in node["set"])
+    return names

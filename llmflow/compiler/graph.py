@@ -1,0 +1,332 @@
+"""The compiled workflow: an immutable graph of frozen node objects, each with a stable path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llmflow.expressions import Condition, ShellTemplate, ValueTemplate
+
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a node is written: file, 1-based line and column."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how patiently a failed node is tried again."""
+
+    attempts: int = 1
+    delay: float = 1.0
+    backoff: float = 2.0
+    max_delay: float = 60.0
+    jitter: float = 0.0
+    on: frozenset[str] = frozenset({"any"})
+
+    def delay_before(self, attempt: int) -> float:
+        """The pause before ``attempt`` (2 for the first retry), without jitter."""
+        return float(min(self.max_delay, self.delay * self.backoff ** max(0, attempt - 2)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Node:
+    """What every node has. ``path`` is stable across runs and used by the journal, events and resume."""
+
+    kind: str
+    id: str
+    path: str
+    location: Location
+    named: bool = False  # True when the author gave the id (only those can be referenced)
+    name: str | None = None
+    condition: Condition | None = None
+    timeout: float | None = None
+    retry: RetryPolicy | None = None
+    continue_on_error: bool = False
+    cache: bool = False
+    compensate: tuple[Node, ...] = ()
+    env: ValueTemplate | None = None
+
+    @property
+    def title(self) -> str:
+        """The node's name for people: its ``name``, else its id."""
+        return self.name or self.id
+
+    def children(self) -> Iterator[Node]:
+        """Direct child nodes, in document order (compensation steps last)."""
+        yield from self.compensate
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActionNode(Node):
+    """A leaf: one action from the registry (``run``, ``llm``, ``http`` …) with its configuration."""
+
+    action: str
+    config: ValueTemplate
+    options: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    shell: ShellTemplate | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupNode(Node):
+    """A nested sequence of steps; its output is the output of its last step."""
+
+    steps: tuple[Node, ...]
+
+    def children(self) -> Iterator[Node]:
+        yield from self.steps
+        yield from self.compensate
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IfNode(Node):
+    """``if`` + ``then`` (+ ``else``): ``test`` chooses the branch."""
+
+    test: Condition
+    then: tuple[Node, ...]
+    otherwise: tuple[Node, ...] = ()
+
+    def children(self) -> Iterator[Node]:
+        yield from self.then
+        yield from self.otherwise
+        yield from self.compensate
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One ``switch`` case: its branch name, condition and steps."""
+
+    name: str
+    when: Condition
+    steps: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SwitchNode(Node):
+    """The first case whose condition holds runs; otherwise ``default``."""
+
+    cases: tuple[Case, ...]
+    default: tuple[Node, ...] | None = None
+
+    def children(self) -> Iterator[Node]:
+        for case in self.cases:
+            yield from case.steps
+        yield from self.default or ()
+        yield from self.compensate
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoopNode(Node):
+    """Repeats ``steps``: over ``for_each``, ``times`` times, ``while`` or ``until`` a condition."""
+
+    steps: tuple[Node, ...]
+    max_iterations: int
+    variable: str = "item"
+    for_each: ValueTemplate | None = None
+    times: ValueTemplate | None = None
+    while_: Condition | None = None
+    until: Condition | None = None
+
+    def children(self) -> Iterator[Node]:
+        yield from self.steps
+        yield from self.compensate
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    """One named branch of a ``parallel`` node."""
+
+    name: str
+    steps: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParallelNode(Node):
+    """Named branches run concurrently; variables they write are merged by ``merge``."""
+
+    branches: tuple[Branch, ...]
+    concurrency: ValueTemplate | None = None
+    fail_fast: bool = True
+    merge: str = "error"
+
+    def children(self) -> Iterator[Node]:
+        for branch in self.branches:
+            yield from branch.steps
+        yield from self.compensate
+
+
+@dataclass(frozen=True, slots=True)
+class Tolerance:
+    """How many failed items a ``map`` accepts: a count, or a fraction of the items."""
+
+    count: int = 0
+    fraction: float | None = None
+
+    def allows(self, failed: int, total: int) -> bool:
+        """True when ``failed`` out of ``total`` items is still acceptable."""
+        if self.fraction is not None:
+            return failed <= self.fraction * total
+        return failed <= self.count
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MapNode(Node):
+    """Runs ``steps`` once per item; output in input order, failed items listed in ``.errors``."""
+
+    items: ValueTemplate
+    steps: tuple[Node, ...]
+    variable: str = "item"
+    concurrency: ValueTemplate | None = None
+    fail_fast: bool = True
+    tolerance: Tolerance = field(default_factory=Tolerance)
+    merge: str = "error"
+
+    def children(self) -> Iterator[Node]:
+        yield from self.steps
+        yield from self.compensate
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamNode(Node):
+    """Runs ``steps`` per item as a source (command, file, items, model) produces them."""
+
+    source: str
+    source_config: ValueTemplate
+    steps: tuple[Node, ...]
+    variable: str = "item"
+    format: str = "lines"
+    buffer: int = 100
+    batch: int = 1
+    concurrency: ValueTemplate | None = None
+    collect: bool = False
+    shell: ShellTemplate | None = None
+
+    def children(self) -> Iterator[Node]:
+        yield from self.steps
+        yield from self.compensate
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TryNode(Node):
+    """``try`` body; ``catch`` on failure (variable writes of the body rolled back); ``finally`` always."""
+
+    body: tuple[Node, ...]
+    catch: tuple[Node, ...] | None = None
+    finally_: tuple[Node, ...] = ()
+
+    def children(self) -> Iterator[Node]:
+        yield from self.body
+        yield from self.catch or ()
+        yield from self.finally_
+        yield from self.compensate
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowNode(Node):
+    """Runs another workflow file with inputs; its output is that workflow's ``outputs``."""
+
+    workflow: Workflow
+    arguments: ValueTemplate
+
+
+@dataclass(frozen=True, slots=True)
+class InputSpec:
+    """A declared workflow input."""
+
+    name: str
+    type: str = "string"
+    description: str = ""
+    default: Any = None
+    has_default: bool = False
+    required: bool = True
+    secret: bool = False
+    constraints: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """A model alias: ``provider/model`` and default call options."""
+
+    alias: str
+    model: str
+    options: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Run-wide limits."""
+
+    max_concurrency: int | None = None
+    max_iterations: int = 100
+    timeout: float | None = None
+    max_tokens: int | None = None
+    max_cost: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HookNode(ActionNode):
+    """A YAML hook: a leaf action run when an event whose type and path match the globs happens."""
+
+    events: tuple[str, ...]
+    step_globs: tuple[str, ...] = ("*",)
+    required: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Workflow:
+    """A compiled workflow, ready to run."""
+
+    name: str
+    file: str
+    path: Path
+    version: int = 1
+    description: str = ""
+    sources: Mapping[str, str] = field(
+        default_factory=lambda: EMPTY
+    )  # absolute path -> sha256 of every file compiled in
+    inputs: Mapping[str, InputSpec] = field(default_factory=lambda: EMPTY)
+    variables: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    models: Mapping[str, ModelSpec] = field(default_factory=lambda: EMPTY)
+    default_model: str | None = None
+    default_shell: str = "sh"
+    limits: Limits = field(default_factory=Limits)
+    secrets: tuple[str, ...] = ()
+    env: ValueTemplate | None = None
+    hooks: tuple[HookNode, ...] = ()
+    plugins: tuple[str, ...] = ()
+    steps: tuple[Node, ...] = ()
+    outputs: ValueTemplate | None = None
+    nodes: Mapping[str, Node] = field(default_factory=lambda: EMPTY)  # every node by path, in document order
+
+    @property
+    def directory(self) -> Path:
+        """The folder of the workflow file; relative paths in the workflow start here."""
+        return self.path.parent
+
+    def node(self, path: str) -> Node:
+        """The node at ``path`` (``KeyError`` when there is none)."""
+        return self.nodes[path]
+
+    def walk(self) -> Iterator[Node]:
+        """Every node in document order."""
+        return iter(self.nodes.values())
+
+    def find(self, step_id: str) -> Node | None:
+        """The node with id ``step_id``, if any."""
+        for node in self.nodes.values():
+            if node.id == step_id:
+                return node
+        return None

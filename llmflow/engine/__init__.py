@@ -1,0 +1,1 @@
+"""Stage four: the async engine that runs a compiled workflow and journals every completed node."""

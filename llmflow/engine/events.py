@@ -1,0 +1,104 @@
+"""The event bus: typed run events with increasing ``seq``, fanned out to sinks without blocking."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+#: Version of the event format.
+EVENT_VERSION = 1
+
+#: Event types the engine emits (plugins and ``emit`` steps add their own).
+EVENT_TYPES = (
+    "run.started",
+    "run.completed",
+    "run.failed",
+    "run.paused",
+    "run.interrupted",
+    "run.cancelled",
+    "run.resumed",
+    "step.started",
+    "step.completed",
+    "step.failed",
+    "step.skipped",
+    "step.retrying",
+    "step.restored",
+    "step.output",
+    "branch.selected",
+    "loop.iteration",
+    "map.item",
+    "parallel.branch",
+    "stream.metrics",
+    "llm.usage",
+    "llm.chunk",
+    "checkpoint.saved",
+    "hook.failed",
+)
+
+Event = dict[str, Any]
+
+
+class Sink(Protocol):
+    """Receives events. ``put`` must return at once: a sink that does real work queues it elsewhere."""
+
+    def put(self, event: Event) -> None:
+        """Take one event (never blocks, never raises)."""
+
+    def close(self) -> None:
+        """Flush what is queued and stop."""
+
+
+class EventBus:
+    """Numbers events and hands each to every sink; a failing sink is counted, never fatal."""
+
+    __slots__ = ("_seq", "failures", "listeners", "run_id", "sinks")
+
+    def __init__(self, run_id: str, start_seq: int = 0) -> None:
+        self.run_id = run_id
+        self._seq = start_seq
+        self.sinks: list[Sink] = []
+        self.listeners: list[Callable[[Event], None]] = []
+        self.failures = 0
+
+    @property
+    def seq(self) -> int:
+        """The ``seq`` of the last event emitted."""
+        return self._seq
+
+    def add(self, sink: Sink) -> None:
+        """Attach a sink."""
+        self.sinks.append(sink)
+
+    def emit(self, kind: str, path: str = "", data: dict[str, Any] | None = None, attempt: int = 0) -> Event:
+        """Emit one event and return it."""
+        self._seq += 1
+        event: Event = {
+            "v": EVENT_VERSION,
+            "seq": self._seq,
+            "ts": time.time_ns(),
+            "run_id": self.run_id,
+            "type": kind,
+            "path": path,
+            "attempt": attempt,
+            "data": data if data is not None else {},
+        }
+        for sink in self.sinks:
+            try:
+                sink.put(event)
+            except Exception:  # a sink must never take the run down
+                self.failures += 1
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:
+                self.failures += 1
+        return event
+
+    def close(self) -> None:
+        """Close every sink (flushes queued events)."""
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception:
+                self.failures += 1

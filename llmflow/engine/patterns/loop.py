@@ -1,0 +1,65 @@
+"""Loops: ``for_each``, ``times``, ``while`` (checked before) and ``until`` (checked after)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from llmflow.engine.outcome import SUCCEEDED, Outcome
+from llmflow.errors import ActionError
+
+if TYPE_CHECKING:
+    from llmflow.compiler.graph import LoopNode
+    from llmflow.engine.frame import Frame
+    from llmflow.engine.runner import Engine
+
+
+def _as_list(value: Any, node: LoopNode) -> list[Any]:
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        return [{"key": key, "value": item} for key, item in value.items()]
+    if isinstance(value, str):
+        return value.splitlines()
+    raise ActionError(f"loop '{node.id}': for_each must give a list, not {type(value).__name__}", path=node.path)
+
+
+def _count(value: Any, node: LoopNode) -> int:
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        raise ActionError(f"loop '{node.id}': times must be a whole number, not {value!r}", path=node.path) from None
+    if count < 0:
+        raise ActionError(f"loop '{node.id}': times cannot be negative ({count})", path=node.path)
+    return count
+
+
+async def execute_loop(engine: Engine, node: LoopNode, frame: Frame, path: str) -> Outcome:
+    """Iterations share the run variables; each has its own step results; output lists iteration outputs."""
+    items = _as_list(engine.render(node.for_each, frame, node, "for_each"), node) if node.for_each else None
+    total = len(items) if items is not None else None
+    if node.times is not None:
+        total = _count(engine.render(node.times, frame, node, "times"), node)
+    if total is not None and total > node.max_iterations:
+        message = f"loop '{node.id}' would run {total} iterations, over its max_iterations ({node.max_iterations})"
+        raise ActionError(message, path=path)
+    outputs: list[Any] = []
+    writes: dict[str, Any] = {}
+    index = 0
+    static_base = node.path + "/"
+    while total is None or index < total:
+        if index >= node.max_iterations:
+            message = f"loop '{node.id}' stopped after max_iterations ({node.max_iterations}) without finishing"
+            raise ActionError(message, path=path)
+        item = items[index] if items is not None else index
+        names = {node.variable: item, "index": index, "loop": {"iteration": index + 1, "index": index}}
+        child = frame.nested(static_base, f"{path}[{index}]/", locals=names)
+        if node.while_ is not None and not engine.check(node.while_, child, node, "while"):
+            break
+        engine.state.emit("loop.iteration", path, {"id": node.id, "iteration": index + 1})
+        output, written = await engine.sequence(node.steps, child)
+        outputs.append(output)
+        writes.update(written)
+        index += 1
+        if node.until is not None and engine.check(node.until, child, node, "until"):
+            break
+    return Outcome(SUCCEEDED, output=outputs, writes=writes, extra={"iterations": index})

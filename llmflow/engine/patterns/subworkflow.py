@@ -1,0 +1,35 @@
+"""Sub-workflows: another workflow file run with inputs; its ``outputs`` become the node's output."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from llmflow.engine.frame import Frame, StepsView
+from llmflow.engine.inputs import resolve_inputs
+from llmflow.engine.outcome import SUCCEEDED, Outcome
+from llmflow.errors import ActionError, InputError
+
+if TYPE_CHECKING:
+    from llmflow.compiler.graph import WorkflowNode
+    from llmflow.engine.runner import Engine
+
+
+async def execute_workflow(engine: Engine, node: WorkflowNode, frame: Frame, path: str) -> Outcome:
+    """Run the sub-workflow in a frame of its own; nested instance paths start with this node's path."""
+    sub = node.workflow
+    arguments = engine.render(node.arguments, frame, node, "with")
+    try:
+        inputs = resolve_inputs(sub.inputs, arguments)
+    except InputError as error:
+        raise ActionError(f"sub-workflow '{node.id}': {error}", path=path) from None
+    known = frozenset(child.id for child in sub.walk() if child.named)
+    child = Frame(
+        inputs=inputs,
+        vars=dict(sub.variables),
+        steps=StepsView(None, known),
+        static_base="",
+        instance_base=path + "/",
+        workflow_dir=str(engine.state.source_dir_for(sub)),
+    )
+    outputs = await engine.run_workflow(sub, child)
+    return Outcome(SUCCEEDED, output=outputs)

@@ -1,0 +1,42 @@
+"""try / catch / finally: a failed body's variable writes are rolled back before ``catch`` runs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from llmflow.engine.outcome import SUCCEEDED, NodeFailed, Outcome
+from llmflow.errors import StepError
+
+if TYPE_CHECKING:
+    from llmflow.compiler.graph import TryNode
+    from llmflow.engine.frame import Frame
+    from llmflow.engine.runner import Engine
+
+
+async def execute_try(engine: Engine, node: TryNode, frame: Frame, path: str) -> Outcome:
+    """Run the body; on failure restore the variables and run ``catch`` (which sees ``error``)."""
+    snapshot = dict(frame.vars)
+    writes: dict[str, Any] = {}
+    caught: dict[str, Any] | None = None
+    try:
+        try:
+            output, writes = await engine.sequence(node.body, frame)
+        except StepError as failure:
+            if node.catch is None:
+                raise
+            frame.vars.clear()
+            frame.vars.update(snapshot)
+            caught = failure.info if isinstance(failure, NodeFailed) else {"message": failure.message}
+            engine.state.emit("branch.selected", path, {"id": node.id, "branch": "catch", "error": caught})
+            output, writes = await engine.sequence(node.catch, frame.with_locals(error=caught))
+    except StepError:
+        if node.finally_:
+            await engine.sequence(node.finally_, frame)
+        raise
+    if node.finally_:
+        _, finally_writes = await engine.sequence(node.finally_, frame)
+        writes.update(finally_writes)
+    extra: dict[str, Any] = {"branch": "catch" if caught is not None else "try"}
+    if caught is not None:
+        extra["caught"] = caught
+    return Outcome(SUCCEEDED, output=output, writes=writes, extra=extra)

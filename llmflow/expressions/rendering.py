@@ -1,0 +1,189 @@
+"""Parsing, static checks, lazy compilation and rendering of Jinja templates in the sandbox."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
+from jinja2 import Template as JinjaTemplate
+from jinja2 import TemplateError, TemplateSyntaxError, nodes
+from jinja2.runtime import Undefined
+
+from llmflow.errors import ExpressionError
+from llmflow.expressions.references import TEMPLATE_GLOBALS, Reference, template_references
+from llmflow.expressions.sandbox import CURRENT, RenderState, Sandbox, environment
+from llmflow.expressions.values import MAX_TEXT_LENGTH, describe_exception, one_line, to_plain
+
+#: Most compiled templates kept per process; the cache is emptied when it is full.
+CACHE_SIZE = 4096
+_UNSUPPORTED = {
+    nodes.Extends: "{% extends %}",
+    nodes.Include: "{% include %}",
+    nodes.Import: "{% import %}",
+    nodes.FromImport: "{% from ... import %}",
+}
+_CACHE: dict[tuple[str, bool, str], JinjaTemplate] = {}
+_CHECKED = (nodes.Getattr, nodes.Filter, nodes.Test, nodes.FilterBlock, *_UNSUPPORTED)
+
+
+def line_offset(source: str, lineno: int | None) -> int | None:
+    """The character offset where line ``lineno`` (1-based) starts."""
+    if not lineno or lineno <= 1:
+        return 0 if lineno else None
+    offset = -1
+    for _ in range(lineno - 1):
+        offset = source.find("\n", offset + 1)
+        if offset < 0:
+            return None
+    return offset + 1
+
+
+def located(message: str, source: str, lineno: int | None) -> ExpressionError:
+    """An ExpressionError that names the template line when the template has several."""
+    if lineno and "\n" in source.strip():
+        message = f"line {lineno}: {message}"
+    return ExpressionError(message, source=source, offset=line_offset(source, lineno))
+
+
+def parse(source: str, kind: str = "text") -> nodes.Template:
+    """Parse ``source`` and run the static checks; raises ExpressionError."""
+    env = environment(kind)
+    try:
+        tree = env.parse(source)
+        check(tree, env, source, shell=kind == "shell")
+    except TemplateSyntaxError as exc:
+        raise located(one_line(exc.message or "invalid template"), source, exc.lineno) from None
+    except RecursionError:
+        raise ExpressionError("the template is nested too deeply", source=source) from None
+    return tree
+
+
+def check(tree: nodes.Template, env: Sandbox, source: str, *, shell: bool = False) -> None:
+    """Refuse private attributes, unknown filters and tests, and tags that load other templates."""
+    for node in tree.find_all(_CHECKED):
+        if isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
+            private = node
+            inner: Any = node.node  # report the first private name in a chain: ''.__class__.__mro__
+            while isinstance(inner, (nodes.Getattr, nodes.Getitem, nodes.Call, nodes.Filter)):
+                if isinstance(inner, nodes.Getattr) and inner.attr.startswith("_"):
+                    private = inner
+                inner = inner.node
+            message = f"'.{private.attr}' is not allowed: names starting with '_' are private"
+            raise located(message, source, private.lineno)
+        if isinstance(node, (nodes.Filter, nodes.Test)):
+            known = env.filters if isinstance(node, nodes.Filter) else env.tests
+            if node.name not in known:
+                kind = "filter" if isinstance(node, nodes.Filter) else "test"
+                close = difflib.get_close_matches(node.name, list(known), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise located(f"unknown {kind} '{node.name}'{hint}", source, node.lineno)
+        for node_type, tag in _UNSUPPORTED.items():
+            if isinstance(node, node_type):
+                raise located(f"{tag} is not supported in workflow templates", source, node.lineno)
+        if shell and isinstance(node, nodes.FilterBlock):
+            arguments = [*node.filter.args, *(pair.value for pair in node.filter.kwargs)]
+            if (
+                node.filter.dyn_args
+                or node.filter.dyn_kwargs
+                or not all(isinstance(argument, nodes.Const) for argument in arguments)
+            ):
+                message = "the arguments of a {% filter %} block in a run command must be constants"
+                raise located(message, source, node.lineno)
+
+
+def native_expression(tree: nodes.Template, source: str) -> nodes.Expr | None:
+    """The expression of a source that is exactly one ``{{ ... }}``, else None."""
+    stripped = source.strip()
+    if not (stripped.startswith("{{") and stripped.endswith("}}")) or len(tree.body) != 1:
+        return None
+    output = tree.body[0]
+    if not isinstance(output, nodes.Output):
+        return None
+    children = [
+        child for child in output.nodes if not (isinstance(child, nodes.TemplateData) and not child.data.strip())
+    ]
+    if len(children) == 1 and not isinstance(children[0], nodes.TemplateData):
+        return children[0]
+    return None
+
+
+def references(tree: nodes.Template) -> frozenset[Reference]:
+    """The free names of a parsed template."""
+    return template_references(tree, TEMPLATE_GLOBALS)
+
+
+def load(source: str, native: bool, kind: str, tree: nodes.Template | None) -> JinjaTemplate:
+    """The compiled template for ``source``, generated on first use and cached by source."""
+    key = (kind, native, source)
+    template = _CACHE.get(key)
+    if template is not None:
+        return template
+    env = environment(kind)
+    if tree is None:
+        tree = parse(source, kind)
+    if native:
+        expression = native_expression(tree, source)
+        assert expression is not None
+        tree = nodes.Template([nodes.Assign(nodes.Name("result", "store"), expression, lineno=1)], lineno=1)
+    try:
+        template = env.from_string(tree)
+    except Exception as exc:  # the static checks should have caught it; report it the same way
+        raise ExpressionError(describe_exception(exc), source=source) from None
+    if len(_CACHE) >= CACHE_SIZE:
+        _CACHE.clear()
+    _CACHE[key] = template
+    return template
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The template line an exception was raised from (Jinja rewrites tracebacks to point there)."""
+    lineno = None
+    traceback = exc.__traceback__
+    while traceback is not None:
+        if traceback.tb_frame.f_code.co_filename == "<template>":
+            lineno = traceback.tb_lineno
+        traceback = traceback.tb_next
+    return lineno
+
+
+def translate(exc: Exception, source: str) -> ExpressionError:
+    """Turn anything raised while rendering into an ExpressionError with a one-line message."""
+    lineno = _template_line(exc)
+    if isinstance(exc, ExpressionError):
+        return located(exc.message, source, lineno)
+    if isinstance(exc, TemplateError):
+        return located(one_line(str(exc)) or type(exc).__name__, source, lineno)
+    return located(describe_exception(exc), source, lineno)
+
+
+def render_text(template: JinjaTemplate, context: Mapping[str, Any], source: str, state: RenderState) -> str:
+    """Render to text, stopping as soon as the output passes MAX_TEXT_LENGTH."""
+    token = CURRENT.set(state)
+    try:
+        chunks: list[str] = []
+        size = 0
+        for chunk in template.generate(context):
+            size += len(chunk)
+            if size > MAX_TEXT_LENGTH:
+                raise ExpressionError(f"the rendered text is longer than {MAX_TEXT_LENGTH} characters")
+            chunks.append(chunk)
+        return "".join(chunks)
+    except Exception as exc:
+        raise translate(exc, source) from None
+    finally:
+        CURRENT.reset(token)
+
+
+def render_native(template: JinjaTemplate, context: Mapping[str, Any], source: str) -> Any:
+    """Evaluate a one-expression template to its value, converted to plain data."""
+    token = CURRENT.set(RenderState(context))
+    try:
+        jinja_context = template.new_context(dict(context))
+        for _ in template.root_render_func(jinja_context):
+            pass
+        return to_plain(jinja_context.vars["result"], undefined=Undefined)
+    except Exception as exc:
+        raise translate(exc, source) from None
+    finally:
+        CURRENT.reset(token)

@@ -1,0 +1,223 @@
+"""The journal line format: compact JSON records with a spliced-in CRC32; big outputs moved to artifacts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from llmflow.errors import JournalCorrupt, StoreError
+
+#: The member that carries a line's checksum; records may not use it themselves.
+CHECKSUM_KEY = "c"
+#: The record member that may be moved out to an artifact, and the marker left in its place.
+OUTPUT_KEY = "output"
+ARTIFACT_KEY = "$artifact"
+#: Outputs whose JSON is longer than this many bytes go to ``artifacts/``.
+ARTIFACT_THRESHOLD = 64 * 1024
+
+_ENCODE_ASCII = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+_DECODER = json.JSONDecoder()
+_DECODE = _DECODER.decode
+_RAW_DECODE = _DECODER.raw_decode
+_CRC32 = zlib.crc32
+_ABSENT = object()
+# ``,"c":"`` + 8 hex digits + ``"}``: the 16 bytes a checksum adds to the end of a non-empty record; the
+# shortest line, an empty record's ``{"c":"…"}``, is 16 bytes too.
+_TRAILER = 16
+_CHECKSUM_OPENING = b'"c":"'
+_CLOSING = b'"}'
+_CRC_OF_EMPTY = _CRC32(b"{}")
+_HEX_DIGITS = frozenset(b"0123456789abcdef")
+
+
+def _refuse(value: object) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _make_encoder() -> Callable[[Any], str]:
+    """The compact, non-ASCII JSON encoder, as fast as the standard library allows.
+
+    ``JSONEncoder.encode`` builds a new C encoder on every call; building it once and calling it directly
+    halves the cost of a small record. Where the C accelerator is missing (or behaves differently), the
+    public encoder is used.
+    """
+    public = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return public
+    try:
+        # markers=None: no circularity bookkeeping; a cycle ends in RecursionError, reported like any other.
+        chunks = make(None, _refuse, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+        sample = {"a": [1, 2.5, None, True], "b": {"\u00e9": "x\n"}, "": ""}
+        if "".join(chunks(sample, 0)) != public(sample):
+            return public
+    except Exception:
+        return public
+
+    def encode(value: Any) -> str:
+        return "".join(chunks(value, 0))
+
+    return encode
+
+
+_ENCODE = _make_encoder()
+
+
+def dump_json(value: Any, *, what: str = "journal record") -> bytes:
+    """Compact UTF-8 JSON of ``value``; raises ``StoreError`` naming ``what`` when it is not serialisable."""
+    try:
+        return _ENCODE(value).encode("utf-8")
+    except UnicodeEncodeError:
+        # Lone surrogates (text decoded with surrogateescape) are not UTF-8; \\u escapes round-trip them.
+        return _ENCODE_ASCII(value).encode("ascii")
+    except (TypeError, ValueError, RecursionError) as error:
+        raise StoreError(f"{what} is not JSON-serialisable: {error}") from None
+
+
+def encode_record(record: Mapping[str, Any]) -> bytes:
+    """One journal line for ``record``: compact JSON with the checksum member last, and a newline.
+
+    The checksum ``"c"`` is the CRC32 (8 hex digits) of the line's bytes *without* that member::
+
+        {"path":"fetch","status":"succeeded","output":[1,2],"c":"9a0b1c2d"}
+
+    so checking a line is a textual splice plus one ``zlib.crc32``, never a re-serialisation.
+    """
+    if CHECKSUM_KEY in record:
+        raise StoreError(f"journal records may not use the reserved key {CHECKSUM_KEY!r}")
+    body = dump_json(record if type(record) is dict else dict(record))
+    crc = _CRC32(body)
+    if len(body) == 2:  # "{}": there is no member before the checksum, so no comma either
+        return b'{"c":"%08x"}\n' % crc
+    return body[:-1] + b',"c":"%08x"}\n' % crc
+
+
+def decode_lines(data: bytes, *, file_label: str) -> list[dict[str, Any]]:
+    """Every record in ``data`` (a journal's bytes), verified and without the checksum member.
+
+    A torn last line (no trailing newline, or the last line failing to parse or verify) is ignored: it
+    is what a crash in the middle of a write leaves. Any other bad line raises ``JournalCorrupt``
+    naming ``file_label`` and the 1-based line number.
+    """
+    return decode_journal(data, file_label=file_label)[0]
+
+
+def decode_journal(data: bytes, *, file_label: str) -> tuple[list[dict[str, Any]], int]:
+    """Like ``decode_lines``, plus the length in bytes of the verified part (where a torn tail starts)."""
+    lines = data.split(b"\n")
+    # Whatever follows the last newline is a fragment of a write that never finished.
+    verified = len(data) - len(lines.pop())
+    may_drop_last = verified == len(data)
+    for index, line in enumerate(lines):
+        fault = _checksum_fault(line)
+        if fault is not None:
+            if may_drop_last and index == len(lines) - 1:
+                lines.pop()
+                verified -= len(line) + 1
+                may_drop_last = False  # the line now last was not last in the file
+                break
+            raise JournalCorrupt(f"{file_label}:{index + 1}: journal record {fault}")
+    # Every line passed its checksum, so they can be parsed in one go (far cheaper than one call a line).
+    try:
+        records: list[Any] = _DECODE((b"[" + b",".join(lines) + b"]").decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
+        records = []
+    if len(records) != len(lines) or any(type(record) is not dict for record in records):
+        records, verified = _parse_one_by_one(lines, verified, may_drop_last, file_label)
+    for record in records:
+        del record[CHECKSUM_KEY]
+    return records, verified
+
+
+def _checksum_fault(line: bytes) -> str | None:
+    """Why ``line`` is not a checksummed record (``fails its checksum``/``does not parse``), or ``None``."""
+    if len(line) < _TRAILER or line[-_TRAILER + 1 : -10] != _CHECKSUM_OPENING or line[-2:] != _CLOSING:
+        return "does not parse"
+    separator = line[-_TRAILER]
+    if separator == 0x2C:  # ",": the checksum covers the line with "}" in place of its member
+        crc = _CRC32(b"}", _CRC32(line[:-_TRAILER]))
+    elif separator == 0x7B and len(line) == _TRAILER:  # "{": the record was empty
+        crc = _CRC_OF_EMPTY
+    else:
+        return "does not parse"
+    if b"%08x" % crc != line[-10:-2]:
+        return "fails its checksum"
+    return None
+
+
+def _parse_one_by_one(lines: list[bytes], verified: int, may_drop_last: bool, file_label: str) -> tuple[list[Any], int]:
+    """The slow path, for lines that pass their checksum yet do not parse as one object each."""
+    records: list[Any] = []
+    for index, line in enumerate(lines):
+        try:
+            text = line.decode("utf-8")
+            record, end = _RAW_DECODE(text)
+        except ValueError:
+            record, end, text = None, -1, ""
+        if type(record) is dict and end == len(text):
+            records.append(record)
+        elif may_drop_last and index == len(lines) - 1:
+            verified -= len(line) + 1
+        else:
+            raise JournalCorrupt(f"{file_label}:{index + 1}: journal record does not parse")
+    return records, verified
+
+
+def is_artifact_reference(value: object) -> bool:
+    """Whether ``value`` has the shape of the marker left in a record whose output went to an artifact."""
+    return type(value) is dict and ARTIFACT_KEY in value
+
+
+def encode_with_artifacts(record: Mapping[str, Any], store_payload: Callable[[bytes], str]) -> bytes:
+    """``encode_record``, first moving an ``output`` over the threshold out through ``store_payload``.
+
+    ``store_payload`` takes the output's JSON bytes and returns their sha256. An output that itself looks
+    like an artifact marker is always moved out, so a marker read back is never mistaken for data.
+    """
+    line = encode_record(record)
+    output = record.get(OUTPUT_KEY, _ABSENT)
+    # The whole line bounds the output's size, so small records (nearly all) are encoded exactly once.
+    if len(line) <= ARTIFACT_THRESHOLD and not is_artifact_reference(output):
+        return line
+    if output is _ABSENT:
+        return line
+    payload = dump_json(output)
+    if len(payload) <= ARTIFACT_THRESHOLD and not is_artifact_reference(output):
+        return line
+    digest = store_payload(payload)
+    return encode_record({**record, OUTPUT_KEY: {ARTIFACT_KEY: digest, "bytes": len(payload)}})
+
+
+def resolve_artifacts(
+    records: list[dict[str, Any]], load_payload: Callable[[str], bytes | None], *, file_label: str
+) -> list[dict[str, Any]]:
+    """Put artifact-held outputs back into ``records`` (in place; record ``i`` came from line ``i + 1``).
+
+    ``load_payload`` returns the bytes stored under a sha256, or ``None`` when there are none.
+    """
+    for index, record in enumerate(records):
+        reference = record.get(OUTPUT_KEY)
+        if type(reference) is not dict or ARTIFACT_KEY not in reference:
+            continue
+        where = f"{file_label}:{index + 1}"
+        digest = reference[ARTIFACT_KEY]
+        if not is_sha256(digest):
+            raise JournalCorrupt(f"{where}: journal record names an invalid artifact {digest!r}")
+        payload = load_payload(digest)
+        if payload is None:
+            raise JournalCorrupt(f"{where}: artifact {digest} is missing")
+        if hashlib.sha256(payload).hexdigest() != digest:
+            raise JournalCorrupt(f"{where}: artifact {digest} fails its checksum")
+        try:
+            record[OUTPUT_KEY] = _DECODE(payload.decode("utf-8"))
+        except ValueError:
+            raise JournalCorrupt(f"{where}: artifact {digest} does not parse") from None
+    return records
+
+
+def is_sha256(text: object) -> bool:
+    """Whether ``text`` is a lowercase hex sha256 digest (and so a safe artifact file name)."""
+    return isinstance(text, str) and len(text) == 64 and _HEX_DIGITS.issuperset(text.encode("ascii", "replace"))

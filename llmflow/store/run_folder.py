@@ -1,0 +1,278 @@
+"""One run's folder on disk: ``run.json``, the journal writer, artifacts, the lock, and durable writes."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from llmflow.engine.ports import Durability
+from llmflow.errors import RunNotFound, StoreError
+from llmflow.store.journal import decode_journal, encode_with_artifacts, resolve_artifacts
+from llmflow.store.locking import RunLock
+
+RUN_FILE = "run.json"
+SOURCE_DIR = "source"
+JOURNAL_FILE = "journal.jsonl"
+EVENTS_FILE = "events.jsonl"
+ARTIFACTS_DIR = "artifacts"
+LOCK_FILE = "lock"
+#: ``batch`` durability fsyncs the journal when at least this many seconds passed since the last fsync.
+BATCH_INTERVAL = 0.05
+
+
+class FileRunHandle:
+    """One run's folder. Journal appends go through one descriptor opened on first use (``O_APPEND``,
+    one ``os.write`` per record), fsynced according to ``durability``."""
+
+    def __init__(
+        self, run_id: str, directory: Path, meta: dict[str, Any], *, durability: Durability = "strict"
+    ) -> None:
+        self.run_id = run_id
+        self.directory = directory
+        self.durability: Durability = durability
+        self.journal_path = directory / JOURNAL_FILE
+        self._meta = meta
+        self._durable = durability != "none"
+        self._fsync_each = durability == "strict"
+        self._fsync_batched = durability == "batch"
+        self._lock = RunLock(directory / LOCK_FILE, run_id)
+        self._artifacts = ArtifactFiles(directory / ARTIFACTS_DIR, durable=self._durable)
+        self._guard = threading.Lock()
+        self._fd: int | None = None
+        self._size = 0  # bytes in the journal, so a failed write can be cut off again
+        self._unsynced = False
+        self._last_sync = 0.0
+        self._verified: tuple[int, int] | None = None  # (journal size, verified length) seen by records()
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The contents of ``run.json`` as last written or read (a copy)."""
+        return dict(self._meta)
+
+    def lock(self) -> None:
+        """Take the run's lock; ``RunLocked`` naming the holder when another handle or process has it."""
+        self._lock.acquire()
+
+    def unlock(self) -> None:
+        """Release the run's lock."""
+        self._lock.release()
+
+    def lock_holder(self) -> dict[str, Any] | None:
+        """``{pid, host, since}`` of whoever holds the run's lock, or ``None``."""
+        return self._lock.holder()
+
+    def update(self, **fields: Any) -> None:
+        """Merge ``fields`` into ``run.json`` and rewrite it atomically (fsynced unless durability: none)."""
+        merged = {**self._meta, **fields}
+        write_atomically(self.directory / RUN_FILE, dump_meta(merged), durable=self._durable)
+        self._meta = merged
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        """Append one checksummed record to the journal; an ``output`` over 64 KiB goes to artifacts."""
+        line = encode_with_artifacts(record, self._artifacts.put)
+        with self._guard:
+            fd = self._fd if self._fd is not None else self._open_journal()
+            try:
+                written = os.write(fd, line)
+                while written < len(line):  # short writes are rare on files, but allowed
+                    written += os.write(fd, line[written:])
+                if self._fsync_each:
+                    os.fsync(fd)
+                elif self._fsync_batched:
+                    now = time.monotonic()
+                    if now - self._last_sync >= BATCH_INTERVAL:
+                        os.fsync(fd)
+                        self._last_sync = now
+                        self._unsynced = False
+                    else:
+                        self._unsynced = True
+            except OSError as error:
+                # Take the record back out: a partial line would turn into a corrupt middle line once
+                # the next record lands, and a record whose fsync failed was never promised.
+                with contextlib.suppress(OSError):  # if this fails too, a torn last line is still ignored
+                    os.ftruncate(fd, self._size)
+                raise StoreError(f"cannot append to {self.journal_path}: {error.strerror}") from None
+            self._size += written
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every journal record, verified, artifacts resolved; a torn last line is ignored."""
+        try:
+            data = self.journal_path.read_bytes()
+        except FileNotFoundError:
+            return []
+        label = str(self.journal_path)
+        records, verified = decode_journal(data, file_label=label)
+        self._verified = (len(data), verified)
+        return resolve_artifacts(records, self._artifacts.get, file_label=label)
+
+    def sync(self) -> None:
+        """fsync journal records not yet on disk (``batch``); nothing to do for ``strict`` and ``none``."""
+        with self._guard:
+            if self._fd is not None and self._unsynced:
+                try:
+                    os.fsync(self._fd)
+                except OSError as error:
+                    raise StoreError(f"cannot sync {self.journal_path}: {error.strerror}") from None
+                self._unsynced = False
+                self._last_sync = time.monotonic()
+
+    def events_path(self) -> Path:
+        """Where the run's ``events.jsonl`` lives."""
+        return self.directory / EVENTS_FILE
+
+    def artifacts_dir(self) -> Path:
+        """Where artifact files go (large outputs are stored here by sha256)."""
+        return self.directory / ARTIFACTS_DIR
+
+    def close(self) -> None:
+        """Sync and close the journal, then release the lock. Closing twice is harmless."""
+        try:
+            self.sync()
+        finally:
+            with self._guard:
+                fd, self._fd = self._fd, None
+            if fd is not None:
+                os.close(fd)
+            self._lock.release()
+
+    def __enter__(self) -> FileRunHandle:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _open_journal(self) -> int:
+        """Open the journal for appending, first cutting off a torn tail a crash may have left, so the
+        next record does not land on the same line as a fragment."""
+        path = self.journal_path
+        try:
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            else:
+                if self._durable:
+                    fsync_directory(self.directory)
+                self._fd, self._size, self._last_sync = fd, 0, time.monotonic()
+                return fd
+        except OSError as error:
+            raise StoreError(f"cannot open {path}: {error.strerror}") from None
+        try:
+            size = os.fstat(fd).st_size
+            known = self._verified
+            if known is not None and known[0] == size:
+                verified = known[1]
+            else:
+                verified = decode_journal(path.read_bytes(), file_label=str(path))[1]
+            if verified < size:
+                os.ftruncate(fd, verified)
+                if self._durable:
+                    os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd, self._size, self._last_sync = fd, verified, time.monotonic()
+        return fd
+
+
+class ArtifactFiles:
+    """Content-addressed files in one folder: the same bytes are stored once, under their sha256."""
+
+    def __init__(self, directory: Path, *, durable: bool) -> None:
+        self.directory = directory
+        self.durable = durable
+
+    def put(self, payload: bytes) -> str:
+        """Store ``payload`` unless it is already there; return its sha256."""
+        digest = hashlib.sha256(payload).hexdigest()
+        target = self.directory / digest
+        if not target.exists():
+            write_atomically(target, payload, durable=self.durable)
+        return digest
+
+    def get(self, digest: str) -> bytes | None:
+        """The bytes stored under ``digest``, or ``None`` when there are none."""
+        try:
+            return (self.directory / digest).read_bytes()
+        except FileNotFoundError:
+            return None
+
+
+def write_atomically(target: Path, data: bytes, *, durable: bool) -> None:
+    """Replace ``target`` with ``data`` in one step (temporary file, rename); with ``durable``, fsync the
+    file before the rename and the folder after it, so a power loss leaves the old or the new file."""
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        write_new_file(temporary, data, durable=durable)
+        os.replace(temporary, target)
+        if durable:
+            fsync_directory(target.parent)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise StoreError(f"cannot write {target}: {error.strerror or error}") from None
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a folder's entries (files created, renamed, removed) durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_new_file(path: Path, data: bytes, *, durable: bool, replace: bool = False) -> None:
+    """Write ``data`` to a file that must not exist yet (or is truncated, with ``replace``)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if replace else os.O_EXCL)
+    fd = os.open(path, flags, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_meta(directory: Path, run_id: str) -> dict[str, Any]:
+    """The ``run.json`` in ``directory``: ``RunNotFound`` when absent, ``StoreError`` when unreadable."""
+    path = directory / RUN_FILE
+    try:
+        meta = json.loads(path.read_bytes().decode("utf-8"))
+    except (FileNotFoundError, NotADirectoryError):
+        raise RunNotFound(f"no run with id '{run_id}'") from None
+    except OSError as error:
+        raise StoreError(f"cannot read {path}: {error.strerror}") from None
+    except ValueError:
+        raise StoreError(f"{path}: run metadata does not parse") from None
+    if not isinstance(meta, dict):
+        raise StoreError(f"{path}: run metadata is not a JSON object")
+    return meta
+
+
+def read_meta_quietly(directory: Path) -> dict[str, Any]:
+    """The ``run.json`` in ``directory``, or an empty mapping when it cannot be read."""
+    try:
+        return read_meta(directory, directory.name)
+    except StoreError:
+        return {}
+
+
+def dump_meta(meta: Mapping[str, Any]) -> bytes:
+    """``run.json`` text: indented JSON for people, UTF-8, with a final newline."""
+    try:
+        try:
+            return (json.dumps(meta, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: let JSON escape them
+            return (json.dumps(meta, indent=2) + "\n").encode("ascii")
+    except (TypeError, ValueError, RecursionError) as error:
+        raise StoreError(f"run metadata is not JSON-serialisable: {error}") from None

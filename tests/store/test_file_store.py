@@ -1,0 +1,137 @@
+"""What is particular to the file run store: its on-disk layout and how it copes with crash debris."""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from llmflow.errors import StoreError
+from llmflow.store import FileRunStore, new_run_id
+from llmflow.store import files as files_module
+
+FIXED = datetime(2026, 11, 26, 11, 48, 7, 123000, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FileRunStore:
+    return FileRunStore(tmp_path / "state", clock=lambda: FIXED)
+
+
+def test_a_run_folder_has_the_documented_layout(store: FileRunStore) -> None:
+    handle = store.create_run({"workflow": "w", "status": "running"}, {"flow.yaml": "version: 1\n"})
+    handle.lock()
+    handle.append({"path": "a"})
+    folder = store.root / "runs" / handle.run_id
+    assert handle.directory == folder
+    expected = ["artifacts", "journal.jsonl", "lock", "run.json", "source"]
+    assert sorted(p.name for p in folder.iterdir()) == expected
+    meta = json.loads((folder / "run.json").read_text())
+    assert meta == {
+        "workflow": "w",
+        "status": "running",
+        "id": handle.run_id,
+        "format_version": 1,
+        "created": "2026-11-26T11:48:07.123Z",
+    }
+    checksum = zlib.crc32(b'{"path":"a"}')
+    assert (folder / "journal.jsonl").read_bytes() == b'{"path":"a","c":"%08x"}\n' % checksum
+    assert set(json.loads((folder / "lock").read_text())) == {"pid", "host", "since"}
+    handle.close()
+    assert (folder / "lock").read_text() == ""
+    assert not [p for p in store.runs_dir.iterdir() if p.name.startswith(".")]
+
+
+def test_update_rewrites_run_json_without_leaving_temporary_files(store: FileRunStore) -> None:
+    handle = store.create_run({"status": "running"}, {})
+    for step in range(5):
+        handle.update(progress=step, note="\udcff lone surrogate")
+    assert sorted(p.name for p in handle.directory.iterdir()) == ["artifacts", "run.json", "source"]
+    assert store.open_run(handle.run_id).meta["progress"] == 4
+    assert store.open_run(handle.run_id).meta["note"] == "\udcff lone surrogate"
+
+
+def test_create_run_draws_a_new_id_when_the_first_is_taken(
+    store: FileRunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    taken = store.create_run({}, {}).run_id
+    fresh = new_run_id(FIXED)
+    drawn: Iterator[str] = iter([taken, taken, fresh])
+    monkeypatch.setattr(files_module, "new_run_id", lambda now=None: next(drawn))
+    handle = store.create_run({"n": 2}, {"a.yaml": "x"})
+    assert handle.run_id == fresh
+    assert store.open_run(fresh).meta["id"] == fresh
+    assert store.open_run(taken).meta.get("n") is None
+
+
+def test_a_failed_create_run_leaves_nothing_behind(store: FileRunStore) -> None:
+    with pytest.raises(StoreError, match="not JSON-serialisable"):
+        store.create_run({"bad": object()}, {"a.yaml": "x"})
+    assert list(store.runs_dir.iterdir()) == []
+
+
+def test_a_folder_without_run_json_is_not_listed(store: FileRunStore) -> None:
+    (store.runs_dir / "20261126-000000-junk").mkdir(parents=True)
+    assert store.list_runs() == []
+
+
+def test_an_unreadable_run_json_is_listed_and_left_alone_by_gc(store: FileRunStore) -> None:
+    handle = store.create_run({"status": "failed"}, {})
+    (handle.directory / "run.json").write_text("{not json")
+    [listed] = store.list_runs()
+    assert listed["id"] == handle.run_id and listed["status"] == "unreadable"
+    assert "run metadata does not parse" in listed["error"]
+    assert store.gc(0, now=datetime(2030, 1, 1, tzinfo=timezone.utc)) == []
+    assert handle.directory.is_dir()
+
+
+def test_gc_sweeps_the_debris_of_an_interrupted_delete(store: FileRunStore) -> None:
+    debris = store.runs_dir / ".deleting-20261126-000000-abcd-0000"
+    (debris / "artifacts").mkdir(parents=True)
+    store.gc(86400)
+    assert not debris.exists()
+
+
+def test_cache_entries_are_sharded_by_key_prefix(store: FileRunStore) -> None:
+    store.cache_put("abcdef", [1, 2])
+    path = store.root / "cache" / "ab" / "abcdef.json"
+    assert json.loads(path.read_text())["value"] == [1, 2]
+
+
+def test_a_damaged_cache_entry_is_a_miss(store: FileRunStore) -> None:
+    store.cache_put("abcdef", [1, 2])
+    (store.root / "cache" / "ab" / "abcdef.json").write_bytes(b"\x00\x00")
+    assert list(store.cache_get("abcdef")) == []
+
+
+def test_an_output_shaped_like_an_artifact_marker_round_trips(store: FileRunStore) -> None:
+    handle = store.create_run({}, {})
+    tricky = {"$artifact": "not-a-digest", "bytes": 3}
+    handle.append({"path": "a", "output": tricky})
+    assert handle.records() == [{"path": "a", "output": tricky}]
+    assert len(list(handle.artifacts_dir().iterdir())) == 1
+
+
+def test_a_missing_artifact_is_reported(store: FileRunStore) -> None:
+    handle = store.create_run({}, {})
+    handle.append({"path": "a", "output": "x" * 70_000})
+    for artifact in handle.artifacts_dir().iterdir():
+        artifact.unlink()
+    with pytest.raises(StoreError, match=r"journal\.jsonl:1: artifact [0-9a-f]{64} is missing$"):
+        handle.records()
+
+
+def test_a_run_appended_from_two_handles_in_turn_stays_readable(store: FileRunStore) -> None:
+    first = store.create_run({}, {}, durability="none")
+    first.append({"n": 1})
+    first.close()
+    second = store.open_run(first.run_id, durability="batch")
+    second.append({"n": 2})
+    second.close()
+    assert store.open_run(first.run_id).records() == [{"n": 1}, {"n": 2}]
+    assert os.path.getsize(first.directory / "journal.jsonl") == 2 * len(b'{"n":1,"c":"00000000"}\n')

@@ -1,0 +1,208 @@
+"""The journal line format: checksummed compact JSON, torn tails, corruption, and the artifact indirection."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+from llmflow.errors import JournalCorrupt, StoreError
+from llmflow.store.journal import (
+    ARTIFACT_THRESHOLD,
+    decode_journal,
+    decode_lines,
+    encode_record,
+    encode_with_artifacts,
+    resolve_artifacts,
+)
+
+LABEL = "runs/x/journal.jsonl"
+
+
+def _journal(*records: dict[str, Any]) -> bytes:
+    return b"".join(encode_record(record) for record in records)
+
+
+def test_a_line_is_compact_json_with_the_checksum_of_the_rest_spliced_in_last() -> None:
+    line = encode_record({"path": "fetch", "output": "caf\u00e9"})
+    covered = '{"path":"fetch","output":"caf\u00e9"}'.encode()
+    assert line == covered[:-1] + b',"c":"%08x"}\n' % zlib.crc32(covered)
+    assert json.loads(line)["c"] == f"{zlib.crc32(covered):08x}"
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {},
+        {"path": "a"},
+        {"output": "caf\u00e9 \u2615 \U0001f600 \u2028 \x00"},
+        {"output": {"nested": [{"deep": [[1], [2.5], [None]]}], "flag": False}},
+        {"output": 10**30, "negative": -1, "float": 1e-300},
+        {"output": "lone \udcff surrogate"},
+        {"output": 'quote " backslash \\ newline \n'},
+        {"": "empty key", "c2": "not the reserved key"},
+    ],
+    ids=["empty", "plain", "unicode", "nested", "numbers", "surrogate", "escapes", "odd-keys"],
+)
+def test_records_round_trip(record: dict[str, Any]) -> None:
+    data = _journal(record, record)
+    assert data.count(b"\n") == 2
+    assert decode_lines(data, file_label=LABEL) == [record, record]
+
+
+def test_any_mapping_can_be_encoded() -> None:
+    assert decode_lines(encode_record(MappingProxyType({"a": 1})), file_label=LABEL) == [{"a": 1}]
+
+
+def test_the_checksum_key_is_reserved() -> None:
+    with pytest.raises(StoreError, match="reserved key 'c'"):
+        encode_record({"c": 1})
+
+
+def test_a_record_that_is_not_json_is_refused_in_one_line() -> None:
+    with pytest.raises(StoreError, match="journal record is not JSON-serialisable") as caught:
+        encode_record({"output": {1, 2}})
+    assert "\n" not in str(caught.value)
+
+
+def test_a_record_that_contains_itself_is_refused() -> None:
+    looped: dict[str, Any] = {}
+    looped["self"] = looped
+    with pytest.raises(StoreError, match="not JSON-serialisable"):
+        encode_record({"output": looped})
+
+
+def test_an_empty_journal_has_no_records() -> None:
+    assert decode_journal(b"", file_label=LABEL) == ([], 0)
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        b'{"path":"thr',
+        b'{"path":"three","c":"0000',
+        b"\x00\x00\x00\x00",
+        b"\x00\x00\n",
+        b'{"path":"x","c":"00000000"}\n',
+    ],
+    ids=["no-newline", "no-newline-in-checksum", "zeros", "zeros-with-newline", "bad-checksum-last"],
+)
+def test_a_torn_last_line_is_ignored(tail: bytes) -> None:
+    good = _journal({"path": "one"}, {"path": "two"})
+    records, verified = decode_journal(good + tail, file_label=LABEL)
+    assert records == [{"path": "one"}, {"path": "two"}]
+    assert verified == len(good)
+
+
+def test_a_complete_record_without_its_newline_is_still_torn() -> None:
+    data = _journal({"path": "one"}, {"path": "two"})
+    assert decode_lines(data[:-1], file_label=LABEL) == [{"path": "one"}]
+
+
+@pytest.mark.parametrize(
+    ("middle", "reason"),
+    [
+        (encode_record({"path": "two"}).replace(b"two", b"tw0"), "fails its checksum"),
+        (encode_record({"path": "two"}).replace(b'"c":"', b'"C":"'), "does not parse"),
+        (b'{"path":"two"}\n', "does not parse"),
+        (b"\n", "does not parse"),
+        (b'["x","c":"00000000"]\n', "does not parse"),
+    ],
+    ids=["flipped-byte", "damaged-checksum-member", "no-checksum", "blank", "not-an-object"],
+)
+def test_a_bad_line_before_the_last_raises_journal_corrupt_with_its_number(middle: bytes, reason: str) -> None:
+    data = _journal({"path": "one"}) + middle + _journal({"path": "three"})
+    with pytest.raises(JournalCorrupt) as caught:
+        decode_lines(data, file_label=LABEL)
+    assert str(caught.value) == f"{LABEL}:2: journal record {reason}"
+
+
+def test_a_bad_complete_line_followed_by_a_torn_fragment_is_corruption() -> None:
+    data = _journal({"path": "one"}) + b"garbage\n" + b'{"path":"thr'
+    with pytest.raises(JournalCorrupt, match=r":2: journal record does not parse$"):
+        decode_lines(data, file_label=LABEL)
+
+
+def _checksummed(covered: bytes) -> bytes:
+    return covered[:-1] + b',"c":"%08x"}\n' % zlib.crc32(covered)
+
+
+def test_a_line_that_passes_its_checksum_but_holds_two_values_is_corruption() -> None:
+    smuggled = _checksummed(b'{"a":1},{"b":2}')
+    data = _journal({"path": "one"}) + smuggled + _journal({"path": "three"})
+    with pytest.raises(JournalCorrupt, match=r":2: journal record does not parse$"):
+        decode_lines(data, file_label=LABEL)
+    good = _journal({"path": "one"})
+    assert decode_journal(good + smuggled, file_label=LABEL) == ([{"path": "one"}], len(good))
+
+
+def test_a_checksum_failure_on_the_last_line_does_not_excuse_the_line_before() -> None:
+    data = _journal({"path": "one"}) + _checksummed(b'{"a":1},{"b":2}') + b'{"path":"x","c":"00000000"}\n'
+    with pytest.raises(JournalCorrupt, match=r":2: journal record does not parse$"):
+        decode_lines(data, file_label=LABEL)
+
+
+class FakeArtifacts:
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.puts = 0
+
+    def put(self, payload: bytes) -> str:
+        self.puts += 1
+        digest = hashlib.sha256(payload).hexdigest()
+        self.files.setdefault(digest, payload)
+        return digest
+
+    def get(self, digest: str) -> bytes | None:
+        return self.files.get(digest)
+
+
+def test_a_small_output_stays_in_the_line() -> None:
+    artifacts = FakeArtifacts()
+    record = {"path": "a", "output": "x" * (ARTIFACT_THRESHOLD - 100)}
+    assert encode_with_artifacts(record, artifacts.put) == encode_record(record)
+    assert artifacts.puts == 0
+
+
+def test_a_large_output_is_replaced_by_a_reference_and_resolved_back() -> None:
+    artifacts = FakeArtifacts()
+    output = ["\u00e9" * 1000] * 40
+    line = encode_with_artifacts({"path": "a", "output": output}, artifacts.put)
+    [stored] = decode_lines(line, file_label=LABEL)
+    payload = json.dumps(output, ensure_ascii=False, separators=(",", ":")).encode()
+    assert stored["output"] == {"$artifact": hashlib.sha256(payload).hexdigest(), "bytes": len(payload)}
+    assert resolve_artifacts([stored], artifacts.get, file_label=LABEL) == [{"path": "a", "output": output}]
+
+
+def test_a_large_record_with_a_small_output_keeps_the_output_inline() -> None:
+    artifacts = FakeArtifacts()
+    record = {"path": "a", "vars": "v" * (ARTIFACT_THRESHOLD + 1), "output": 1}
+    assert encode_with_artifacts(record, artifacts.put) == encode_record(record)
+    assert artifacts.puts == 0
+
+
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        (lambda files, digest: files.pop(digest), "is missing"),
+        (lambda files, digest: files.__setitem__(digest, b'"other"'), "fails its checksum"),
+    ],
+    ids=["missing", "tampered"],
+)
+def test_a_bad_artifact_is_reported_with_the_line(tamper: Any, message: str) -> None:
+    artifacts = FakeArtifacts()
+    data = encode_record({"path": "a"}) + encode_with_artifacts({"output": "y" * 70_000}, artifacts.put)
+    records = decode_lines(data, file_label=LABEL)
+    tamper(artifacts.files, records[1]["output"]["$artifact"])
+    with pytest.raises(JournalCorrupt, match=rf"^{LABEL}:2: artifact [0-9a-f]{{64}} {message}$"):
+        resolve_artifacts(records, artifacts.get, file_label=LABEL)
+
+
+def test_a_reference_to_an_invalid_digest_is_reported() -> None:
+    records = [{"output": {"$artifact": "../../etc/passwd", "bytes": 1}}]
+    with pytest.raises(JournalCorrupt, match="names an invalid artifact"):
+        resolve_artifacts(records, FakeArtifacts().get, file_label=LABEL)
