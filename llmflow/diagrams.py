@@ -96,12 +96,27 @@ def _text_list(nodes: tuple[Node, ...], indent: str) -> Iterator[str]:
                 yield from _text_list(steps, inner)
 
 
+_ESCAPES = {"_": "__", "-": "_h", "/": "_s"}
+
+
 def _ident(path: str) -> str:
-    return "n_" + re.sub(r"[^A-Za-z0-9_]", "_", path)
+    """A Mermaid/dot identifier for a node path; distinct paths give distinct identifiers."""
+    return "n_" + re.sub(r"[^A-Za-z0-9]", lambda m: _ESCAPES.get(m.group(), f"_x{ord(m.group()):x}_"), path)
 
 
-def _label(text: str) -> str:
-    return text.replace('"', "'")
+def _section_ident(ident: str, label: str) -> str:
+    # "_b" never comes out of _ident's escapes, so a section cannot take a node's identifier.
+    return f"{ident}_b{_ident(label)[2:]}"
+
+
+def _mermaid_text(text: str) -> str:
+    """Text for a quoted Mermaid label (entity codes keep quotes and angle brackets literal)."""
+    return text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+
+
+def _dot_text(text: str) -> str:
+    """Text for a quoted dot string."""
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _mermaid(workflow: Workflow) -> Iterator[str]:
@@ -114,13 +129,13 @@ def _mermaid_list(nodes: tuple[Node, ...], indent: str) -> Iterator[str]:
         parts = sections(node)
         ident = _ident(node.path)
         if not parts:
-            yield f'{indent}{ident}["{_label(node.title)}<br/><i>{_label(describe(node))}</i>"]'
+            yield f'{indent}{ident}["{_mermaid_text(node.title)}<br/><i>{_mermaid_text(describe(node))}</i>"]'
             continue
-        yield f'{indent}subgraph {ident}["{_label(node.title)}: {_label(describe(node))}"]'
+        yield f'{indent}subgraph {ident}["{_mermaid_text(node.title)}: {_mermaid_text(describe(node))}"]'
         yield f"{indent}  direction TB"
         for label, steps in parts:
             if label and len(parts) > 1:
-                yield f'{indent}  subgraph {ident}__{_ident(label)}["{_label(label)}"]'
+                yield f'{indent}  subgraph {_section_ident(ident, label)}["{_mermaid_text(label)}"]'
                 yield from _mermaid_list(steps, indent + "    ")
                 yield f"{indent}  end"
             else:
@@ -131,20 +146,30 @@ def _mermaid_list(nodes: tuple[Node, ...], indent: str) -> Iterator[str]:
 
 
 def _dot(workflow: Workflow) -> Iterator[str]:
-    yield f'digraph "{_label(workflow.name)}" {{'
+    yield f'digraph "{_dot_text(workflow.name)}" {{'
     yield "  rankdir=TB;"
+    yield "  compound=true;"
     yield '  node [shape=box, style=rounded, fontname="Helvetica"];'
     yield from _dot_list(workflow.steps, "  ")
     yield "}"
 
 
 def _dot_anchor(node: Node) -> str:
-    """A leaf inside ``node`` to draw edges to (dot has no edges to clusters)."""
-    parts = sections(node)
-    for _, steps in parts:
+    """A leaf inside ``node`` to draw edges to (dot edges join nodes; ``lhead``/``ltail`` clip them)."""
+    for _, steps in sections(node):
         if steps:
             return _dot_anchor(steps[0])
     return _ident(node.path)
+
+
+def _dot_edge(first: Node, second: Node) -> str:
+    clips = []
+    if sections(first):
+        clips.append(f"ltail=cluster_{_ident(first.path)}")
+    if sections(second):
+        clips.append(f"lhead=cluster_{_ident(second.path)}")
+    attributes = f" [{', '.join(clips)}]" if clips else ""
+    return f"{_dot_anchor(first)} -> {_dot_anchor(second)}{attributes};"
 
 
 def _dot_list(nodes: tuple[Node, ...], indent: str) -> Iterator[str]:
@@ -152,18 +177,18 @@ def _dot_list(nodes: tuple[Node, ...], indent: str) -> Iterator[str]:
         parts = sections(node)
         ident = _ident(node.path)
         if not parts:
-            yield f'{indent}{ident} [label="{_label(node.title)}\\n({_label(describe(node))})"];'
+            yield f'{indent}{ident} [label="{_dot_text(node.title)}\\n({_dot_text(describe(node))})"];'
             continue
         yield f"{indent}subgraph cluster_{ident} {{"
-        yield f'{indent}  label="{_label(node.title)}: {_label(describe(node))}";'
+        yield f'{indent}  label="{_dot_text(node.title)}: {_dot_text(describe(node))}";'
         for label, steps in parts:
             if label and len(parts) > 1:
-                yield f"{indent}  subgraph cluster_{ident}__{_ident(label)} {{"
-                yield f'{indent}    label="{_label(label)}";'
+                yield f"{indent}  subgraph cluster_{_section_ident(ident, label)} {{"
+                yield f'{indent}    label="{_dot_text(label)}";'
                 yield from _dot_list(steps, indent + "    ")
                 yield f"{indent}  }}"
             else:
                 yield from _dot_list(steps, indent + "  ")
         yield f"{indent}}}"
     for first, second in pairwise(nodes):
-        yield f"{indent}{_dot_anchor(first)} -> {_dot_anchor(second)};"
+        yield f"{indent}{_dot_edge(first, second)}"

@@ -9,26 +9,39 @@ from llmflow.diagnostics import Diagnostic, sort_key
 from llmflow.errors import WorkflowError
 
 
-def load_workflow(path: str | Path, *, display_name: str | None = None) -> Workflow:
-    """Load, validate and compile ``path``; raise WorkflowError carrying every diagnostic."""
-    from llmflow.compiler.core import Compiler, CompileSession
+def check_workflow(path: str | Path, *, display_name: str | None = None) -> tuple[Workflow | None, list[Diagnostic]]:
+    """Load, validate and compile ``path``: the workflow (None when there is an error) and every diagnostic.
+
+    The diagnostics are sorted by position and include warnings, which do not stop compiling.
+    """
+    from llmflow.compiler.core import Compiler
+    from llmflow.compiler.subworkflows import CompileSession
     from llmflow.spec.loader import load_file
     from llmflow.spec.validator import validate_document
 
-    doc = load_file(path, display_name=display_name)
+    try:
+        doc = load_file(path, display_name=display_name)
+    except WorkflowError as error:
+        return None, sorted(error.diagnostics, key=sort_key)
     problems = validate_document(doc)
     if any(problem.severity == "error" for problem in problems):
-        raise WorkflowError(sorted(problems, key=sort_key))
+        return None, sorted(problems, key=sort_key)
+    compiler = Compiler(doc, CompileSession())
     try:
-        return Compiler(doc, CompileSession()).compile()
+        workflow = compiler.compile()
     except WorkflowError as error:
-        raise WorkflowError(sorted(error.diagnostics, key=sort_key)) from None
+        return None, sorted([*problems, *error.diagnostics], key=sort_key)
+    return workflow, sorted([*problems, *compiler.diagnostics], key=sort_key)
+
+
+def load_workflow(path: str | Path, *, display_name: str | None = None) -> Workflow:
+    """Load, validate and compile ``path``; raise WorkflowError carrying every diagnostic on an error."""
+    workflow, diagnostics = check_workflow(path, display_name=display_name)
+    if workflow is None:
+        raise WorkflowError(diagnostics)
+    return workflow
 
 
 def validate_workflow(path: str | Path, *, display_name: str | None = None) -> list[Diagnostic]:
-    """Every diagnostic for ``path``, sorted by position; an empty list means the workflow is valid."""
-    try:
-        load_workflow(path, display_name=display_name)
-    except WorkflowError as error:
-        return error.diagnostics
-    return []
+    """Every diagnostic for ``path`` (errors and warnings), sorted by position; empty when all is well."""
+    return check_workflow(path, display_name=display_name)[1]

@@ -10,22 +10,24 @@ from typing import Any
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-def _locate(name: str) -> Path:
-    # In a wheel the folder is inside the package; in a source checkout it sits beside the package.
-    installed = _PACKAGE_DIR / name
-    if installed.is_dir():
-        return installed
-    return _PACKAGE_DIR.parent / name
+def _data_root() -> Path:
+    """Where ``schemas/`` and ``templates/`` live.
+
+    A wheel puts them inside the package; a source checkout (and an editable install of it) keeps them beside
+    the package. The schema always ships, so its folder tells the two apart; the template library may be
+    empty, and an empty folder is in neither a wheel nor a git checkout, so it cannot.
+    """
+    return _PACKAGE_DIR if (_PACKAGE_DIR / "schemas").is_dir() else _PACKAGE_DIR.parent
 
 
 def schemas_dir() -> Path:
     """The folder holding ``workflow.schema.json``."""
-    return _locate("schemas")
+    return _data_root() / "schemas"
 
 
 def templates_dir() -> Path:
-    """The folder holding the built-in template library."""
-    return _locate("templates")
+    """The folder holding the built-in template library (it may not exist while the library is empty)."""
+    return _data_root() / "templates"
 
 
 def schema_path() -> Path:

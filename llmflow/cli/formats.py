@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from pathlib import PurePath, PurePosixPath, PureWindowsPath
+from urllib.parse import quote
 
 from llmflow import __version__
 from llmflow.diagnostics import Diagnostic
@@ -53,6 +55,14 @@ def as_github(diagnostics: Sequence[Diagnostic]) -> str:
     return "\n".join(lines)
 
 
+def _uri(file: str) -> str:
+    """A SARIF artifact URI: ``file:`` for an absolute path, else a relative reference, percent-encoded."""
+    path: PurePath = PureWindowsPath(file) if "\\" in file or file[1:3] == ":\\" else PurePosixPath(file)
+    if path.is_absolute():
+        return path.as_uri()
+    return quote(path.as_posix())
+
+
 def as_sarif(diagnostics: Sequence[Diagnostic]) -> str:
     """A SARIF 2.1.0 log with one run of the ``llmflow`` tool."""
     codes = sorted({d.code for d in diagnostics})
@@ -69,7 +79,7 @@ def as_sarif(diagnostics: Sequence[Diagnostic]) -> str:
                 "locations": [
                     {
                         "physicalLocation": {
-                            "artifactLocation": {"uri": d.file.replace("\\", "/")},
+                            "artifactLocation": {"uri": _uri(d.file)},
                             "region": {"startLine": d.line, "startColumn": d.column},
                         }
                     }
@@ -89,6 +99,7 @@ def as_sarif(diagnostics: Sequence[Diagnostic]) -> str:
                         "rules": rules,
                     }
                 },
+                "columnKind": "unicodeCodePoints",
                 "results": results,
             }
         ],

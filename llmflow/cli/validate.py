@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from llmflow.cli import exits
 from llmflow.diagnostics import Diagnostic
@@ -23,6 +24,13 @@ def _file_lines(file: str) -> tuple[str, ...]:
         return ()
     text = data.decode("utf-8", errors="replace").lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     return tuple(text.split("\n"))
+
+
+def use_color(stream: TextIO) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    return stream.isatty() and os.environ.get("TERM") != "dumb"
 
 
 def source_line(file: str, line: int) -> str:
@@ -45,7 +53,10 @@ def render(diagnostics: Sequence[Diagnostic], output_format: str, *, color: bool
 
 
 def validate_files(files: Sequence[Path], output_format: str, *, strict: bool = False) -> int:
-    """Validate every file in one process; print the problems; return the exit code."""
+    """Validate every file in one process; print the problems; return the exit code.
+
+    A file is invalid when it has an error, or, with ``strict``, a warning.
+    """
     from llmflow.frontend import validate_workflow
 
     everything: list[Diagnostic] = []
@@ -55,23 +66,25 @@ def validate_files(files: Sequence[Path], output_format: str, *, strict: bool = 
         if any(p.severity == "error" or strict for p in problems):
             invalid += 1
         everything.extend(problems)
-    color = output_format == "text" and sys.stdout.isatty()
+    color = output_format == "text" and use_color(sys.stdout)
     if everything or output_format != "text":
         text = render(everything, output_format, color=color)
         if text:
             sys.stdout.write(text + "\n")
     if output_format == "text":
-        errors = sum(1 for p in everything if p.severity == "error")
-        warnings = len(everything) - errors
-        noun = "file" if len(files) == 1 else "files"
-        if invalid:
-            summary = f"{invalid} of {len(files)} {noun} invalid: {errors} error{'s' * (errors != 1)}"
-            if warnings:
-                summary += f", {warnings} warning{'s' * (warnings != 1)}"
-            sys.stderr.write(summary + "\n")
-        else:
-            sys.stderr.write(f"{len(files)} {noun} valid\n")
+        sys.stderr.write(_summary(everything, len(files), invalid) + "\n")
     return exits.FAILED if invalid else exits.SUCCEEDED
+
+
+def _summary(diagnostics: Sequence[Diagnostic], files: int, invalid: int) -> str:
+    errors = sum(1 for p in diagnostics if p.severity == "error")
+    warnings = len(diagnostics) - errors
+    noun = "file" if files == 1 else "files"
+    counts = [f"{errors} error{'s' * (errors != 1)}"] if errors or invalid else []
+    if warnings:
+        counts.append(f"{warnings} warning{'s' * (warnings != 1)}")
+    head = f"{invalid} of {files} {noun} invalid" if invalid else f"{files} {noun} valid"
+    return head + (": " + ", ".join(counts) if counts else "")
 
 
 def load_or_exit(file: Path) -> Workflow:
@@ -88,6 +101,6 @@ def load_or_exit(file: Path) -> Workflow:
 def _exit_with(diagnostics: Sequence[Diagnostic]) -> NoReturn:
     import typer
 
-    color = sys.stderr.isatty()
+    color = use_color(sys.stderr)
     sys.stderr.write(render(diagnostics, "text", color=color) + "\n")
     raise typer.Exit(exits.USAGE)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import astuple, dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,10 @@ from llmflow.compiler.graph import (
     RetryPolicy,
     Workflow,
 )
+from llmflow.compiler.inputs import compile_inputs
+from llmflow.compiler.locate import point_into
 from llmflow.compiler.scope import ScopeTable, StepInfo, Timing, Usage
+from llmflow.compiler.subworkflows import CompileSession, compile_sub_workflow
 from llmflow.diagnostics import Diagnostic
 from llmflow.durations import parse_duration
 from llmflow.errors import ExpressionError, WorkflowError
@@ -30,14 +34,6 @@ from llmflow.spec.validator import KIND_KEYS, suggest
 if TYPE_CHECKING:
     from llmflow.expressions import Condition, ShellTemplate, ValueTemplate
 
-_INPUT_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list,),
-    "object": (dict,),
-}
 _HOOK_ACTIONS = ("run", "http", "python", "write", "emit")
 
 
@@ -107,17 +103,12 @@ class Compiler:
         self.diagnostics.append(self.doc.diagnostic(code, message, path, key=key, hint=hint))
 
     # -- expressions -------------------------------------------------------------------------------
-    def _located(self, code: str, message: str, path: DocPath, needle: str, hint: str | None) -> Diagnostic:
-        """A diagnostic pointing at ``needle`` inside the value at ``path`` when it is on the value's line."""
-        diagnostic = self.doc.diagnostic(code, message, path, hint=hint)
-        line = self.doc.source_line(diagnostic.line)
-        found = line.find(needle, diagnostic.column - 1) if needle else -1
-        if found >= 0:
-            diagnostic = replace(diagnostic, column=found + 1)
-        return diagnostic
-
     def _expression_error(self, code: str, error: ExpressionError, path: DocPath) -> None:
-        self.error_at(code, error.message, path)
+        message = error.message
+        if code == "bad-condition" and message.startswith("invalid syntax"):
+            message = "the condition has " + message
+        diagnostic = self.doc.diagnostic(code, message, path)
+        self.diagnostics.append(point_into(self.doc, diagnostic, path, offset=error.offset))
 
     def condition(
         self,
@@ -193,11 +184,25 @@ class Compiler:
     # -- small values ------------------------------------------------------------------------------
     def duration(self, value: Any, frame: NodeFrame, *rel: str | int) -> float:
         """Parse a duration, recording a diagnostic when it is not one."""
+        name = next((part for part in reversed(rel) if isinstance(part, str)), "duration")
         try:
-            return parse_duration(value)
+            seconds = parse_duration(value)
         except ValueError as error:
             self.error("bad-duration", str(error), frame, *rel)
             return 0.0
+        except OverflowError:  # an integer too large for a float
+            self.error("bad-duration", f"'{name}' is too large to be a duration", frame, *rel)
+            return 0.0
+        if not math.isfinite(seconds):  # `.inf` and `.nan` are numbers to the schema
+            self.error("bad-duration", f"'{name}' must be a finite duration, not {value!r}", frame, *rel)
+            return 0.0
+        return seconds
+
+    def finite(self, value: Any, path: DocPath) -> Any:
+        """``value``, after reporting it when it is an infinite or NaN number (which no bound in a schema stops)."""
+        if isinstance(value, float) and not math.isfinite(value):
+            self.error_at("bad-value", f"'{path[-1]}' must be a finite number, not {value!r}", path)
+        return value
 
     def retry(self, value: Any, path: DocPath) -> RetryPolicy:
         """A retry policy from ``retry: 3`` or a mapping."""
@@ -210,8 +215,8 @@ class Compiler:
         if "max_delay" in value:
             policy = replace(policy, max_delay=self.duration(value["max_delay"], frame, "max_delay"))
         if "backoff" in value:
-            policy = replace(policy, backoff=float(value["backoff"]))
-        jitter = value.get("jitter", 0)
+            policy = replace(policy, backoff=float(self.finite(value["backoff"], (*path, "backoff"))))
+        jitter = self.finite(value.get("jitter", 0), (*path, "jitter"))
         policy = replace(policy, jitter=(0.5 if jitter is True else float(jitter or 0)))
         return policy
 
@@ -301,43 +306,17 @@ class Compiler:
 
     def sub_workflow(self, target: str, arguments: dict[str, Any], frame: NodeFrame) -> Workflow:
         """Load, validate and compile a sub-workflow file (once per session), checking its inputs."""
-        path = (*frame.doc_path, "workflow")
-        if "{{" in target or "{%" in target:
-            self.error_at("bad-workflow-path", "a sub-workflow path must be a plain path, not a template", path)
-            return _empty_workflow(target)
-        file = (Path(self.doc.directory) / target).resolve()
-        chain = (*self.include_chain, str(Path(self.doc.directory, Path(self.doc.file).name).resolve()))
-        if str(file) in chain:
-            names = " -> ".join(Path(item).name for item in (*chain, str(file)))
-            self.error_at("include-cycle", f"sub-workflows include each other in a cycle: {names}", path)
-            return _empty_workflow(target)
-        if not file.is_file():
-            self.error_at("workflow-not-found", f"sub-workflow file '{target}' does not exist", path)
-            return _empty_workflow(target)
-        try:
-            sub = self.session.compile_file(file, _display(target, self.doc), chain)
-        except WorkflowError as error:
-            self.diagnostics.extend(error.diagnostics)
-            count = len(error.diagnostics)
-            message = f"sub-workflow '{target}' is not valid ({count} problem{'s' * (count != 1)})"
-            self.error_at("invalid-workflow", message, path)
-            return _empty_workflow(target)
-        for name in arguments:
-            if name not in sub.inputs:
-                hint = suggest(name, sub.inputs)
-                message = f"sub-workflow '{target}' has no input '{name}'"
-                self.error_at("unknown-input", message, (*frame.doc_path, "with", name), key=True, hint=hint)
-        for name, spec in sub.inputs.items():
-            if spec.required and not spec.has_default and name not in arguments:
-                self.error_at("missing-input", f"sub-workflow '{target}' needs the input '{name}'", path)
-        return sub
+        return compile_sub_workflow(self, target, arguments, frame)
 
     # -- the whole file ----------------------------------------------------------------------------
     def compile(self) -> Workflow:
-        """Compile the document; raise WorkflowError with every problem when there is any."""
+        """Compile the document; raise WorkflowError with every problem when there is an error.
+
+        Warnings (which do not stop compiling) are left in ``diagnostics``.
+        """
         data: dict[str, Any] = self.doc.data
         self._collect_ids(data)
-        inputs = self._inputs(data.get("inputs") or {})
+        inputs = compile_inputs(data.get("inputs") or {}, self.error_at)
         self.models = self._models(data.get("models") or {})
         self._defaults(data.get("defaults") or {}, data.get("limits") or {})
         variables = set(data.get("vars") or {}) | _set_names(data.get("steps"))
@@ -351,11 +330,16 @@ class Compiler:
         outputs = self.value(data.get("outputs") or {}, ("outputs",), top, timing="outputs")
         plugins = self._plugins(data.get("plugins") or ())
         for usage in self.usages:
-            for code, message, suggestion, needle in self.scope.problems(usage):
-                hint = f"did you mean '{suggestion}'?" if suggestion else None
-                self.diagnostics.append(self._located(code, message, usage.doc_path, needle, hint))
-        if self.diagnostics:
+            for problem in self.scope.problems(usage):
+                hint = f"did you mean '{problem.suggestion}'?" if problem.suggestion else None
+                diagnostic = self.doc.diagnostic(problem.code, problem.message, usage.doc_path, hint=hint)
+                located = point_into(self.doc, diagnostic, usage.doc_path, offset=problem.offset, needle=problem.needle)
+                self.diagnostics.append(located)
+        if any(diagnostic.severity == "error" for diagnostic in self.diagnostics):
             raise WorkflowError(self.diagnostics)
+        # Warnings only for a workflow without errors: an expression that failed to compile reads nothing.
+        if not data.get("plugins"):  # a plugin may read any input: only a workflow without plugins is checked
+            self._unused_inputs(inputs)
         file = Path(self.doc.directory, Path(self.doc.file).name).resolve()
         sources = {str(file): hashlib.sha256(self.doc.text.encode()).hexdigest()}
         for node in self.nodes.values():
@@ -381,17 +365,36 @@ class Compiler:
             plugins=plugins,
             steps=steps,
             outputs=outputs,
-            nodes=MappingProxyType(dict(self.nodes)),
+            # Built in running order (a `catch` after its `try`); kept in the order the file is written.
+            nodes=MappingProxyType(dict(sorted(self.nodes.items(), key=lambda item: _written_at(item[1])))),
         )
+
+    def _unused_inputs(self, inputs: dict[str, InputSpec]) -> None:
+        """Warn about declared inputs that no expression reads (usually a typo or a leftover)."""
+        used: set[str] = set()
+        for usage in self.usages:
+            if "inputs" in usage.names:
+                continue  # a loop variable named `inputs` hides the real ones
+            for reference in usage.references:
+                if reference.root == "inputs":
+                    if not reference.path:
+                        return  # `{{ inputs }}` reads every input
+                    used.add(reference.path[0])
+        for name in inputs:
+            if name not in used:
+                message = f"input '{name}' is declared but never used"
+                self.diagnostics.append(
+                    self.doc.diagnostic("unused-input", message, ("inputs", name), key=True, severity="warning")
+                )
 
     def _collect_ids(self, data: dict[str, Any]) -> None:
         from llmflow.spec.validator import iter_nodes
 
         first: dict[str, DocPath] = {}
-        for node_path, node in iter_nodes(data.get("steps")):
-            node_id = node.get("id")
-            if not isinstance(node_id, str):
-                continue
+        named = [(path, node["id"]) for path, node in iter_nodes(data.get("steps")) if isinstance(node.get("id"), str)]
+        # In the order they are written, so the second of two is the one reported, nested or not.
+        named.sort(key=lambda item: astuple(self.doc.position((*item[0], "id"), key=True)))
+        for node_path, node_id in named:
             if node_id in first:
                 line = self.doc.position((*first[node_id], "id")).line
                 message = f"duplicate id '{node_id}' (first used at line {line}); ids must be unique in the file"
@@ -400,39 +403,14 @@ class Compiler:
                 first[node_id] = node_path
         self.session.user_ids[self.doc.file] = frozenset(first)
 
-    def _inputs(self, raw: dict[str, Any]) -> dict[str, InputSpec]:
-        inputs: dict[str, InputSpec] = {}
-        for name, spec in raw.items():
-            spec = {"type": spec} if isinstance(spec, str) else dict(spec)
-            kind = spec.get("type", "string")
-            constraints = {
-                key: spec[key]
-                for key in ("enum", "minimum", "maximum", "min_length", "max_length", "pattern", "items")
-                if key in spec
-            }
-            has_default = "default" in spec
-            default = spec.get("default")
-            if has_default and default is not None and not _is_type(default, kind):
-                message = f"the default of input '{name}' is {default!r}, which is not of type {kind}"
-                self.error_at("bad-default", message, ("inputs", name, "default"))
-            inputs[name] = InputSpec(
-                name=name,
-                type=kind,
-                description=spec.get("description", ""),
-                default=default,
-                has_default=has_default,
-                required=bool(spec.get("required", True)) and not has_default,
-                secret=bool(spec.get("secret", False)),
-                constraints=MappingProxyType(constraints),
-            )
-        return inputs
-
     def _models(self, raw: dict[str, Any]) -> dict[str, ModelSpec]:
         models = {}
         for alias, spec in raw.items():
             if isinstance(spec, str):
                 models[alias] = ModelSpec(alias=alias, model=spec)
             else:
+                if "temperature" in spec:
+                    self.finite(spec["temperature"], ("models", alias, "temperature"))
                 options = {key: value for key, value in spec.items() if key != "model"}
                 models[alias] = ModelSpec(alias=alias, model=spec["model"], options=MappingProxyType(options))
         return models
@@ -453,7 +431,7 @@ class Compiler:
             max_iterations=limits.get("max_iterations", 100),
             timeout=self.duration(limits["timeout"], limit_frame, "timeout") if "timeout" in limits else None,
             max_tokens=limits.get("max_tokens"),
-            max_cost=limits.get("max_cost"),
+            max_cost=self.finite(limits.get("max_cost"), ("limits", "max_cost")),
         )
 
     def _hook(self, spec: dict[str, Any], index: int) -> HookNode:
@@ -506,46 +484,13 @@ class Compiler:
         return tuple(found)
 
 
-@dataclass(slots=True)
-class CompileSession:
-    """State shared by the compilers of one workflow and its sub-workflows."""
-
-    compiled: dict[str, Workflow] = field(default_factory=dict)
-    user_ids: dict[str, frozenset[str]] = field(default_factory=dict)
-
-    def compile_file(self, file: Path, display: str, chain: tuple[str, ...]) -> Workflow:
-        """Load, validate and compile ``file`` once."""
-        key = str(file)
-        if key not in self.compiled:
-            from llmflow.spec.loader import load_file
-            from llmflow.spec.validator import validate_document
-
-            doc = load_file(file, display_name=display)
-            problems = validate_document(doc)
-            if any(problem.severity == "error" for problem in problems):
-                raise WorkflowError(problems)
-            self.compiled[key] = Compiler(doc, self, include_chain=chain).compile()
-        return self.compiled[key]
-
-
 def compile_document(doc: Document, *, session: CompileSession | None = None) -> Workflow:
     """Compile a validated document into a Workflow (raises WorkflowError with every problem)."""
     return Compiler(doc, session or CompileSession()).compile()
 
 
-def _display(target: str, doc: Document) -> str:
-    parent = Path(doc.file).parent
-    return str(parent / target) if str(parent) not in ("", ".") else target
-
-
-def _empty_workflow(target: str) -> Workflow:
-    return Workflow(name="invalid", file=target, path=Path(target))
-
-
-def _is_type(value: Any, kind: str) -> bool:
-    if kind in ("integer", "number") and isinstance(value, bool):
-        return False
-    return isinstance(value, _INPUT_TYPES.get(kind, (object,)))
+def _written_at(node: Node) -> tuple[int, int]:
+    return node.location.line, node.location.column
 
 
 def _strings(value: Any, path: DocPath) -> Iterator[tuple[DocPath, str]]:

@@ -64,6 +64,8 @@ def compile_llm(compiler: Compiler, spec: Spec, frame: NodeFrame, common: dict[s
     call = spec["llm"]
     config: dict[str, Any] = {"prompt": call} if isinstance(call, str) else dict(call)
     schema = config.pop("schema", None)
+    if "temperature" in config:
+        compiler.finite(config["temperature"], (*frame.doc_path, "llm", "temperature"))
     model = config.get("model", compiler.default_model)
     options: dict[str, Any] = {"schema": schema}
     if isinstance(model, str) and "{{" not in model:
@@ -71,11 +73,13 @@ def compile_llm(compiler: Compiler, spec: Spec, frame: NodeFrame, common: dict[s
         if resolved is not None:
             config["model"] = resolved.model
             options["model_options"] = dict(resolved.options)
-    for index, fallback in enumerate(config.get("fallback") or ()):
-        if isinstance(fallback, str) and "{{" not in fallback:
-            resolved = compiler.resolve_model(fallback, (*frame.doc_path, "llm", "fallback", index))
-            if resolved is not None:
-                config["fallback"][index] = resolved.model
+    if isinstance(config.get("fallback"), list):
+        config["fallback"] = fallbacks = list(config["fallback"])  # a copy: the document stays as written
+        for index, fallback in enumerate(fallbacks):
+            if isinstance(fallback, str) and "{{" not in fallback:
+                resolved = compiler.resolve_model(fallback, (*frame.doc_path, "llm", "fallback", index))
+                if resolved is not None:
+                    fallbacks[index] = resolved.model
     return _action(compiler, frame, common, config, field="llm", options=options)
 
 

@@ -102,6 +102,17 @@ class Usage:
     conditions: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A bad reference: code and message, a suggested name, and where the reference is in its field."""
+
+    code: str
+    message: str
+    suggestion: str | None
+    needle: str  # the reference's text as usually written (``steps.fetch.output``)
+    offset: int | None  # 0-based offset of the reference in the field's text, when known
+
+
 @dataclass(slots=True)
 class ScopeTable:
     """Everything the reference checks need: node positions, user ids, declared names."""
@@ -112,14 +123,14 @@ class ScopeTable:
     variables: frozenset[str] = frozenset()
     secrets: frozenset[str] = frozenset()
 
-    def problems(self, usage: Usage) -> Iterator[tuple[str, str, str | None, str]]:
-        """(code, message, suggestion, text of the reference) for every bad reference in ``usage``."""
+    def problems(self, usage: Usage) -> Iterator[Problem]:
+        """Every bad reference in ``usage``."""
         for reference in sorted(usage.references, key=lambda r: (r.offset or 0, r.root, r.path)):
             root: str = reference.root
             parts: tuple[str, ...] = reference.path
             needle = ".".join((root, *parts[:2]))
             for code, message, suggestion in self._check(usage, root, parts):
-                yield code, message, suggestion, needle
+                yield Problem(code, message, suggestion, needle, reference.offset)
 
     def _check(self, usage: Usage, root: str, parts: tuple[str, ...]) -> Iterator[tuple[str, str, str | None]]:
         if root in usage.names or root in BUILTIN_NAMES:
