@@ -76,14 +76,18 @@ def wordwrap(
 
 
 def format_(value: Any, *args: Any, **kwargs: Any) -> str:
-    """``format`` (printf style): no ``*`` widths, widths and precisions of at most 4 digits."""
+    """``format`` (printf style): no ``*`` widths, widths and precisions of at most 4 digits, and a
+    bound on the result computed first (``%(key)s`` may use one big argument many times)."""
     template = bounded_str(value, MAX_TEXT_LENGTH)
+    largest = max((text_size(item, MAX_TEXT_LENGTH) for item in [*args, *kwargs.values()]), default=0)
+    size = len(template)
     for match in _PRINTF.finditer(template):
         for number in match.groups():
             if number == "*" or (number is not None and len(number) > 4):
                 raise ExpressionError(f"format: the conversion {match.group(0)!r} is not allowed")
-    if text_size([args, kwargs], MAX_TEXT_LENGTH) > MAX_TEXT_LENGTH:
-        raise ExpressionError("format: the arguments are too large")
+        size += max(int(number) for number in (match.group(1) or "0", match.group(2) or "0")) + largest
+    if size > MAX_TEXT_LENGTH:
+        raise _too_long("format", size)
     return jinja_filters.do_format(template, *args, **kwargs)
 
 
@@ -156,6 +160,8 @@ def sum_(env: Environment, iterable: Iterable[Any], attribute: Any = None, start
 
 def tojson(value: Any, indent: int | None = None) -> str:
     """``tojson``: the JSON ``{{ value }}`` gives (non-ASCII kept, keys in order), optionally indented."""
+    if indent is not None and not 0 <= int(indent) <= 16:
+        raise ExpressionError("tojson: the indent must be between 0 and 16")
     plain = to_plain(value, undefined=Undefined)
     return json.dumps(plain, ensure_ascii=False, indent=indent, default=str)
 

@@ -7,8 +7,9 @@ import re
 # A value placed as "${LLMFLOW_V1}" is only ever expanded, never parsed, except in the places listed
 # here. bash evaluates arithmetic ($((...)), [[ -eq ]], array subscripts, declare -i) recursively, and
 # an operand like a[$(cmd)] runs cmd; a value used as a variable *name* (printf -v, read, declare,
-# [[ -v ]]) is subscripted the same way; and some commands run their arguments as code. The lexer
-# refuses a value in any of these positions.
+# [[ -v ]]) is subscripted the same way; some commands run their arguments as code; and a value that
+# names the command (or sits after a command whose name is not plain text) chooses what runs. The
+# lexer refuses a value in any of these positions.
 
 ARITHMETIC = (
     "inside shell arithmetic ($((...)), ((...)) or $[...]): bash evaluates the value as an expression,"
@@ -29,6 +30,13 @@ QUOTED_HEREDOC = (
     "inside a here-document with a quoted delimiter (<<'EOF'): its body is never expanded, so the value"
     " cannot be passed in; use an unquoted delimiter"
 )
+COMMAND_NAME = (
+    "as a command name: the value would choose what runs (write the command literally, or use the argv form of run)"
+)
+UNKNOWN_COMMAND = (
+    "in the arguments of a command whose name is not plain text (an expansion, quotes or a backslash"
+    " decide only at run time what runs, and it could be eval or declare)"
+)
 _NAME_SINK = "a[...] in a variable name runs commands"
 _CODE_RUNNERS = {
     "eval": "in the arguments of 'eval', which runs them as shell code",
@@ -36,6 +44,12 @@ _CODE_RUNNERS = {
     "trap": "in the arguments of 'trap', which runs them as shell code",
     "source": "in the arguments of 'source', which runs a file chosen by the value",
     ".": "in the arguments of '.', which runs a file chosen by the value",
+    "alias": "in the arguments of 'alias', whose definitions run as shell code",
+    "hash": "in the arguments of 'hash', which chooses the program a name runs",
+    "enable": "in the arguments of 'enable', which loads code from a file",
+    "complete": "in the arguments of 'complete', which runs them as shell code",
+    "compgen": "in the arguments of 'compgen', which runs them as shell code",
+    "fc": "in the arguments of 'fc', which runs commands",
 }
 
 
@@ -46,29 +60,77 @@ def _words(text: str) -> frozenset[str]:
 _NAME_TAKERS = _words("read unset mapfile readarray getopts")
 _DECLARERS = _words("declare typeset local export readonly")
 _SHELLS = _words("sh bash dash zsh ksh ash mksh busybox")
-_WRAPPERS = _words("command builtin exec env sudo doas nohup nice time timeout xargs stdbuf")
-_RESERVED = _words("! { } if then else elif fi do done while until for in case esac time function select")
-_SKIPPED = re.compile(r"-.*|[A-Za-z_][A-Za-z0-9_]*=.*|\d+(?:\.\d+)?[smhd]?")
+# Words after which the next word is a command name.
+_PREFIXES = _words("! { if then else elif do while until")
+# Commands that run another command given as their arguments, with their options that take a value.
+_WRAPPERS = {
+    "command": "",
+    "builtin": "",
+    "exec": "a",
+    "env": "uCS",
+    "sudo": "ugCDhprtUT",
+    "doas": "uC",
+    "nohup": "",
+    "nice": "n",
+    "time": "fo",
+    "timeout": "sk",
+    "xargs": "IinPdLsEa",
+    "stdbuf": "ioe",
+    "coproc": "",
+}
+# Variables whose value the shell (or the loader) runs or uses to choose what runs: PS4 is expanded,
+# command substitutions included, for every traced command; PATH and LD_PRELOAD choose programs and code.
+_SPECIAL_VARIABLES = _words(
+    "PS0 PS1 PS2 PS3 PS4 PROMPT_COMMAND BASH_ENV ENV SHELLOPTS BASHOPTS PATH LD_PRELOAD LD_LIBRARY_PATH LD_AUDIT"
+)
+_DURATION = re.compile(r"\d+(?:\.\d+)?[smhd]?")
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
 _SHELL_C_OPTION = re.compile(r"-[A-Za-z]*c[A-Za-z]*")
 _TEST_END = re.compile(r"(?:^|(?<=\s))\]\](?=[\s;&|)]|$)")
 _TEST_ARITHMETIC_OPERATOR = re.compile(r"(?:^|\s)-(?:eq|ne|lt|le|gt|ge)(?:\s|$)")
 
 
+def is_assignment(word: str) -> bool:
+    """Whether a word starts like ``NAME=`` or ``NAME+=``."""
+    return _ASSIGNMENT.match(word) is not None
+
+
 def _base(word: str | None) -> str | None:
     return word.rsplit("/", 1)[-1] if word else word
 
 
-def command_name(words: list[str | None]) -> str | None:
-    """The command a simple command runs, looking through assignments and wrappers like ``sudo``.
+def locate_command(words: list[str | None]) -> tuple[bool, str | None]:
+    """Whether the simple command's name is among ``words`` yet, and that name.
 
-    ``words`` are the words seen so far; a word holding quotes or expansions is None.
+    Looks through keywords, assignments and wrappers like ``sudo -u bob``. ``words`` are the words seen
+    so far, a word holding quotes, expansions or backslashes being None; so ``(True, None)`` means the
+    command's name is not plain text.
     """
-    rest = iter(words)
-    name = next((w for w in rest if w is None or not (w in _RESERVED or _ASSIGNMENT.match(w))), None)
-    while _base(name) in _WRAPPERS:
-        name = next((word for word in rest if word is None or not _SKIPPED.fullmatch(word)), None)
-    return _base(name)
+    # A function body starts a command: f() { ...  or  function f { ...
+    index = 2 if words[:2] == [")", "{"] else 3 if words[:1] == ["function"] and words[2:3] == ["{"] else 0
+    while index < len(words) and (word := words[index]) is not None:
+        if not (word in _PREFIXES or _ASSIGNMENT.match(word)):
+            break
+        index += 1
+    while index < len(words):
+        name = words[index]
+        wrapper = _base(name)
+        if name is None or wrapper not in _WRAPPERS:
+            return True, wrapper
+        index += 1
+        while index < len(words) and (word := words[index]) is not None:
+            if word.startswith("-"):
+                index += 2 if len(word) == 2 and word[1] in _WRAPPERS[wrapper] else 1
+            elif _ASSIGNMENT.match(word) or (wrapper == "timeout" and _DURATION.fullmatch(word)):
+                index += 1
+            else:
+                break
+    return False, None
+
+
+def command_name(words: list[str | None]) -> str | None:
+    """The command a simple command runs, or None when there is none yet or it is not plain text."""
+    return locate_command(words)[1]
 
 
 def value_hazard(words: list[str | None], current: str | None, *, in_test: bool = False) -> str | None:
@@ -82,7 +144,15 @@ def value_hazard(words: list[str | None], current: str | None, *, in_test: bool 
         if previous in ("-v", "-R"):
             return f"after {previous} in [[ ... ]], where it is a variable name ({_NAME_SINK})"
         return None
-    name = command_name(words)
+    assigned = _ASSIGNMENT.match(current or "")
+    if assigned and assigned.group(0).rstrip("+=") in _SPECIAL_VARIABLES:
+        variable = assigned.group(0).rstrip("+=")
+        return f"in an assignment to {variable}, which the shell uses as code or to choose what runs"
+    found, name = locate_command(words)
+    if not found:
+        return None if current and _ASSIGNMENT.match(current) else COMMAND_NAME
+    if name is None:
+        return UNKNOWN_COMMAND
     if name in _CODE_RUNNERS:
         return _CODE_RUNNERS[name]
     if previous is not None and _SHELL_C_OPTION.fullmatch(previous):
@@ -108,6 +178,8 @@ def value_hazard(words: list[str | None], current: str | None, *, in_test: bool 
 def stdin_hazard(words: list[str | None]) -> str | None:
     """Why a here-document for the current command would be run as code (a shell reading it), if so."""
     name = command_name(words)
+    if name is None:
+        return "in a here-document for a command that is not written as plain text (it could be a shell)"
     reads_script = name in _SHELLS and not any(w and _SHELL_C_OPTION.fullmatch(w) for w in words)
     if name in ("source", ".") or reads_script:
         return f"in a here-document read by '{name}', which runs it as shell code"

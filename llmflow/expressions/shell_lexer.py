@@ -10,13 +10,7 @@ from llmflow.expressions import shell_hazards as hazards
 SENTINEL = re.compile("\x00(\\d+)\x00")
 
 #: How each placement form refers to the environment variable that holds the value.
-FORMS = {
-    "word": '"${%s}"',
-    "double": "${%s}",
-    "heredoc": "${%s}",
-    "comment": "${%s}",
-    "single": "'\"${%s}\"'",
-}
+FORMS = {"word": '"${%s}"', "single": "'\"${%s}\"'", "double": "${%s}", "heredoc": "${%s}", "comment": "${%s}"}
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _WORD_END = " \t\n;&|<>()"
@@ -46,9 +40,8 @@ def place_values(script: str) -> list[Placement]:
     Values arrive as sentinels ``\\x00<index>\\x00`` (NUL never occurs in workflow text). The lexer
     tracks unquoted text, quotes, backslashes, ``$(...)`` and backticks (each with its own quote
     state), ``${...}``, ``$'...'``, comments, ``case`` patterns, here-documents, arithmetic and bash
-    ``[[ ... ]]``. Where no quoted reference is safe (see shell_hazards) it refuses. Should it misjudge
-    some exotic syntax, the damage is limited to word splitting: an expansion is never parsed as code
-    outside the places it refuses.
+    ``[[ ... ]]``. Where no quoted reference is safe (see shell_hazards) it refuses. Misjudged exotic
+    syntax costs at most word splitting: an expansion is parsed as code only where it refuses.
     """
     lexer = _Lexer(script)
     lexer.command(None, None)
@@ -108,7 +101,9 @@ class _Lexer:
 
         def taint() -> None:
             nonlocal word, in_word
-            word, in_word = None, True
+            if not (word and hazards.is_assignment(word)):  # FOO="$x" is still an assignment
+                word = None
+            in_word = True
 
         def hazard() -> str | None:
             if refuse or redirect == "<<<":
@@ -146,7 +141,13 @@ class _Lexer:
                 self.dollar(danger)
             elif char == "#" and not in_word:
                 self.comment(refuse)
-            elif char == "[" and not in_word and self.at("[[") and self.text[self.pos + 2 : self.pos + 3].isspace():
+            elif (
+                char == "["
+                and not in_word
+                and self.at("[[")
+                and self.text[self.pos + 2 : self.pos + 3].isspace()
+                and not hazards.locate_command(words)[0]  # [[ is a keyword only where a command starts
+            ):
                 self.pos += 2
                 arithmetic = hazards.test_is_arithmetic(self.text, self.pos, self.end)
                 self.command("]]", refuse or (hazards.TEST_ARITHMETIC if arithmetic else None))
@@ -215,7 +216,7 @@ class _Lexer:
                 if closer == ")" and depth == 0:
                     return
                 depth = max(depth - 1, 0)
-                words = []
+                words = [")"]  # what follows a subshell (redirections) belongs to it
             else:
                 if word is not None:
                     word += char
