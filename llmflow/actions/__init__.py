@@ -7,10 +7,11 @@ from llmflow.engine.actions import Action
 
 def builtin_actions() -> dict[str, Action]:
     """Every built-in action by kind."""
-    from llmflow.actions import control, files, python_call, shell, variables
+    from llmflow.actions import control, files, llm, python_call, shell, variables
 
     return {
         "run": shell.run_command,
+        "llm": llm.call_model,
         "python": python_call.call_python,
         "set": variables.set_variables,
         "write": files.write_file,

@@ -25,23 +25,32 @@ def confined(base: Path, root: Path, relative: str, step_id: str) -> Path:
 async def write_file(ctx: ActionContext) -> ActionResult:
     """Write (or append) ``content`` relative to the workflow's folder, never outside the project.
 
-    With ``artifact: true`` the file goes to the run's artifacts folder instead.
+    With ``artifact: true`` the run keeps a copy too, at the same relative path under its artifacts folder
+    (``steps.<id>.artifact`` says where).
     """
     from llmflow.expressions import stringify
 
     node = ctx.node
     path = str(ctx.config.get("path", ""))
     project = ctx.services.project_dir.resolve()
-    if ctx.config.get("artifact"):
-        base = root = ctx.services.artifacts_dir()
-    else:
-        base = ctx.workflow_dir.resolve()
-        root = project if _inside(base, project) else base
+    base = ctx.workflow_dir.resolve()
+    root = project if _inside(base, project) else base
     target = confined(base, root, path, node.id)
     content = ctx.config.get("content", "")
     text = content if isinstance(content, str) else stringify(content)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("a" if ctx.config.get("append") else "w", encoding="utf-8") as handle:
-        handle.write(text)
+    mode = "a" if ctx.config.get("append") else "w"
+    _write(target, text, mode)
+    extra: dict[str, object] = {"bytes": len(text.encode())}
+    if ctx.config.get("artifact"):
+        artifacts = ctx.services.artifacts_dir().resolve()
+        kept = confined(artifacts, artifacts, str(target.relative_to(root)), node.id)
+        _write(kept, target.read_text(encoding="utf-8"), "w")
+        extra["artifact"] = str(kept)
     shown = str(target.relative_to(project)) if _inside(target, project) else str(target)
-    return ActionResult(output=shown, extra={"bytes": len(text.encode())})
+    return ActionResult(output=shown, extra=extra)
+
+
+def _write(target: Path, text: str, mode: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open(mode, encoding="utf-8") as handle:
+        handle.write(text)

@@ -35,6 +35,21 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
         _kill_group(process, signal.SIGKILL)
 
 
+async def _started(creation: asyncio.Future[asyncio.subprocess.Process]) -> asyncio.subprocess.Process:
+    """The started process, stopping its whole group when the step is cancelled while it starts.
+
+    Cancelled half-way, ``create_subprocess_exec`` kills only the direct child and then waits until its
+    pipes close, which a background grandchild holding them delays for as long as it lives. Shielded, the
+    start finishes and the whole process group is stopped instead.
+    """
+    try:
+        return await asyncio.shield(creation)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await _stop(await creation)
+        raise
+
+
 async def _pump(stream: asyncio.StreamReader | None, sink: list[bytes], ctx: ActionContext, name: str) -> None:
     if stream is None:
         return
@@ -65,6 +80,8 @@ def parse_output(text: str, how: str, step_id: str) -> Any:
             return load_text(text, f"stdout of {step_id}", expect_mapping=False).data
         except WorkflowError as error:
             first = error.diagnostics[0]
+            if first.code == "empty-file":
+                return None  # an empty document (nothing, comments, a bare ---) is null
             raise ActionError(
                 f"step '{step_id}': stdout is not valid YAML (line {first.line}: {first.message})"
             ) from None
@@ -92,8 +109,8 @@ async def run_command(ctx: ActionContext) -> ActionResult:
     if not Path(cwd).is_dir():
         raise ActionError(f"step '{node.id}': working directory {cwd} does not exist", path=ctx.path)
     stdin = ctx.config.get("stdin")
-    try:
-        process = await asyncio.create_subprocess_exec(
+    creation = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
             *argv,
             cwd=str(cwd),
             env=env,
@@ -103,6 +120,9 @@ async def run_command(ctx: ActionContext) -> ActionResult:
             start_new_session=True,
             limit=1 << 20,
         )
+    )
+    try:
+        process = await _started(creation)
     except (FileNotFoundError, PermissionError) as error:
         raise CommandError(f"step '{node.id}': cannot start {argv[0]!r}: {error.strerror}", path=ctx.path) from None
     out: list[bytes] = []

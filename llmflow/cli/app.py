@@ -56,6 +56,48 @@ class GraphFormat(str, Enum):
     text = "text"
 
 
+class EventFormat(str, Enum):
+    jsonl = "jsonl"
+
+
+class Durability(str, Enum):
+    strict = "strict"
+    batch = "batch"
+    none = "none"
+
+
+class RunStatus(str, Enum):
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    interrupted = "interrupted"
+    waiting = "waiting"
+    cancelled = "cancelled"
+    unreadable = "unreadable"
+
+
+# Options several commands share (typer reads these annotations at run time).
+StateDir = Annotated[
+    str | None,
+    typer.Option("--state-dir", help="The run store folder (default: LLMFLOW_HOME, else the nearest .llmflow/)."),
+]
+RunId = Annotated[str | None, typer.Argument(help="A run id or a unique prefix of one.", show_default=False)]
+Last = Annotated[bool, typer.Option("--last", help="The most recent run.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+Inputs = Annotated[
+    list[str] | None,
+    typer.Option("--input", "-i", help="An input value NAME=VALUE (repeatable).", show_default=False),
+]
+Events = Annotated[
+    EventFormat | None,
+    typer.Option("--events", help="Stream every event to stdout (progress goes to stderr).", show_default=False),
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress; only errors and the outputs.")]
+DurabilityOption = Annotated[
+    Durability, typer.Option("--durability", help="How hard the journal pushes records to disk.")
+]
+
+
 @app.command()
 def validate(
     files: Annotated[
@@ -97,6 +139,141 @@ def graph(
     typer.echo(draw(workflow, output_format.value))
 
 
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="Workflow file.", dir_okay=False)],
+    inputs: Inputs = None,
+    inputs_file: Annotated[
+        Path | None,
+        typer.Option("--inputs-file", help="Input values from a .json or .yaml file (-i wins).", dir_okay=False),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run; execute and write nothing.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON summary object on stdout.")] = False,
+    events: Events = None,
+    quiet: Quiet = False,
+    state_dir: StateDir = None,
+    durability: DurabilityOption = Durability.strict,
+) -> None:
+    """Run a workflow, journaling every step so that it can be resumed.
+
+    Exit status: 0 succeeded, 1 failed or cancelled, 2 usage error or invalid workflow, 3 waiting for
+    approval, 130 interrupted.
+    """
+    from llmflow.cli.run import Reporting, run_workflow
+
+    reporting = Reporting(json_output, events is not None, quiet, state_dir, durability.value)
+    raise typer.Exit(run_workflow(file, inputs or [], inputs_file, dry_run=dry_run, reporting=reporting))
+
+
+@app.command()
+def resume(
+    run_id: RunId = None,
+    last: Last = False,
+    from_step: Annotated[
+        str | None,
+        typer.Option("--from", help="Run STEP and everything after it again.", metavar="STEP"),
+    ] = None,
+    workflow_file: Annotated[
+        Path | None,
+        typer.Option("--workflow", help="Resume with an edited workflow file.", dir_okay=False),
+    ] = None,
+    approve: Annotated[bool, typer.Option("--approve", help="Approve the pending approval step.")] = False,
+    reject: Annotated[bool, typer.Option("--reject", help="Reject the pending approval step.")] = False,
+    comment: Annotated[
+        str | None,
+        typer.Option("--comment", help="A comment recorded with --approve/--reject."),
+    ] = None,
+    inputs: Inputs = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON summary object on stdout.")] = False,
+    events: Events = None,
+    quiet: Quiet = False,
+    state_dir: StateDir = None,
+    durability: DurabilityOption = Durability.strict,
+) -> None:
+    """Continue a run that failed, was interrupted or cancelled, or waits for approval.
+
+    Completed steps are restored from the journal, never run again. Exit status as for `run`.
+    """
+    from llmflow.cli.run import Reporting, resume_workflow
+
+    reporting = Reporting(json_output, events is not None, quiet, state_dir, durability.value)
+    code = resume_workflow(
+        run_id,
+        last=last,
+        from_step=from_step,
+        workflow_file=workflow_file,
+        approve=approve,
+        reject=reject,
+        comment=comment,
+        assignments=inputs or [],
+        reporting=reporting,
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+def runs(
+    status: Annotated[
+        RunStatus | None,
+        typer.Option("--status", help="Only runs with this status.", show_default=False),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", "-n", help="At most this many runs.", min=0, show_default=False),
+    ] = None,
+    as_json: AsJson = False,
+    state_dir: StateDir = None,
+) -> None:
+    """List runs, newest first."""
+    from llmflow.cli.runs import list_runs
+
+    raise typer.Exit(list_runs(status.value if status else None, limit, as_json=as_json, state_dir=state_dir))
+
+
+@app.command()
+def show(run_id: RunId = None, last: Last = False, as_json: AsJson = False, state_dir: StateDir = None) -> None:
+    """Show a run: its status, inputs and error, and the tree of its steps from the journal."""
+    from llmflow.cli.runs import show_run
+
+    raise typer.Exit(show_run(run_id, last=last, as_json=as_json, state_dir=state_dir))
+
+
+@app.command()
+def logs(
+    run_id: RunId = None,
+    last: Last = False,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing events until the run ends.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON event lines.")] = False,
+    state_dir: StateDir = None,
+) -> None:
+    """Print a run's events."""
+    from llmflow.cli.runs import show_logs
+
+    raise typer.Exit(show_logs(run_id, last=last, follow=follow, as_json=as_json, state_dir=state_dir))
+
+
+@app.command()
+def cancel(run_id: RunId = None, last: Last = False, state_dir: StateDir = None) -> None:
+    """Cancel a run: stop the process driving it, or mark a stopped run cancelled."""
+    from llmflow.cli.runs import cancel_run
+
+    raise typer.Exit(cancel_run(run_id, last=last, state_dir=state_dir))
+
+
+@app.command()
+def gc(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Remove runs that ended longer ago than this (30d, 12h …).")
+    ] = "30d",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed.")] = False,
+    state_dir: StateDir = None,
+) -> None:
+    """Remove old runs that nobody is driving."""
+    from llmflow.cli.runs import collect_garbage
+
+    raise typer.Exit(collect_garbage(older_than, dry_run=dry_run, state_dir=state_dir))
+
+
 def run_app() -> None:
     """Run the CLI, mapping any stray llmflow error to a one-line message and its exit code."""
     from llmflow.errors import LlmflowError
@@ -106,3 +283,5 @@ def run_app() -> None:
     except LlmflowError as error:
         typer.echo(f"error: {error}", err=True)
         sys.exit(exits.exit_code_for(error))
+    except KeyboardInterrupt:  # Ctrl-C outside a run's own handling: no traceback
+        sys.exit(exits.INTERRUPTED)

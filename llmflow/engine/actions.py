@@ -23,6 +23,16 @@ class ActionResult:
     usage: dict[str, Any] | None = None
 
 
+class ModelProviders(Protocol):
+    """The run's model providers by name (the concrete registry lives outside the engine)."""
+
+    def get(self, name: str) -> Any:
+        """The provider called ``name``; ``KeyError`` when there is none."""
+
+    def names(self) -> list[str]:
+        """Every provider name."""
+
+
 class RunServices(Protocol):
     """Run-wide services an action may use."""
 

@@ -22,6 +22,11 @@ class StepsView(Mapping[str, Any]):
         self._parent = parent
         self._known = known
 
+    @property
+    def known(self) -> frozenset[str]:
+        """Every step id the workflow has (run or not)."""
+        return self._known
+
     def record(self, step_id: str, view: dict[str, Any]) -> None:
         """Make a finished step visible."""
         self._own[step_id] = view
@@ -73,6 +78,7 @@ class Frame:
     static_base: str = ""
     instance_base: str = ""
     workflow_dir: str = "."
+    env: Mapping[str, str] | None = None  # a sub-workflow's own ``env``; None: the run's
 
     def instance_path(self, static_path: str) -> str:
         """The journal path of a node in this frame."""
@@ -96,11 +102,12 @@ class Frame:
         return Frame(
             inputs=self.inputs,
             vars=dict(self.vars) if isolated else self.vars,
-            steps=StepsView(self.steps, self.steps._known) if new_steps else self.steps,
+            steps=StepsView(self.steps, self.steps.known) if new_steps else self.steps,
             locals=merged,
             static_base=static_base,
             instance_base=instance_base,
             workflow_dir=self.workflow_dir,
+            env=self.env,
         )
 
     def with_locals(self, **names: Any) -> Frame:
@@ -115,4 +122,5 @@ class Frame:
             static_base=self.static_base,
             instance_base=self.instance_base,
             workflow_dir=self.workflow_dir,
+            env=self.env,
         )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmflow.errors import StepError
+from llmflow.errors import ActionError, StepError
 
 #: Node statuses.
 SUCCEEDED = "succeeded"
@@ -44,17 +46,24 @@ class Outcome:
             "error": self.error,
             "attempts": self.attempts,
             "duration": round(self.duration, 6),
+            "started": self.started,
+            "ended": self.ended,
         }
         view.update(self.extra)
+        if "exit_code" in view and "stdout" not in view:
+            # ``parse: text`` keeps stdout only once, as the output (trailing newline stripped).
+            view["stdout"] = self.output
         return view
 
     def record(self, path: str) -> dict[str, Any]:
-        """The journal record of this instance (short keys: the journal is on the hot path)."""
-        record: dict[str, Any] = {
-            "p": path,
-            "s": self.status,
-            "t": [round(self.started, 6), round(self.ended, 6)],
-        }
+        """The journal record of this instance: short keys, and nothing that is empty or implied.
+
+        A skipped instance is just ``{"p", "s"}``; ``t`` (start and end time) is kept for instances that ran.
+        """
+        record: dict[str, Any] = {"p": path, "s": self.status}
+        if self.status == SKIPPED:
+            return record
+        record["t"] = [round(self.started, 3), round(self.ended, 3)]
         if self.output is not None:
             record["output"] = self.output
         if self.writes:
@@ -68,15 +77,15 @@ class Outcome:
         return record
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Outcome:
+    def from_record(cls, record: Mapping[str, Any]) -> Outcome:
         """Rebuild an outcome from its journal record."""
-        started, ended = record.get("t", (0.0, 0.0))
+        started, ended = record.get("t") or (0.0, 0.0)
         return cls(
             status=record["s"],
             output=record.get("output"),
             writes=dict(record.get("w") or {}),
             error=record.get("e"),
-            attempts=record.get("a", 1),
+            attempts=record.get("a", 0 if record["s"] == SKIPPED else 1),
             started=started,
             ended=ended,
             extra=dict(record.get("x") or {}),
@@ -93,7 +102,11 @@ def error_info(error: BaseException, path: str = "") -> dict[str, Any]:
 
 
 class NodeFailed(StepError):
-    """A node instance failed for good (retries exhausted, not continued); carries the first cause."""
+    """A node instance failed for good (retries exhausted, not continued); carries the first cause.
+
+    Enclosing nodes that fail because of it re-raise the same exception, so ``path`` (and ``info["step"]``)
+    always names the node instance where the failure started.
+    """
 
     def __init__(self, path: str, cause: BaseException) -> None:
         info = error_info(cause, path)
@@ -110,3 +123,69 @@ class PauseRun(BaseException):
         super().__init__(message)
         self.paths = [path]
         self.message = message
+
+
+_SCALARS = (str, int, bool, type(None))
+
+
+def jsonable(value: Any, what: str, path: str = "") -> Any:
+    """``value`` as plain JSON data: tuples, sets and other iterables become lists, keys become strings.
+
+    Values that are already plain come back as they are (no copy). Anything else (objects, bytes,
+    ``NaN``, nesting deeper than Python's recursion limit) is refused with an ``ActionError`` naming
+    ``what``, so a record never holds non-JSON data.
+    """
+    try:
+        return _plain(value, what, path)
+    except RecursionError:
+        raise ActionError(f"{what} is nested too deeply to be stored", path=path) from None
+
+
+def _plain(value: Any, what: str, path: str) -> Any:
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is float:
+        if not math.isfinite(value):
+            raise ActionError(f"{what} contains {value}, which JSON cannot hold", path=path)
+        return value
+    if kind is list:
+        items = [_plain(item, what, path) for item in value]
+        return value if all(new is old for new, old in zip(items, value, strict=True)) else items
+    if kind is dict:
+        plain = all(type(key) is str for key in value)
+        converted = {_key(key, what, path): _plain(item, what, path) for key, item in value.items()}
+        if plain and all(converted[key] is item for key, item in value.items()):
+            return value
+        return converted
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return _plain(float(value), what, path)
+    if isinstance(value, Mapping):
+        return {_key(key, what, path): _plain(item, what, path) for key, item in value.items()}
+    if isinstance(value, (tuple, range)):
+        return [_plain(item, what, path) for item in value]
+    if isinstance(value, (set, frozenset)):
+        items = [_plain(item, what, path) for item in value]
+        try:
+            return sorted(items)
+        except TypeError:
+            return items
+    raise ActionError(f"{what} holds a value of type {kind.__name__}, which cannot be stored as JSON", path=path)
+
+
+def _key(key: Any, what: str, path: str) -> str:
+    if isinstance(key, str):
+        return str(key)
+    if key is None:
+        return "null"
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if isinstance(key, (int, float)):
+        return str(_plain(key, what, path))
+    raise ActionError(f"{what} has a {type(key).__name__} key, which cannot be stored as JSON", path=path)

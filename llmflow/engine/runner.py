@@ -5,23 +5,22 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Awaitable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from llmflow.compiler.graph import ActionNode, Node, Workflow
-from llmflow.engine.actions import ActionContext, ActionRegistry
-from llmflow.engine.events import EventBus
+from llmflow.compiler.graph import ActionNode, GroupNode, IfNode, Node, ParallelNode, SwitchNode, TryNode, Workflow
+from llmflow.engine.actions import Action, ActionContext, ActionResult
+from llmflow.engine.cache import cache_key, cached, remember
 from llmflow.engine.frame import Frame, StepsView
-from llmflow.engine.outcome import FAILED, SKIPPED, SUCCEEDED, NodeFailed, Outcome, error_info
+from llmflow.engine.outcome import FAILED, SKIPPED, SUCCEEDED, NodeFailed, Outcome, error_info, jsonable
 from llmflow.engine.patterns import EXECUTORS
-from llmflow.errors import ActionError, ExpressionError, LimitExceeded, StepError, StepTimeout
+from llmflow.engine.state import RunState
+from llmflow.errors import ActionError, ExpressionError, LlmflowError, StepError, StepTimeout
 
 if TYPE_CHECKING:
-    from llmflow.engine.ports import RunHandle, RunStore
     from llmflow.expressions import Condition, ValueTemplate
 
+__all__ = ["Engine", "RunState", "preview"]
 
 _PREVIEW = 200
 
@@ -30,70 +29,10 @@ def preview(value: Any) -> str:
     """A short text form of a value for events and listings."""
     from llmflow.expressions import stringify
 
+    if isinstance(value, (list, dict)) and len(value) > _PREVIEW:
+        value = list(value)[:_PREVIEW] if isinstance(value, list) else dict(list(value.items())[:_PREVIEW])
     text = stringify(value)
     return text if len(text) <= _PREVIEW else text[: _PREVIEW - 1] + "…"
-
-
-@dataclass(slots=True)
-class RunState:
-    """Everything run-wide: identity, services, journal replay index and limits."""
-
-    run_id: str
-    workflow: Workflow
-    handle: RunHandle
-    bus: EventBus
-    registry: ActionRegistry
-    project_dir: Path
-    store: RunStore | None = None
-    replay: dict[str, dict[str, Any]] = field(default_factory=dict)
-    env: dict[str, str] = field(default_factory=dict)
-    secrets: dict[str, str] = field(default_factory=dict)
-    approvals: dict[str, dict[str, Any]] = field(default_factory=dict)
-    usage: dict[str, float] = field(default_factory=lambda: {"input_tokens": 0, "output_tokens": 0, "cost": 0.0})
-    output_listener: Callable[[str, str, str], None] | None = None
-    action_slots: asyncio.Semaphore | None = None
-    started: float = field(default_factory=time.time)
-    frozen_root: Path | None = None
-    original_root: Path | None = None
-
-    def source_dir_for(self, workflow: Workflow) -> Path:
-        """The folder a (sub-)workflow's relative paths start from, even when compiled from a frozen copy."""
-        directory = workflow.directory
-        if self.frozen_root is not None and self.original_root is not None:
-            try:
-                return self.original_root / directory.resolve().relative_to(self.frozen_root)
-            except ValueError:
-                pass
-        return directory
-
-    # -- RunServices -------------------------------------------------------------------------------
-    def emit(self, kind: str, path: str = "", data: dict[str, Any] | None = None, attempt: int = 0) -> None:
-        self.bus.emit(kind, path, data, attempt)
-
-    def artifacts_dir(self) -> Path:
-        return self.handle.artifacts_dir()
-
-    def approval_decision(self, path: str) -> dict[str, Any] | None:
-        return self.approvals.get(path)
-
-    def output_line(self, path: str, stream: str, line: str) -> None:
-        if self.output_listener is not None:
-            self.output_listener(path, stream, line)
-
-    def run_info(self) -> dict[str, Any]:
-        """``run.*`` in expressions."""
-        return {"id": self.run_id, "dir": str(self.handle.directory), "usage": dict(self.usage)}
-
-    def add_usage(self, usage: Mapping[str, Any]) -> None:
-        """Add one call's tokens and cost; stop the run cleanly when a limit is crossed."""
-        for key in ("input_tokens", "output_tokens", "cost"):
-            self.usage[key] += float(usage.get(key) or 0)
-        limits = self.workflow.limits
-        tokens = self.usage["input_tokens"] + self.usage["output_tokens"]
-        if limits.max_tokens is not None and tokens > limits.max_tokens:
-            raise LimitExceeded(f"the run used {int(tokens)} tokens, over limits.max_tokens ({limits.max_tokens})")
-        if limits.max_cost is not None and self.usage["cost"] > limits.max_cost:
-            raise LimitExceeded(f"the run cost ${self.usage['cost']:.4f}, over limits.max_cost (${limits.max_cost})")
 
 
 class Engine:
@@ -112,7 +51,7 @@ class Engine:
             "vars": frame.vars,
             "steps": frame.steps,
             "run": state.run_info(),
-            "env": self.env_base,
+            "env": frame.env if frame.env is not None else self.env_base,
             "secrets": state.secrets,
             "session": {"vars": {}, "history": []},
         }
@@ -125,14 +64,16 @@ class Engine:
         try:
             return condition.evaluate(self.context(frame))
         except ExpressionError as error:
-            raise ActionError(f"step '{node.id}', field '{field_name}': {error.message}", path=node.path) from None
+            path = frame.instance_path(node.path)
+            raise ActionError(f"step '{node.id}', field '{field_name}': {error.message}", path=path) from None
 
     def render(self, template: ValueTemplate, frame: Frame, node: Node, field_name: str) -> Any:
         """Render a template value, naming the step and field in any error."""
         try:
             return template.render(self.context(frame))
         except ExpressionError as error:
-            raise ActionError(f"step '{node.id}', field '{field_name}': {error.message}", path=node.path) from None
+            path = frame.instance_path(node.path)
+            raise ActionError(f"step '{node.id}', field '{field_name}': {error.message}", path=path) from None
 
     # -- sequences ---------------------------------------------------------------------------------
     async def sequence(self, nodes: tuple[Node, ...], frame: Frame) -> tuple[Any, dict[str, Any]]:
@@ -147,6 +88,22 @@ class Engine:
                 output = outcome.output
         return output, writes
 
+    # -- the journal -------------------------------------------------------------------------------
+    def journal(self, path: str, outcome: Outcome) -> None:
+        """Append the completion record of one node instance."""
+        self.state.handle.append(outcome.record(path))
+
+    def reset(self, instance_path: str) -> None:
+        """Forget what completed at or under ``instance_path``: it runs again, now and on any resume."""
+        self.forget(instance_path)
+        self.state.handle.append({"p": instance_path, "s": "reset"})
+
+    def forget(self, instance_path: str) -> None:
+        """Drop replay records at or under ``instance_path`` for this drive only."""
+        replay = self.state.replay
+        for done in [p for p in replay if _at_or_under(p, instance_path)]:
+            del replay[done]
+
     # -- one node instance -------------------------------------------------------------------------
     async def execute(self, node: Node, frame: Frame) -> Outcome:
         """Run one node instance, or restore it from the journal when it completed before."""
@@ -155,67 +112,89 @@ class Engine:
         record = state.replay.get(path)
         if record is not None:
             outcome = Outcome.from_record(record)
+            state.emit("step.restored", path, {"id": node.id, "kind": node.kind, "status": outcome.status})
             self._finish(node, frame, outcome)
+            self._restore_scope(node, frame, outcome)
             return outcome
 
         started = time.time()
-        if node.condition is not None and not self.check(node.condition, frame, node, "if"):
-            outcome = Outcome(SKIPPED, started=started, ended=started)
-            state.handle.append(outcome.record(path))
+        try:
+            skip = node.condition is not None and not self.check(node.condition, frame, node, "if")
+        except StepError as error:  # the condition itself failed: the node fails, once, without retries
+            return self._failed(node, frame, path, error, 1, started, None)
+        if skip:
+            outcome = Outcome(SKIPPED, attempts=0, started=started, ended=started)
+            self.journal(path, outcome)
             state.emit("step.skipped", path, {"id": node.id, "kind": node.kind})
             self._finish(node, frame, outcome)
             return outcome
 
+        leaf = isinstance(node, ActionNode)
+        before = dict(frame.vars) if node.continue_on_error and not leaf else None
         policy = node.retry
         attempts = policy.attempts if policy is not None else 1
         attempt = 0
         while True:
             attempt += 1
-            state.emit("step.started", path, {"id": node.id, "kind": node.kind, "name": node.name}, attempt)
+            if attempt > 1 and not leaf:
+                self.forget(path)  # a retried composite starts afresh, as it would in an unbroken run
+            state.emit("step.started", path, _started_data(node), attempt)
             try:
                 outcome = await self._attempt(node, frame, path, attempt)
                 break
             except StepError as error:
                 failure: StepError = error
-            except TimeoutError:
-                failure = StepTimeout(f"step '{node.id}' timed out after {node.timeout:g}s", path=path)
+            except (TimeoutError, asyncio.TimeoutError) as error:  # two classes before Python 3.11
+                failure = _timeout(node, path, error)
+            except asyncio.CancelledError:
+                state.emit("step.cancelled", path, {"id": node.id, "kind": node.kind}, attempt)
+                raise
             if attempt < attempts and policy is not None and _retryable(failure, policy.on):
                 delay = policy.delay_before(attempt + 1)
                 if policy.jitter:
                     delay *= 1 + random.uniform(-policy.jitter, policy.jitter)
-                data = {
-                    "id": node.id,
-                    "error": failure.message,
-                    "delay": round(delay, 3),
-                    "next_attempt": attempt + 1,
-                }
+                data = {"id": node.id, "error": failure.message, "delay": round(delay, 3), "next_attempt": attempt + 1}
                 state.emit("step.retrying", path, data, attempt)
                 await asyncio.sleep(max(0.0, delay))
                 continue
-            info = failure.info if isinstance(failure, NodeFailed) else error_info(failure, path)
-            state.emit("step.failed", path, {"id": node.id, "kind": node.kind, "error": info}, attempt)
-            if node.continue_on_error:
-                outcome = Outcome(FAILED, error=info, attempts=attempt, started=started, ended=time.time())
-                state.handle.append(outcome.record(path))
-                self._finish(node, frame, outcome)
-                return outcome
-            raise failure if isinstance(failure, NodeFailed) else NodeFailed(path, failure)
+            return self._failed(node, frame, path, failure, attempt, started, before)
 
         outcome.attempts = attempt
         outcome.started = started
         outcome.ended = time.time()
-        state.handle.append(outcome.record(path))
-        state.emit(
-            "step.completed",
-            path,
-            {
-                "id": node.id,
-                "kind": node.kind,
-                "duration": round(outcome.duration, 6),
-                "preview": preview(outcome.output),
-            },
-            attempt,
-        )
+        self.journal(path, outcome)
+        data = {"id": node.id, "kind": node.kind, "duration": round(outcome.duration, 6)}
+        if outcome.output is not None:
+            data["preview"] = preview(outcome.output)
+        state.emit("step.completed", path, data, attempt)
+        self._finish(node, frame, outcome)
+        if leaf and "usage" in outcome.extra:
+            state.check_limits()
+        return outcome
+
+    def _failed(
+        self,
+        node: Node,
+        frame: Frame,
+        path: str,
+        failure: StepError,
+        attempt: int,
+        started: float,
+        before: Mapping[str, Any] | None,
+    ) -> Outcome:
+        """Report a node instance's failure once; continue (status ``failed``) or raise ``NodeFailed``."""
+        info = _failure_info(failure, path)
+        output = info.pop("output", None)  # e.g. the decision of a rejected approval
+        data: dict[str, Any] = {"id": node.id, "kind": node.kind, "error": info}
+        if info.get("step") != path:
+            data["cause"] = info.get("step")  # this node failed because a node inside it did
+        self.state.emit("step.failed", path, data, attempt)
+        if not node.continue_on_error:
+            raise failure if isinstance(failure, NodeFailed) else NodeFailed(path, failure)
+        writes = _changed(before, frame.vars) if before is not None else {}
+        ended = time.time()
+        outcome = Outcome(FAILED, output, writes, error=info, attempts=attempt, started=started, ended=ended)
+        self.journal(path, outcome)
         self._finish(node, frame, outcome)
         return outcome
 
@@ -225,12 +204,30 @@ class Engine:
         if node.named:
             frame.steps.record(node.id, outcome.view())
 
+    def _restore_scope(self, node: Node, frame: Frame, outcome: Outcome) -> None:
+        """Make the results of a restored composite's inner steps visible again as ``steps.<id>``.
+
+        Only steps that share the composite's scope (groups, the chosen branch, try/catch/finally,
+        parallel branches) are visible outside it; loop iterations and map items keep theirs.
+        """
+        for child in _same_scope_children(node, outcome.extra):
+            record = self.state.replay.get(frame.instance_path(child.path))
+            if record is None:
+                continue
+            inner = Outcome.from_record(record)
+            if child.named:
+                frame.steps.record(child.id, inner.view())
+            self._restore_scope(child, frame, inner)
+
     async def _attempt(self, node: Node, frame: Frame, path: str, attempt: int) -> Outcome:
         work: Awaitable[Outcome]
         if isinstance(node, ActionNode):
             work = self._action(node, frame, path, attempt)
         else:
-            work = EXECUTORS[type(node).__name__](self, node, frame, path)
+            executor = EXECUTORS.get(type(node).__name__)
+            if executor is None:
+                raise ActionError(f"step '{node.id}': {node.kind} steps cannot run yet", path=path)
+            work = executor(self, node, frame, path)
         if node.timeout is not None:
             return await asyncio.wait_for(work, node.timeout)
         outcome: Outcome = await work
@@ -245,9 +242,11 @@ class Engine:
                 shell = node.shell.render(self.context(frame))
             except ExpressionError as error:
                 raise ActionError(f"step '{node.id}', field 'run': {error.message}", path=path) from None
-        env = self.env_base
+        env = frame.env if frame.env is not None else self.env_base
+        own_env: dict[str, str] = {}
         if node.env is not None:
-            env = {**env, **{str(k): str(v) for k, v in self.render(node.env, frame, node, "env").items()}}
+            own_env = {str(k): str(v) for k, v in self.render(node.env, frame, node, "env").items()}
+            env = {**env, **own_env}
         context = ActionContext(
             node=node,
             config=config,
@@ -262,16 +261,28 @@ class Engine:
             action = state.registry.get(node.action)
         except KeyError:
             raise ActionError(f"no action is registered for '{node.action}' steps", path=path) from None
+        key = cache_key(context, own_env) if node.cache else None
+        if key is not None and (hit := cached(state.store, key)) is not None:
+            return hit
         if state.action_slots is not None:
             async with state.action_slots:
-                result = await action(context)
+                result = await _guarded(action, context)
         else:
-            result = await action(context)
+            result = await _guarded(action, context)
         if result.usage:
             state.emit("llm.usage", path, dict(result.usage), attempt)
             state.add_usage(result.usage)
             result.extra.setdefault("usage", result.usage)
-        return Outcome(SUCCEEDED, output=result.output, writes=result.writes, extra=result.extra)
+        what = f"the output of step '{node.id}'"
+        outcome = Outcome(
+            SUCCEEDED,
+            output=jsonable(result.output, what, path),
+            writes=jsonable(result.writes, f"the variables set by step '{node.id}'", path),
+            extra=jsonable(result.extra, what, path),
+        )
+        if key is not None:
+            remember(state.store, key, outcome)
+        return outcome
 
     # -- the whole workflow ------------------------------------------------------------------------
     def root_frame(self, inputs: Mapping[str, Any], variables: Mapping[str, Any] | None = None) -> Frame:
@@ -294,15 +305,86 @@ class Engine:
         if workflow.outputs is None:
             return {}
         try:
-            return workflow.outputs.render(self.context(frame))
+            outputs = workflow.outputs.render(self.context(frame))
         except ExpressionError as error:
             raise ActionError(f"workflow '{workflow.name}', outputs: {error.message}") from None
+        return jsonable(outputs, f"the outputs of workflow '{workflow.name}'")
+
+
+def _started_data(node: Node) -> dict[str, Any]:
+    data = {"id": node.id, "kind": node.kind}
+    if node.name:
+        data["name"] = node.name
+    return data
+
+
+def _timeout(node: Node, path: str, error: BaseException) -> StepTimeout:
+    if node.timeout is not None:
+        return StepTimeout(f"step '{node.id}' timed out after {node.timeout:g}s", path=path)
+    return StepTimeout(f"step '{node.id}' timed out: {error or type(error).__name__}", path=path)
+
+
+def _failure_info(failure: StepError, path: str) -> dict[str, Any]:
+    """The ``error`` mapping of a failure, as plain JSON (a copy: enclosing nodes share the original)."""
+    info = dict(failure.info) if isinstance(failure, NodeFailed) else error_info(failure, path)
+    try:
+        return dict(jsonable(info, "the error"))
+    except ActionError:
+        return {"message": str(info.get("message")), "kind": str(info.get("kind")), "step": info.get("step", path)}
+
+
+def _changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """The variables ``after`` holds that ``before`` did not (or held with another value)."""
+    return {key: value for key, value in after.items() if key not in before or before[key] is not value}
+
+
+def _at_or_under(path: str, root: str) -> bool:
+    return path == root or path.startswith((root + "/", root + "["))
+
+
+_UNKNOWN = object()
+
+
+def _same_scope_children(node: Node, extra: Mapping[str, Any]) -> Iterator[Node]:
+    """Children of a composite that record their results in the composite's own steps view.
+
+    Only the chosen branch counts; when the record does not say (a composite that failed and was
+    continued), every branch does: only those that ran have records.
+    """
+    branch = extra.get("branch", _UNKNOWN)
+    if isinstance(node, GroupNode):
+        yield from node.steps
+    elif isinstance(node, IfNode):
+        if branch in ("then", _UNKNOWN):
+            yield from node.then
+        if branch in ("else", _UNKNOWN):
+            yield from node.otherwise
+    elif isinstance(node, SwitchNode):
+        for case in node.cases:
+            if branch in (case.name, _UNKNOWN):
+                yield from case.steps
+        if branch in ("default", _UNKNOWN):
+            yield from node.default or ()
+    elif isinstance(node, TryNode):
+        yield from node.body
+        if branch in ("catch", _UNKNOWN):
+            yield from node.catch or ()
+        yield from node.finally_
+    elif isinstance(node, ParallelNode):
+        for lane in node.branches:
+            yield from lane.steps
 
 
 def _retryable(error: StepError, on: frozenset[str]) -> bool:
-    if isinstance(error, LimitExceeded):
-        return False
-    kind = error.kind
-    if isinstance(error, NodeFailed):
-        kind = error.kind
-    return "any" in on or kind in on
+    return "any" in on or error.kind in on
+
+
+async def _guarded(action: Action, context: ActionContext) -> ActionResult:
+    """Run an action; a bug in it (any exception that is not an llmflow error) fails the step, not the run."""
+    try:
+        return await action(context)
+    except (LlmflowError, asyncio.CancelledError):
+        raise
+    except Exception as error:
+        message = f"step '{context.node.id}': the {context.node.action} action failed: {type(error).__name__}: {error}"
+        raise ActionError(message, path=context.path) from error

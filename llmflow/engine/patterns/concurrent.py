@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from llmflow.engine.outcome import SUCCEEDED, NodeFailed, Outcome, PauseRun
+from llmflow.engine.outcome import SUCCEEDED, NodeFailed, Outcome, PauseRun, jsonable
 from llmflow.errors import ActionError, StepError
 
 if TYPE_CHECKING:
@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from llmflow.engine.runner import Engine
 
 Lane = Callable[[], Awaitable[tuple[Any, dict[str, Any]]]]
+#: Told how many lanes failed so far; says whether the lanes still running should be cancelled.
+StopRule = Callable[[int], bool]
 
 
 class _Cancelled:
@@ -24,11 +26,22 @@ class _Cancelled:
 CANCELLED = _Cancelled()
 
 
-async def run_lanes(lanes: list[Lane], concurrency: int | None, fail_fast: bool) -> list[Any]:
+def never(_failed: int) -> bool:
+    """The stop rule of ``fail_fast: false``: every lane runs to its end."""
+    return False
+
+
+def first_failure(failed: int) -> bool:
+    """The stop rule of ``fail_fast: true``: the first failure cancels the rest."""
+    return failed > 0
+
+
+async def run_lanes(lanes: list[Lane], concurrency: int | None, stop: StopRule) -> list[Any]:
     """Run lanes at most ``concurrency`` at a time; return each lane's result or exception, in lane order.
 
-    With ``fail_fast`` the first failure cancels the lanes still running. A pausing lane (approval) never
-    cancels the others: they finish, then the pause wins.
+    Once ``stop`` says so, the lanes still running (or waiting for a slot) are cancelled. A pausing lane
+    (approval) never cancels the others: they finish, then the pause wins. Any exception that is neither a
+    step failure nor a pause (a run limit, a bug) cancels every other lane and is raised.
     """
     slots = asyncio.Semaphore(concurrency) if concurrency else None
 
@@ -41,19 +54,20 @@ async def run_lanes(lanes: list[Lane], concurrency: int | None, fail_fast: bool)
     tasks = [asyncio.ensure_future(guarded(lane)) for lane in lanes]
     try:
         pending = set(tasks)
+        failed = 0
         while pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
             errors = [error for task in done if not task.cancelled() and (error := task.exception()) is not None]
-            fatal = [e for e in errors if not isinstance(e, (StepError, PauseRun))]
-            failed = [e for e in errors if isinstance(e, StepError)]
-            if fatal or (fail_fast and failed):
+            fatal = [error for error in errors if not isinstance(error, (StepError, PauseRun))]
+            failed += sum(1 for error in errors if isinstance(error, StepError))
+            if fatal or (failed and stop(failed)):
                 for task in pending:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
                 if fatal:
                     raise fatal[0]
                 break
-    except asyncio.CancelledError:
+    except BaseException:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -87,26 +101,33 @@ def merge_writes(policy: str, lanes: list[tuple[str, dict[str, Any]]], node_id: 
     return merged
 
 
-def _concurrency(engine: Engine, node: MapNode | ParallelNode, frame: Frame) -> int | None:
+def _concurrency(engine: Engine, node: MapNode | ParallelNode, frame: Frame, path: str) -> int | None:
     if node.concurrency is None:
         return None
     value = engine.render(node.concurrency, frame, node, "concurrency")
     try:
         count = int(value)
     except (TypeError, ValueError):
-        raise ActionError(f"'{node.id}': concurrency must be a whole number, not {value!r}", path=node.path) from None
+        raise ActionError(f"'{node.id}': concurrency must be a whole number, not {value!r}", path=path) from None
     if count < 1:
-        raise ActionError(f"'{node.id}': concurrency must be at least 1, not {count}", path=node.path)
+        raise ActionError(f"'{node.id}': concurrency must be at least 1, not {count}", path=path)
     return count
 
 
 def _pauses(results: list[Any]) -> None:
+    """Raise one pause listing every lane that waits for approval, if any does."""
     pauses = [result for result in results if isinstance(result, PauseRun)]
     if pauses:
         first = pauses[0]
         for other in pauses[1:]:
             first.paths.extend(other.paths)
         raise first
+
+
+def _item_error(error: StepError) -> dict[str, Any]:
+    info = dict(error.info) if isinstance(error, NodeFailed) else {"message": error.message, "kind": error.kind}
+    info.pop("output", None)
+    return info
 
 
 async def execute_parallel(engine: Engine, node: ParallelNode, frame: Frame, path: str) -> Outcome:
@@ -121,7 +142,8 @@ async def execute_parallel(engine: Engine, node: ParallelNode, frame: Frame, pat
         return run
 
     lanes = [lane(branch.name, branch.steps) for branch in node.branches]
-    results = await run_lanes(lanes, _concurrency(engine, node, frame), node.fail_fast)
+    stop = first_failure if node.fail_fast else never
+    results = await run_lanes(lanes, _concurrency(engine, node, frame, path), stop)
     _pauses(results)
     names = [branch.name for branch in node.branches]
     failures = [result for result in results if isinstance(result, StepError)]
@@ -135,12 +157,17 @@ async def execute_parallel(engine: Engine, node: ParallelNode, frame: Frame, pat
 
 
 async def execute_map(engine: Engine, node: MapNode, frame: Frame, path: str) -> Outcome:
-    """The steps once per item, each on its own copy of the variables; output in input order."""
-    items = engine.render(node.items, frame, node, "items")
+    """The steps once per item, each on its own copy of the variables; output in input order.
+
+    ``tolerated_failures`` items may fail (their output is ``null``, ``.errors`` lists them); with
+    ``fail_fast`` the items still running are cancelled as soon as one failure more than that happens.
+    """
+    items = jsonable(engine.render(node.items, frame, node, "items"), f"the items of map '{node.id}'", path)
     if isinstance(items, dict):
         items = [{"key": key, "value": value} for key, value in items.items()]
     if not isinstance(items, list):
         raise ActionError(f"map '{node.id}': items must be a list, not {type(items).__name__}", path=path)
+    total = len(items)
 
     def lane(index: int, item: Any) -> Lane:
         async def run() -> tuple[Any, dict[str, Any]]:
@@ -151,27 +178,28 @@ async def execute_map(engine: Engine, node: MapNode, frame: Frame, path: str) ->
 
         return run
 
-    results = await run_lanes(
-        [lane(i, item) for i, item in enumerate(items)], _concurrency(engine, node, frame), node.fail_fast
-    )
+    def stop(failed: int) -> bool:
+        return node.fail_fast and not node.tolerance.allows(failed, total)
+
+    concurrency = _concurrency(engine, node, frame, path)
+    results = await run_lanes([lane(i, item) for i, item in enumerate(items)], concurrency, stop)
     _pauses(results)
     outputs: list[Any] = []
     errors: list[dict[str, Any]] = []
     done: list[tuple[str, dict[str, Any]]] = []
     for index, result in enumerate(results):
         if isinstance(result, StepError):
-            info = result.info if isinstance(result, NodeFailed) else {"message": result.message}
-            errors.append({"index": index, "item": items[index], "error": info})
+            errors.append({"index": index, "item": items[index], "error": _item_error(result)})
             outputs.append(None)
         elif result is CANCELLED:
             outputs.append(None)
         else:
             outputs.append(result[0])
             done.append((f"item {index}", result[1]))
-    if errors and (node.fail_fast or not node.tolerance.allows(len(errors), len(items))):
+    if errors and not node.tolerance.allows(len(errors), total):
         first = errors[0]
         reason = first["error"]["message"]
-        message = f"map '{node.id}': {len(errors)} of {len(items)} items failed; item {first['index']}: {reason}"
+        message = f"map '{node.id}': {len(errors)} of {total} items failed; item {first['index']}: {reason}"
         raise ActionError(message, path=path, data={"errors": errors})
     writes = merge_writes(node.merge, done, node.id, path)
-    return Outcome(SUCCEEDED, output=outputs, writes=writes, extra={"errors": errors} if errors else {})
+    return Outcome(SUCCEEDED, output=outputs, writes=writes, extra={"errors": errors})

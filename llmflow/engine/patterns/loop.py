@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from llmflow.engine.outcome import SUCCEEDED, Outcome
+from llmflow.engine.outcome import SUCCEEDED, Outcome, jsonable
 from llmflow.errors import ActionError
 
 if TYPE_CHECKING:
@@ -13,32 +13,36 @@ if TYPE_CHECKING:
     from llmflow.engine.runner import Engine
 
 
-def _as_list(value: Any, node: LoopNode) -> list[Any]:
+def _as_list(value: Any, node: LoopNode, path: str) -> list[Any]:
     if isinstance(value, list):
         return value
     if isinstance(value, dict):
         return [{"key": key, "value": item} for key, item in value.items()]
     if isinstance(value, str):
         return value.splitlines()
-    raise ActionError(f"loop '{node.id}': for_each must give a list, not {type(value).__name__}", path=node.path)
+    raise ActionError(f"loop '{node.id}': for_each must give a list, not {type(value).__name__}", path=path)
 
 
-def _count(value: Any, node: LoopNode) -> int:
+def _count(value: Any, node: LoopNode, path: str) -> int:
     try:
         count = int(value)
     except (TypeError, ValueError):
-        raise ActionError(f"loop '{node.id}': times must be a whole number, not {value!r}", path=node.path) from None
+        message = f"loop '{node.id}': times must be a whole number, not {value!r}"
+        raise ActionError(message, path=path) from None
     if count < 0:
-        raise ActionError(f"loop '{node.id}': times cannot be negative ({count})", path=node.path)
+        raise ActionError(f"loop '{node.id}': times cannot be negative ({count})", path=path)
     return count
 
 
 async def execute_loop(engine: Engine, node: LoopNode, frame: Frame, path: str) -> Outcome:
     """Iterations share the run variables; each has its own step results; output lists iteration outputs."""
-    items = _as_list(engine.render(node.for_each, frame, node, "for_each"), node) if node.for_each else None
+    items = None
+    if node.for_each is not None:
+        rendered = engine.render(node.for_each, frame, node, "for_each")
+        items = _as_list(jsonable(rendered, f"for_each of loop '{node.id}'", path), node, path)
     total = len(items) if items is not None else None
     if node.times is not None:
-        total = _count(engine.render(node.times, frame, node, "times"), node)
+        total = _count(engine.render(node.times, frame, node, "times"), node, path)
     if total is not None and total > node.max_iterations:
         message = f"loop '{node.id}' would run {total} iterations, over its max_iterations ({node.max_iterations})"
         raise ActionError(message, path=path)

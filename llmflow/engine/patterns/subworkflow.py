@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from llmflow.engine.frame import Frame, StepsView
 from llmflow.engine.inputs import resolve_inputs
 from llmflow.engine.outcome import SUCCEEDED, Outcome
-from llmflow.errors import ActionError, InputError
+from llmflow.errors import ActionError, ExpressionError, InputError
 
 if TYPE_CHECKING:
     from llmflow.compiler.graph import WorkflowNode
@@ -30,6 +30,14 @@ async def execute_workflow(engine: Engine, node: WorkflowNode, frame: Frame, pat
         static_base="",
         instance_base=path + "/",
         workflow_dir=str(engine.state.source_dir_for(sub)),
+        env=frame.env,
     )
+    if sub.env is not None:
+        try:
+            rendered = sub.env.render(engine.context(child))
+        except ExpressionError as error:
+            raise ActionError(f"sub-workflow '{node.id}', env: {error.message}", path=path) from None
+        base = frame.env if frame.env is not None else engine.env_base
+        child.env = {**base, **{str(key): str(value) for key, value in rendered.items()}}
     outputs = await engine.run_workflow(sub, child)
     return Outcome(SUCCEEDED, output=outputs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from llmflow.engine.outcome import SUCCEEDED, NodeFailed, Outcome
-from llmflow.errors import StepError
+from llmflow.errors import RunError, StepError
 
 if TYPE_CHECKING:
     from llmflow.compiler.graph import TryNode
@@ -13,8 +13,22 @@ if TYPE_CHECKING:
     from llmflow.engine.runner import Engine
 
 
+def _caught(failure: StepError) -> dict[str, Any]:
+    """``error`` inside ``catch``: ``message``, ``kind``, ``step`` and the failure's own data."""
+    info = dict(failure.info) if isinstance(failure, NodeFailed) else {"message": failure.message}
+    info.setdefault("kind", failure.kind)
+    info.setdefault("step", failure.path)
+    info.pop("output", None)
+    return info
+
+
 async def execute_try(engine: Engine, node: TryNode, frame: Frame, path: str) -> Outcome:
-    """Run the body; on failure restore the variables and run ``catch`` (which sees ``error``)."""
+    """Run the body; on failure restore the variables and run ``catch`` (which sees ``error``).
+
+    ``finally`` runs after the body or catch however they ended (a pause or a cancellation aside). When
+    the try fails anyway, its ``finally`` steps are reset in the journal, so that a resume, which runs
+    the try again, runs its ``finally`` again too.
+    """
     snapshot = dict(frame.vars)
     writes: dict[str, Any] = {}
     caught: dict[str, Any] | None = None
@@ -26,12 +40,13 @@ async def execute_try(engine: Engine, node: TryNode, frame: Frame, path: str) ->
                 raise
             frame.vars.clear()
             frame.vars.update(snapshot)
-            caught = failure.info if isinstance(failure, NodeFailed) else {"message": failure.message}
+            caught = _caught(failure)
             engine.state.emit("branch.selected", path, {"id": node.id, "branch": "catch", "error": caught})
             output, writes = await engine.sequence(node.catch, frame.with_locals(error=caught))
-    except StepError:
+    except (StepError, RunError):
         if node.finally_:
             await engine.sequence(node.finally_, frame)
+            engine.reset(f"{path}/finally")
         raise
     if node.finally_:
         _, finally_writes = await engine.sequence(node.finally_, frame)

@@ -1,0 +1,319 @@
+"""``llmflow run`` and ``llmflow resume``: inputs, the console, driving the runtime, the summary, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, cast
+
+from llmflow.cli import exits
+from llmflow.errors import UsageError
+
+if TYPE_CHECKING:
+    from llmflow.cli.console import AttemptsLookup
+    from llmflow.compiler.graph import Workflow
+    from llmflow.engine.ports import Durability
+    from llmflow.planning import PlanEntry
+    from llmflow.runtime import RunOptions, RunSummary
+
+_EXIT_BY_STATUS = {
+    "succeeded": exits.SUCCEEDED,
+    "failed": exits.FAILED,
+    "cancelled": exits.FAILED,
+    "waiting": exits.WAITING,
+    "interrupted": exits.INTERRUPTED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reporting:
+    """Where a run reports: ``--json`` summary, ``--events jsonl`` on stdout, ``-q``, and the store used."""
+
+    json: bool = False
+    events: bool = False
+    quiet: bool = False
+    state_dir: str | None = None
+    durability: str = "strict"
+
+    def check(self) -> None:
+        """Refuse combinations that would mix two formats on stdout."""
+        if self.json and self.events:
+            raise UsageError("--json and --events jsonl both write to stdout; choose one")
+
+
+# -- inputs ----------------------------------------------------------------------------------------------
+def read_inputs_file(path: Path) -> dict[str, Any]:
+    """The mapping in a ``--inputs-file``: JSON for ``.json``, YAML otherwise."""
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise UsageError(f"cannot read inputs file {path}: {error.strerror}") from None
+        except ValueError as error:
+            raise UsageError(f"inputs file {path} is not valid JSON: {error}") from None
+    else:
+        from llmflow.errors import WorkflowError
+        from llmflow.spec.loader import load_file
+
+        try:
+            data = load_file(path, expect_mapping=False).data  # its own message for a non-mapping, below
+        except WorkflowError as error:
+            first = error.diagnostics[0]
+            raise UsageError(f"inputs file {first.file}:{first.line}:{first.column}: {first.message}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"inputs file {path} must hold a mapping of input names to values")
+    return data
+
+
+def collect_inputs(workflow: Workflow, assignments: list[str], inputs_file: Path | None) -> dict[str, Any]:
+    """``-i k=v`` values over ``--inputs-file`` values, checked against the declared inputs."""
+    from llmflow.engine.inputs import parse_assignments, resolve_inputs
+
+    given = read_inputs_file(inputs_file) if inputs_file is not None else {}
+    given.update(parse_assignments(workflow.inputs, assignments))
+    return resolve_inputs(workflow.inputs, given)
+
+
+def attempts_lookup(workflow: Workflow) -> AttemptsLookup:
+    """How many attempts the node at a static path may take (for ``retry 2/3`` lines)."""
+
+    def attempts(path: str) -> int | None:
+        node = workflow.nodes.get(path)
+        return node.retry.attempts if node is not None and node.retry is not None else None
+
+    return attempts
+
+
+# -- run and resume --------------------------------------------------------------------------------------
+def run_workflow(
+    file: Path, assignments: list[str], inputs_file: Path | None, *, dry_run: bool, reporting: Reporting
+) -> int:
+    """``llmflow run``: compile, check inputs, then plan (``--dry-run``) or drive a new run."""
+    from llmflow.cli.validate import load_or_exit
+
+    reporting.check()
+    workflow = load_or_exit(file)
+    values = collect_inputs(workflow, assignments, inputs_file)
+    if dry_run:
+        from llmflow.planning import plan
+
+        entries = plan(workflow, values)
+        if reporting.json:
+            document = {"workflow": workflow.name, "file": workflow.file, "plan": [asdict(e) for e in entries]}
+            sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        else:
+            sys.stdout.write(render_plan(workflow, entries))
+        return exits.SUCCEEDED
+    from llmflow.runtime import start_run
+
+    return drive(lambda options: start_run(workflow, values, options), reporting, attempts_lookup(workflow))
+
+
+def resume_workflow(
+    selector: str | None,
+    *,
+    last: bool,
+    from_step: str | None,
+    workflow_file: Path | None,
+    approve: bool,
+    reject: bool,
+    comment: str | None,
+    assignments: list[str],
+    reporting: Reporting,
+) -> int:
+    """``llmflow resume``: continue a run that failed, was interrupted or waits for approval."""
+    from llmflow.errors import InputError, WorkflowError
+    from llmflow.runtime import ResumeRequest, resume_run
+
+    reporting.check()
+    if approve and reject:
+        raise UsageError("--approve and --reject cannot be used together")
+    if comment is not None and not (approve or reject):
+        raise UsageError("--comment goes with --approve or --reject")
+    if not selector and not last:
+        raise UsageError("give a run id (or a unique prefix of one), or --last")
+    inputs: dict[str, str] = {}
+    for pair in assignments:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"-i expects NAME=VALUE, got {pair!r}")
+        inputs[name.strip()] = text
+    request = ResumeRequest(
+        selector=selector,
+        last=last,
+        from_step=from_step,
+        workflow_file=workflow_file,
+        approve=approve,
+        reject=reject,
+        comment=comment,
+        inputs=inputs,
+    )
+    try:
+        return drive(lambda options: resume_run(request, options), reporting, None)
+    except WorkflowError as error:  # an edited --workflow FILE that does not compile
+        from llmflow.cli.validate import render
+
+        sys.stderr.write(render(error.diagnostics, "text", color=color_for(sys.stderr)) + "\n")
+        return exits.USAGE
+
+
+def drive(
+    start: Callable[[RunOptions], Coroutine[Any, Any, RunSummary]],
+    reporting: Reporting,
+    attempts: AttemptsLookup | None,
+) -> int:
+    """Run ``start`` with the console, event stream and listeners wired; report the outcome; the exit code."""
+    import asyncio
+
+    from llmflow.cli.console import make_console
+    from llmflow.runtime import RunOptions, RunSummary
+    from llmflow.sinks import StreamEventSink
+
+    console = None if reporting.quiet else make_console(sys.stderr, live=is_terminal(sys.stderr), attempts=attempts)
+    sinks: list[Any] = [StreamEventSink(sys.stdout)] if reporting.events else []
+    if console is not None:
+        sinks.append(console)
+    started: list[str] = []
+
+    def on_start(run_id: str, directory: Path) -> None:
+        started.append(run_id)
+        if console is not None:
+            console.begin(run_id, directory)
+
+    options = RunOptions(
+        state_dir=reporting.state_dir,
+        durability=cast("Durability", reporting.durability),  # one of the option's choices
+        sinks=sinks,
+        output_listener=console.output if console is not None else None,
+        started_listener=on_start,
+    )
+    clock = time.monotonic()
+    try:
+        summary = asyncio.run(start(options))
+    except KeyboardInterrupt:  # before or after the runtime watched for Ctrl-C itself
+        _close(sinks)
+        if started:
+            report(RunSummary(run_id=started[0], status="interrupted"), time.monotonic() - clock, reporting)
+        return exits.INTERRUPTED
+    finally:
+        _close(sinks)
+    report(summary, time.monotonic() - clock, reporting)
+    return _EXIT_BY_STATUS.get(summary.status, exits.FAILED)
+
+
+def _close(sinks: list[Any]) -> None:
+    for sink in sinks:
+        sink.close()  # the runtime closes them at the end of a run; closing again is harmless
+
+
+# -- reporting -------------------------------------------------------------------------------------------
+def is_terminal(stream: IO[str]) -> bool:
+    """Whether ``stream`` is an interactive terminal that can draw a live display."""
+    try:
+        return stream.isatty() and os.environ.get("TERM") != "dumb"
+    except (AttributeError, ValueError):
+        return False
+
+
+def color_for(stream: IO[str]) -> bool:
+    """Whether to colour text written to ``stream``."""
+    return is_terminal(stream) and "NO_COLOR" not in os.environ
+
+
+def resume_hint(run_id: str, reporting: Reporting, extra: str = "") -> str:
+    """The command that continues ``run_id`` (with the same ``--state-dir``)."""
+    state = f" --state-dir {reporting.state_dir}" if reporting.state_dir else ""
+    return f"llmflow resume {run_id}{extra}{state}"
+
+
+def report(summary: RunSummary, elapsed: float, reporting: Reporting) -> None:
+    """The ``--json`` object on stdout and the summary on stderr (failures only with ``-q``)."""
+    if reporting.json:
+        document = {
+            "run_id": summary.run_id,
+            "status": summary.status,
+            "outputs": summary.outputs,
+            "error": summary.error,
+            "waiting_for": summary.waiting_for,
+        }
+        sys.stdout.write(json.dumps(document, ensure_ascii=False, default=str) + "\n")
+        sys.stdout.flush()
+    succeeded = summary.status == "succeeded"
+    if not (reporting.quiet and succeeded):
+        sys.stderr.write(summary_text(summary, elapsed, reporting, color=color_for(sys.stderr)))
+    if reporting.quiet and succeeded and not reporting.json and summary.outputs not in (None, {}):
+        stream = sys.stderr if reporting.events else sys.stdout  # stdout belongs to the event stream
+        stream.write(json.dumps(summary.outputs, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def summary_text(summary: RunSummary, elapsed: float, reporting: Reporting, *, color: bool) -> str:
+    """How the run ended, for people: status, duration, run id and what to do next."""
+
+    def paint(text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if color else text
+
+    run_id = summary.run_id
+    took = f"{elapsed:.2f}s" if elapsed < 60 else f"{elapsed / 60:.1f}m"
+    lines: list[str] = []
+    if summary.status == "succeeded":
+        lines.append(f"{paint('✓ succeeded', '32;1')} in {took} · run {run_id}")
+        tokens = int(summary.usage.get("input_tokens", 0) + summary.usage.get("output_tokens", 0))
+        if tokens:
+            lines.append(f"usage: {tokens} tokens, ${summary.usage.get('cost', 0.0):.4f}")
+        if summary.outputs not in (None, {}):
+            lines.append("outputs:")
+            lines.append(json.dumps(summary.outputs, indent=2, ensure_ascii=False, default=str))
+    elif summary.status == "waiting":
+        lines.append(f"{paint('⏸ waiting for approval', '33;1')} after {took} · run {run_id}")
+        for path in summary.waiting_for:
+            lines.append(f"  {path}: {summary.error or 'approve to continue'}")
+        lines.append(f"approve: {resume_hint(run_id, reporting, ' --approve')}")
+        lines.append(f"reject:  {resume_hint(run_id, reporting, ' --reject')}")
+    elif summary.status == "interrupted":
+        lines.append(f"interrupted — resume with: {resume_hint(run_id, reporting)}")
+    else:
+        word = "✗ failed" if summary.status == "failed" else f"⊘ {summary.status}"
+        lines.append(f"{paint(word, '31;1')} after {took} · run {run_id}")
+        if summary.failed_step:
+            lines.append(f"  step: {summary.failed_step}")
+        if summary.error:
+            lines.append(f"  error: {summary.error}")
+        if summary.compensated:
+            lines.append(f"  compensated: {', '.join(summary.compensated)}")
+        lines.append(f"resume with: {resume_hint(run_id, reporting)}")
+    return "\n".join(lines) + "\n"
+
+
+def render_plan(workflow: Workflow, entries: list[PlanEntry]) -> str:
+    """The ``--dry-run`` plan as indented text."""
+    from llmflow.planning import VALUE_CLOSE, VALUE_OPEN
+
+    lines = [
+        f"plan for {workflow.name} ({workflow.file}) — dry run, nothing is executed",
+        f"template values are shown as {VALUE_OPEN}value{VALUE_CLOSE}; "
+        "'(rendered at run time)' marks what is only known then",
+        "",
+    ]
+    levels: dict[str, int] = {"": -1}
+    headers: set[tuple[str, str]] = set()
+    for entry in entries:
+        level = levels.get(entry.parent, -1) + 1
+        if entry.branch:
+            if (entry.parent, entry.branch) not in headers:
+                headers.add((entry.parent, entry.branch))
+                lines.append(f"{'    ' * level}{entry.branch}:")
+            level += 1
+        levels[entry.path] = level
+        head = f"{'    ' * level}• {entry.title} [{entry.kind}]"
+        lines.append(head + (f" if {entry.condition}" if entry.condition else ""))
+        indent = "    " * (level + 1)
+        for detail in entry.details:
+            prefix = "$ " if detail.label == "command" else f"{detail.label}: "
+            text = detail.text.replace("\n", "\n" + indent + " " * len(prefix))
+            lines.append(f"{indent}{prefix}{text}" + ("  (rendered at run time)" if detail.deferred else ""))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,385 @@
+"""Commands about stored runs: ``runs``, ``show``, ``logs``, ``cancel`` and ``gc``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from llmflow.cli import exits
+from llmflow.cli.console import describe_event, parent_path, preview, seconds, segment_label
+from llmflow.errors import UsageError
+
+if TYPE_CHECKING:
+    from llmflow.store import FileRunHandle, FileRunStore
+
+_STATUS_COLORS = {
+    "succeeded": "green",
+    "failed": "red",
+    "running": "cyan",
+    "waiting": "yellow",
+    "interrupted": "magenta",
+    "cancelled": "bright_black",
+    "unreadable": "red",
+}
+_ICONS = {"succeeded": "✓", "failed": "✗", "skipped": "-", "waiting": "⏸", "running": "…", "cancelled": "⊘"}
+#: How often ``logs --follow`` and ``cancel`` look again (seconds).
+_POLL = 0.15
+#: A run marked running whose lock nobody holds for this long lost its process (``logs --follow`` stops).
+_STALE_AFTER = 1.0
+_CANCEL_WAIT = 10.0
+
+
+def _store(state_dir: str | None) -> FileRunStore:
+    from llmflow.store import FileRunStore, find_store_root
+
+    return FileRunStore(find_store_root(override=state_dir))
+
+
+def _open(state_dir: str | None, selector: str | None, last: bool) -> tuple[FileRunStore, FileRunHandle]:
+    if not selector and not last:
+        raise UsageError("give a run id (or a unique prefix of one), or --last")
+    store = _store(state_dir)
+    return store, store.open_run(store.resolve(selector, last=last))
+
+
+def _local(stamp: object) -> str:
+    from llmflow.store.ids import parse_timestamp
+
+    moment = parse_timestamp(stamp)
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "—"
+
+
+def _duration(meta: dict[str, Any]) -> str:
+    from llmflow.store.ids import parse_timestamp
+
+    started = parse_timestamp(meta.get("started") or meta.get("created"))
+    ended = parse_timestamp(meta.get("ended"))
+    if started is None:
+        return "—"
+    if ended is None:
+        running = meta.get("status") == "running"
+        return seconds((datetime.now(started.tzinfo) - started).total_seconds()) if running else "—"
+    return seconds(max(0.0, (ended - started).total_seconds()))
+
+
+# -- runs ------------------------------------------------------------------------------------------------
+def list_runs(status: str | None, limit: int | None, *, as_json: bool, state_dir: str | None) -> int:
+    """``llmflow runs``: a table of runs, newest first (or their ``run.json`` as a JSON list)."""
+    store = _store(state_dir)
+    runs = store.list_runs(status=status, limit=limit)
+    if as_json:
+        sys.stdout.write(json.dumps(runs, indent=2, ensure_ascii=False) + "\n")
+        return exits.SUCCEEDED
+    if not runs:
+        sys.stderr.write(f"no runs{f' with status {status}' if status else ''} in {store.root}\n")
+        return exits.SUCCEEDED
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("ID", "WORKFLOW", "STATUS", "STARTED", "DURATION"):
+        table.add_column(column, no_wrap=True, justify="right" if column == "DURATION" else "left")
+    for meta in runs:
+        state = str(meta.get("status", "?"))
+        table.add_row(
+            str(meta["id"]),
+            str(meta.get("workflow", "?")),
+            f"[{_STATUS_COLORS.get(state, 'white')}]{state}[/]",
+            _local(meta.get("started") or meta.get("created")),
+            _duration(meta),
+        )
+    console = Console(file=sys.stdout) if sys.stdout.isatty() else Console(file=sys.stdout, width=1000)
+    console.print(table)
+    return exits.SUCCEEDED
+
+
+# -- show ------------------------------------------------------------------------------------------------
+def node_tree(handle: FileRunHandle) -> tuple[list[dict[str, Any]], list[str]]:
+    """The run's node instances from its journal (latest record per path, in tree order) and the paths
+    whose compensation ran. The failed step and approvals awaited come from ``run.json``."""
+    nodes: dict[str, dict[str, Any]] = {}
+    compensated: list[str] = []
+    for record in handle.records():
+        status, path = record.get("s"), str(record.get("p", ""))
+        if status == "compensated":
+            compensated.append(path)
+        elif status != "rewind":
+            started, ended = record.get("t") or (None, None)
+            nodes[path] = {
+                "path": path,
+                "status": status,
+                "started": started,
+                "ended": ended,
+                "duration": round(ended - started, 6) if started is not None and ended is not None else None,
+                "attempts": record.get("a", 1),
+                "output": record.get("output"),
+                "error": (record.get("e") or {}).get("message"),
+            }
+    meta = handle.meta
+    extra: list[tuple[Any, str]] = [(meta.get("failed_step"), "failed")] if meta.get("status") == "failed" else []
+    extra += [(waiting, "waiting") for waiting in meta.get("waiting_for") or ()]
+    for missing, status in extra:  # failed and paused steps leave no journal record
+        if missing and missing not in nodes:
+            nodes[missing] = {"path": missing, "status": status, "started": None, "ended": None, "duration": None}
+            nodes[missing].update(attempts=None, output=None, error=meta.get("error"))
+    children: dict[str, list[str]] = {}
+    for path in nodes:
+        while path:
+            parent = parent_path(path)
+            siblings = children.setdefault(parent, [])
+            if path in siblings:
+                break
+            siblings.append(path)
+            path = parent
+
+    def start_of(path: str) -> float:
+        own = nodes.get(path, {}).get("started")  # steps with no record (failed, waiting) came last
+        return float(own) if own is not None else min(map(start_of, children.get(path, ())), default=float("inf"))
+
+    def status_of(path: str) -> str:
+        """A placeholder (an item, an iteration, a section) has the status its children add up to."""
+        if path in nodes:
+            return str(nodes[path]["status"])
+        below = {status_of(child) for child in children.get(path, ())}
+        return next((s for s in ("failed", "waiting", "running") if s in below), "succeeded")
+
+    ordered: list[dict[str, Any]] = []
+
+    def visit(parent: str, depth: int) -> None:
+        for path in sorted(children.get(parent, ()), key=start_of):
+            node = nodes.get(path) or {"path": path, "status": status_of(path), "placeholder": True}
+            ordered.append({**node, "depth": depth, "compensated": path in compensated})
+            visit(path, depth + 1)
+
+    visit("", 0)
+    return ordered, compensated
+
+
+def show_run(selector: str | None, *, last: bool, as_json: bool, state_dir: str | None) -> int:
+    """``llmflow show``: the run's header and the tree of its node instances."""
+    _, handle = _open(state_dir, selector, last)
+    meta = handle.meta
+    nodes, compensated = node_tree(handle)
+    if as_json:
+        listed = [{k: v for k, v in node.items() if k != "depth"} for node in nodes if not node.get("placeholder")]
+        sys.stdout.write(json.dumps({"run": meta, "nodes": listed}, indent=2, ensure_ascii=False) + "\n")
+        return exits.SUCCEEDED
+    lines = [
+        f"run {meta.get('id')}  {meta.get('workflow', '?')} ({meta.get('file', '?')})",
+        f"status:   {meta.get('status')}" + (f" (resumed {meta['resumes']}×)" if meta.get("resumes") else ""),
+        f"started:  {_local(meta.get('started'))}    ended: {_local(meta.get('ended'))}    duration: {_duration(meta)}",
+        f"inputs:   {json.dumps(meta.get('inputs') or {}, ensure_ascii=False)}",
+    ]
+    if meta.get("status") == "waiting":
+        lines.append(f"waiting:  {', '.join(meta.get('waiting_for') or [])}: {meta.get('error')}")
+    elif meta.get("error"):
+        at = f" (step {meta['failed_step']})" if meta.get("failed_step") else ""
+        lines.append(f"error:    {meta['error']}{at}")
+    usage = meta.get("usage") or {}
+    tokens = int((usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0))
+    if tokens:
+        lines.append(f"usage:    {tokens} tokens, ${float(usage.get('cost') or 0):.4f}")
+    if compensated:
+        lines.append(f"compensated: {', '.join(compensated)}")
+    lines.append("")
+    for node in nodes:
+        status = node.get("status")
+        parts = [f"{'  ' * node['depth']}{_ICONS.get(str(status), '•')} {segment_label(node['path'])}"]
+        if node.get("duration") is not None:
+            parts.append(seconds(node["duration"]))
+        if (node.get("attempts") or 1) > 1:
+            parts.append(f"{node['attempts']} attempts")
+        if status == "skipped":
+            parts.append(status)
+        if node.get("compensated"):
+            parts.append("compensated")
+        if status == "waiting":
+            parts.append(f"waiting for approval: {preview(node.get('error') or '')}")
+        elif node.get("error"):
+            parts.append(f"error: {preview(node['error'])}")
+        elif node.get("output") is not None:
+            parts.append(f"→ {preview(node['output'])}")
+        lines.append("  ".join(parts))
+    sys.stdout.write("\n".join(lines) + "\n")
+    return exits.SUCCEEDED
+
+
+# -- logs ------------------------------------------------------------------------------------------------
+def _lines(path: str, position: int) -> tuple[list[bytes], int]:
+    """Complete lines added to ``path`` after byte ``position``, and the position after them."""
+    try:
+        with open(path, "rb") as stream:
+            stream.seek(position)
+            data = stream.read()
+    except FileNotFoundError:
+        return [], position
+    end = data.rfind(b"\n") + 1  # a line still being written waits for the next look
+    return data[:end].splitlines(), position + end
+
+
+def show_logs(selector: str | None, *, last: bool, follow: bool, as_json: bool, state_dir: str | None) -> int:
+    """``llmflow logs``: the run's events, readable or raw; ``--follow`` until the run has ended."""
+    store, handle = _open(state_dir, selector, last)
+    path = str(handle.events_path())
+    position = 0
+    unlocked_since: float | None = None
+    try:
+        while True:
+            ended = False
+            if follow and handle.lock_holder() is None:
+                status = store.open_run(handle.run_id).meta.get("status")
+                unlocked_since = unlocked_since or time.monotonic()
+                ended = status != "running" or time.monotonic() - unlocked_since > _STALE_AFTER
+            else:
+                unlocked_since = None
+            lines, position = _lines(path, position)
+            for line in _printable(lines, as_json):
+                sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+            if not follow or ended:
+                return exits.SUCCEEDED
+            time.sleep(_POLL)
+    except KeyboardInterrupt:
+        return exits.INTERRUPTED
+    except BrokenPipeError:  # `llmflow logs ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return exits.SUCCEEDED
+
+
+def _printable(lines: list[bytes], as_json: bool) -> Iterator[str]:
+    for raw in lines:
+        text = raw.decode("utf-8", "replace")
+        if as_json:
+            yield text
+            continue
+        try:
+            yield describe_event(json.loads(text))
+        except (ValueError, TypeError, AttributeError):
+            continue  # a damaged line: --json shows it as it is
+
+
+# -- cancel and gc ---------------------------------------------------------------------------------------
+def cancel_run(selector: str | None, *, last: bool, state_dir: str | None) -> int:
+    """``llmflow cancel``: stop the process driving a run (SIGTERM), or mark a stopped run cancelled."""
+    store, handle = _open(state_dir, selector, last)
+    run_id = handle.run_id
+    holder = handle.lock_holder()
+    stopped = ""
+    if holder is not None:
+        pid = _terminate(run_id, holder)
+        deadline = time.monotonic() + _CANCEL_WAIT
+        while handle.lock_holder() is not None:
+            if time.monotonic() > deadline:
+                sys.stderr.write(f"error: pid {pid} did not stop within {_CANCEL_WAIT:g}s\n")
+                return exits.FAILED
+            time.sleep(_POLL / 2)
+        stopped = f" (stopped pid {pid})"
+    handle.lock()
+    try:
+        current = store.open_run(run_id)  # run.json as it is now that nobody else can change it
+        status = current.meta.get("status")
+        if status == "succeeded":
+            if stopped:
+                sys.stderr.write(f"run {run_id} succeeded before it could be cancelled\n")
+                return exits.FAILED
+            raise UsageError(f"run {run_id} already succeeded; there is nothing to cancel")
+        if status == "cancelled":
+            sys.stderr.write(
+                f"cancelled run {run_id}{stopped}\n" if stopped else f"run {run_id} is already cancelled\n"
+            )
+            return exits.SUCCEEDED
+        # Not yet recorded: the run was stopped, or its driver died before it could record the end.
+        _mark_cancelled(current)
+    finally:
+        handle.close()
+    sys.stderr.write(f"cancelled run {run_id}{stopped or f' (was {status})'}\n")
+    return exits.SUCCEEDED
+
+
+def _terminate(run_id: str, holder: dict[str, Any]) -> int:
+    """Send SIGTERM to the process holding the run's lock (the driver records ``cancelled``); its pid."""
+    import signal
+    import socket
+
+    pid, host = holder.get("pid"), holder.get("host")
+    if host != socket.gethostname() or not isinstance(pid, int):
+        raise UsageError(f"run {run_id} is driven by pid {pid} on {host}; cancel it there")
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        raise UsageError(f"run {run_id} is locked by pid {pid}, which this system cannot see") from None
+    except PermissionError:
+        raise UsageError(f"run {run_id} is driven by pid {pid}, which you may not signal") from None
+    return pid
+
+
+def _mark_cancelled(handle: FileRunHandle) -> None:
+    """Record ``cancelled`` in ``run.json`` and a ``run.cancelled`` event, numbered after the last one."""
+    from llmflow.engine.events import EventBus
+    from llmflow.sinks import FileEventSink
+    from llmflow.store.ids import format_timestamp
+
+    meta = handle.meta
+    previous = str(meta.get("status"))
+    last_seq = int(meta.get("last_seq") or 0)
+    lines, _ = _lines(str(handle.events_path()), max(0, _size(handle) - 65536))
+    for line in reversed(lines):  # a run that died without writing last_seq
+        try:
+            last_seq = max(last_seq, int(json.loads(line)["seq"]))
+            break
+        except (ValueError, KeyError, TypeError):
+            continue
+    bus = EventBus(handle.run_id, last_seq)
+    bus.add(FileEventSink(handle.events_path()))
+    bus.emit("run.cancelled", "", {"status": "cancelled", "previous": previous, "by": "llmflow cancel"})
+    bus.close()
+    handle.update(status="cancelled", ended=format_timestamp(), last_seq=bus.seq, waiting_for=[])
+
+
+def _size(handle: FileRunHandle) -> int:
+    try:
+        return handle.events_path().stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def collect_garbage(older_than: str, *, dry_run: bool, state_dir: str | None) -> int:
+    """``llmflow gc``: delete runs that ended longer ago than ``older_than`` (and nobody drives)."""
+    from llmflow.durations import parse_duration
+
+    try:
+        age = parse_duration(older_than)
+    except ValueError as error:
+        raise UsageError(f"--older-than: {error}") from None
+    store = _store(state_dir)
+    by_id = {str(meta["id"]): meta for meta in store.list_runs()}
+    removed = _gc_candidates(store, by_id, age) if dry_run else store.gc(age)
+    verb = "would remove" if dry_run else "removed"
+    for run_id in removed:
+        meta = by_id.get(run_id, {})
+        sys.stdout.write(f"{verb} {run_id}  {meta.get('workflow', '?')}  {meta.get('status', '?')}\n")
+    count = f"{len(removed)} run{'s' * (len(removed) != 1)}"
+    sys.stderr.write(f"{verb} {count} older than {older_than}\n")
+    return exits.SUCCEEDED
+
+
+def _gc_candidates(store: FileRunStore, runs: dict[str, dict[str, Any]], age: float) -> list[str]:
+    """What ``FileRunStore.gc(age)`` would delete now (it has no dry-run of its own; keep the rules alike)."""
+    from datetime import timedelta
+
+    from llmflow.store.ids import parse_timestamp, run_id_time
+
+    cutoff = store.clock() - timedelta(seconds=age)
+    chosen = []
+    for run_id, meta in runs.items():
+        if meta.get("status") in ("running", "unreadable"):
+            continue
+        moment = parse_timestamp(meta.get("ended")) or parse_timestamp(meta.get("created")) or run_id_time(run_id)
+        if moment is not None and moment < cutoff and store.open_run(run_id).lock_holder() is None:
+            chosen.append(run_id)
+    return chosen

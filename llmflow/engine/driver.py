@@ -1,0 +1,215 @@
+"""Driving one run to an end state: signals, the run timeout, pauses, failures, compensation, ``run.json``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from llmflow.compiler.graph import Workflow
+from llmflow.engine.compensation import compensate
+from llmflow.engine.events import Sink
+from llmflow.engine.outcome import PauseRun
+from llmflow.engine.ports import Durability, RunHandle
+from llmflow.engine.runner import Engine, RunState
+from llmflow.errors import ActionError, ExpressionError, LimitExceeded, RunError, StepError
+
+
+@dataclass(slots=True)
+class RunOptions:
+    """How to drive a run: where the store is, how durable the journal is, who watches."""
+
+    state_dir: str | None = None
+    durability: Durability = "strict"
+    sinks: list[Sink] = field(default_factory=list)
+    output_listener: Callable[[str, str, str], None] | None = None
+    started_listener: Callable[[str, Path], None] | None = None
+    handle_signals: bool = True
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """How a run (or a resume) ended."""
+
+    run_id: str
+    status: str
+    outputs: Any = None
+    error: str | None = None
+    failed_step: str | None = None
+    waiting_for: list[str] = field(default_factory=list)
+    directory: Path | None = None
+    usage: dict[str, float] = field(default_factory=dict)
+    compensated: list[str] = field(default_factory=list)
+
+
+def now() -> str:
+    """The current UTC time as ``run.json`` stores it: ISO 8601 with milliseconds, ``…T11:48:07.123Z``."""
+    moment = datetime.now(timezone.utc)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+
+
+def redacted_inputs(workflow: Workflow, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Inputs as stored and shown: secret ones replaced by ``***``."""
+    return {name: ("***" if workflow.inputs[name].secret else value) for name, value in inputs.items()}
+
+
+_END_EVENTS = {
+    "succeeded": "run.completed",
+    "failed": "run.failed",
+    "waiting": "run.paused",
+    "interrupted": "run.interrupted",
+    "cancelled": "run.cancelled",
+}
+
+
+async def drive(
+    engine: Engine,
+    frame: Any,
+    handle: RunHandle,
+    options: RunOptions,
+    start_event: str,
+    inputs: Mapping[str, Any],
+) -> RunSummary:
+    """Run the workflow to an end state and record it; the lock is released however it ends.
+
+    Cancelling the task that awaits this (as ``asyncio.run`` does on Ctrl-C) stops the run as
+    ``interrupted`` (in-flight steps are cancelled, the journal stays consistent) and re-raises.
+    """
+    state = engine.state
+    workflow = state.workflow
+    summary = RunSummary(run_id=handle.run_id, status="running", directory=handle.directory)
+    reason: list[str] = []
+    loop = asyncio.get_running_loop()
+    handlers: list[signal.Signals] = []
+    outer_cancelled = False
+    try:
+        driver = {"pid": os.getpid(), "host": socket.gethostname()}
+        if start_event == "run.resumed":
+            driver["resumed"] = now()
+        handle.update(status="running", **driver)
+        if options.started_listener is not None:
+            options.started_listener(handle.run_id, handle.directory)
+        state.emit(start_event, "", {"workflow": workflow.name, "inputs": redacted_inputs(workflow, inputs)})
+        task = asyncio.ensure_future(_main(engine, workflow, frame))
+        if options.handle_signals:
+            for sig, why in ((signal.SIGINT, "interrupted"), (signal.SIGTERM, "cancelled")):
+                try:
+                    loop.add_signal_handler(sig, _stopper(task, reason, why))
+                    handlers.append(sig)
+                except (NotImplementedError, RuntimeError, ValueError):
+                    pass
+        try:
+            done, _ = await asyncio.wait({task}, timeout=workflow.limits.timeout)
+        except asyncio.CancelledError:
+            outer_cancelled = True
+            reason.append("interrupted")
+            done = set()
+        if not done:
+            if not reason:
+                reason.append("timeout")
+            task.cancel()
+            await asyncio.wait({task})
+        await _settle(task, engine, frame, summary, reason)
+    except asyncio.CancelledError:
+        outer_cancelled = True
+        summary.status = "interrupted"
+    except BaseException as error:
+        summary.status = "failed"
+        summary.error = f"internal error: {type(error).__name__}: {error}"
+        raise
+    finally:
+        for sig in handlers:
+            loop.remove_signal_handler(sig)
+        _record_end(state, handle, summary)
+    if outer_cancelled:
+        raise asyncio.CancelledError
+    return summary
+
+
+async def _main(engine: Engine, workflow: Workflow, frame: Any) -> Any:
+    """The workflow's ``env``, then its steps and outputs."""
+    if workflow.env is not None:
+        try:
+            rendered = workflow.env.render(engine.context(frame))
+        except ExpressionError as error:
+            raise ActionError(f"workflow '{workflow.name}', env: {error.message}") from None
+        engine.env_base.update({str(k): str(v) for k, v in rendered.items()})
+    return await engine.run_workflow(workflow, frame)
+
+
+async def _settle(
+    task: asyncio.Future[Any], engine: Engine, frame: Any, summary: RunSummary, reason: list[str]
+) -> None:
+    """Turn how the workflow task ended into the summary (compensating a failure)."""
+    workflow = engine.state.workflow
+    try:
+        summary.outputs = task.result()
+        summary.status = "succeeded"
+    except asyncio.CancelledError:
+        if not reason:
+            raise
+        if reason[0] == "timeout":
+            summary.status = "failed"
+            summary.error = f"the run timed out after {workflow.limits.timeout:g}s (limits.timeout)"
+        else:
+            summary.status = reason[0]
+    except PauseRun as pause:
+        summary.status = "waiting"
+        summary.waiting_for = list(dict.fromkeys(pause.paths))
+        summary.error = pause.message
+    except (StepError, RunError) as error:
+        summary.status = "failed"
+        summary.error = str(error)
+        summary.failed_step = (error.path or None) if isinstance(error, StepError) else None
+        if not isinstance(error, LimitExceeded):
+            summary.compensated = await compensate(engine, frame)
+
+
+def _record_end(state: RunState, handle: RunHandle, summary: RunSummary) -> None:
+    """Emit the run's last event, write the end state to ``run.json`` and release the run."""
+    try:
+        if summary.status == "running":  # stopped by something no one could handle
+            summary.status = "interrupted"
+        summary.usage = dict(state.usage)
+        data: dict[str, Any] = {"status": summary.status}
+        if summary.error:
+            data["error"] = summary.error
+        if summary.failed_step:
+            data["failed_step"] = summary.failed_step
+        if summary.waiting_for:
+            data["waiting_for"] = summary.waiting_for
+        state.emit(_END_EVENTS[summary.status], "", data)
+        handle.sync()
+        handle.update(
+            status=summary.status,
+            ended=now(),
+            error=summary.error,
+            failed_step=summary.failed_step,
+            waiting_for=summary.waiting_for,
+            outputs=summary.outputs,
+            usage=summary.usage,
+            last_seq=state.bus.seq,
+            **({"compensated": summary.compensated} if summary.compensated else {}),
+        )
+    finally:
+        state.bus.close()
+        handle.close()
+
+
+def _stopper(task: asyncio.Future[Any], reason: list[str], why: str) -> Callable[[], None]:
+    def stop() -> None:
+        if reason:  # a second signal: stop waiting for clean-up
+            os._exit(130 if why == "interrupted" else 143)
+        reason.append(why)
+        task.cancel()
+
+    return stop
+
+
+# -- resume ----------------------------------------------------------------------------------------

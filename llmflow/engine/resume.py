@@ -1,0 +1,129 @@
+"""Resume bookkeeping: which node instances the journal holds as done, and what ``--from``/``--workflow`` change.
+
+Journal records that are not completions change what counts as done, in journal order:
+
+``{"s": "compensated", "p": P}``
+    the node instance ``P`` was undone by its ``compensate`` steps: ``P`` and everything under it runs again,
+    and the composites around it are re-entered (their records are dropped too).
+``{"s": "reset", "p": P}``
+    ``P`` and everything under it runs again (the ``finally`` steps of a try that failed).
+``{"s": "rewind", "drop": [...], "reopen": [...]}``
+    ``resume --from STEP``: instances of the static paths in ``drop`` (and under them) run again; the
+    composites in ``reopen`` (those around STEP) are re-entered, their earlier children stay done.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from llmflow.compiler.graph import Node, Workflow, WorkflowNode
+from llmflow.engine.outcome import FAILED, SKIPPED, SUCCEEDED
+from llmflow.errors import UsageError
+
+_INDEX = re.compile(r"\[\d+\]")
+_TRAILING_INDEX = re.compile(r"\[\d+\]$")
+#: Statuses of records that complete a node instance.
+REPLAYABLE = frozenset({SUCCEEDED, SKIPPED, FAILED})
+
+
+def static_path(instance_path: str) -> str:
+    """``label[3]/classify`` → ``label/classify``."""
+    return _INDEX.sub("", instance_path) if "[" in instance_path else instance_path
+
+
+def at_or_under(path: str, root: str) -> bool:
+    """True when ``path`` is ``root`` or an instance inside it (``root/…`` or ``root[…``)."""
+    return path == root or path.startswith((root + "/", root + "["))
+
+
+def instance_ancestors(path: str) -> list[str]:
+    """The instance paths of the composites around ``path``: ``l[2]/g/x`` → ``l``, ``l[2]/g``."""
+    parts = path.split("/")
+    found: list[str] = []
+    for depth in range(1, len(parts)):
+        prefix = "/".join(parts[:depth])
+        found.append(_TRAILING_INDEX.sub("", prefix))
+        if prefix != found[-1]:
+            found.append(prefix)  # harmless: iteration prefixes never have records of their own
+    return found
+
+
+def replay_index(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Completed node instances by path, after compensations, resets and rewinds are applied."""
+    index: dict[str, dict[str, Any]] = {}
+    for record in records:
+        status = record.get("s")
+        path = str(record.get("p", ""))
+        if status in REPLAYABLE:
+            index.pop(path, None)  # the newest record wins, and moves to the end (journal order)
+            index[path] = dict(record)
+        elif status in ("compensated", "reset"):
+            dropped = [done for done in index if at_or_under(done, path)]
+            if status == "compensated":
+                dropped += [done for done in instance_ancestors(path) if done in index]
+            for done in dropped:
+                index.pop(done, None)
+        elif status == "rewind":
+            drop = set(record.get("drop") or ())
+            reopen = set(record.get("reopen") or ())
+            for done in [p for p in index if _rewound(static_path(p), drop, reopen)]:
+                del index[done]
+    return index
+
+
+def _rewound(path: str, drop: set[str], reopen: set[str]) -> bool:
+    if path in reopen:
+        return True
+    parts = path.split("/")
+    return any("/".join(parts[:depth]) in drop for depth in range(1, len(parts) + 1))
+
+
+def node_at(workflow: Workflow, path: str) -> Node | None:
+    """The node at static ``path``, looking inside sub-workflows (``sub/step`` is ``step`` of ``sub``'s file)."""
+    node = workflow.nodes.get(path)
+    if node is not None:
+        return node
+    parts = path.split("/")
+    for depth in range(1, len(parts)):
+        outer = workflow.nodes.get("/".join(parts[:depth]))
+        if isinstance(outer, WorkflowNode):
+            return node_at(outer.workflow, "/".join(parts[depth:]))
+    return None
+
+
+def rewind_record(workflow: Workflow, step: str) -> dict[str, Any]:
+    """The journal record of ``--from STEP``: STEP and every node after it run again; the composites
+    around STEP are re-entered (so the steps before STEP inside them stay done)."""
+    target = workflow.find(step)
+    if target is None:
+        from llmflow.spec.validator import suggest
+
+        match = suggest(step, [node.id for node in workflow.walk() if node.named])
+        hint = f" (did you mean '{match}'?)" if match else ""
+        raise UsageError(f"--from: the workflow has no step '{step}'{hint}")
+    paths = list(workflow.nodes)
+    later = paths[paths.index(target.path) :]
+    parts = target.path.split("/")
+    around = {"/".join(parts[:depth]) for depth in range(1, len(parts))} & set(paths)
+    return {"p": "", "s": "rewind", "drop": later, "reopen": sorted(around)}
+
+
+def rerun_set(workflow: Workflow, step: str) -> set[str]:
+    """Static paths that ``--from STEP`` runs again: STEP, everything after it, and the composites around it."""
+    record = rewind_record(workflow, step)
+    return set(record["drop"]) | set(record["reopen"])
+
+
+def check_edited(workflow: Workflow, records: Iterable[Mapping[str, Any]]) -> None:
+    """Refuse an edited workflow that no longer has every completed node instance's node."""
+    missing: set[str] = set()
+    for path in replay_index(records):
+        static = static_path(path)
+        if node_at(workflow, static) is None:
+            missing.add(static)
+    if missing:
+        shown = sorted(missing)
+        listed = ", ".join(shown[:10]) + (f" and {len(shown) - 10} more" if len(shown) > 10 else "")
+        raise UsageError(f"the edited workflow no longer has these completed steps: {listed}")

@@ -1,0 +1,109 @@
+"""Run-wide state shared by every node instance: identity, services, the replay index, usage and limits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llmflow.errors import LimitExceeded
+
+if TYPE_CHECKING:
+    from llmflow.compiler.graph import Workflow
+    from llmflow.engine.actions import ActionRegistry, ModelProviders
+    from llmflow.engine.events import EventBus
+    from llmflow.engine.ports import RunHandle, RunStore
+
+_USAGE_KEYS = ("input_tokens", "output_tokens", "cost")
+
+
+@dataclass(slots=True)
+class RunState:
+    """Everything run-wide: identity, services, journal replay index and limits."""
+
+    run_id: str
+    workflow: Workflow
+    handle: RunHandle
+    bus: EventBus
+    registry: ActionRegistry
+    project_dir: Path
+    store: RunStore | None = None
+    replay: dict[str, dict[str, Any]] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    approvals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    usage: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_USAGE_KEYS, 0.0))
+    output_listener: Callable[[str, str, str], None] | None = None
+    action_slots: asyncio.Semaphore | None = None
+    started: float = field(default_factory=time.time)
+    frozen_root: Path | None = None
+    original_root: Path | None = None
+    providers: ModelProviders | None = None
+    prices: dict[str, tuple[float, float]] = field(default_factory=dict)
+    model_calls: dict[str, int] = field(default_factory=dict)
+
+    def next_call_index(self, model: str) -> int:
+        """How many calls to ``model`` this run made before this one (completed ones on resume included)."""
+        if model not in self.model_calls:
+            self.model_calls[model] = sum(
+                1 for record in self.replay.values() if (record.get("x") or {}).get("model") == model
+            )
+        index = self.model_calls[model]
+        self.model_calls[model] = index + 1
+        return index
+
+    def cost_of(self, model: str, input_tokens: int, output_tokens: int) -> float:
+        """US dollars for one call by the run's price table (unknown models cost nothing)."""
+        price = self.prices.get(model)
+        if price is None:
+            return 0.0
+        return (input_tokens * price[0] + output_tokens * price[1]) / 1_000_000
+
+    def source_dir_for(self, workflow: Workflow) -> Path:
+        """The folder a (sub-)workflow's relative paths start from, even when compiled from a frozen copy."""
+        directory = workflow.directory
+        if self.frozen_root is not None and self.original_root is not None:
+            try:
+                return self.original_root / directory.resolve().relative_to(self.frozen_root)
+            except ValueError:
+                pass
+        return directory
+
+    # -- RunServices -------------------------------------------------------------------------------
+    def emit(self, kind: str, path: str = "", data: dict[str, Any] | None = None, attempt: int = 0) -> None:
+        """Emit an event."""
+        self.bus.emit(kind, path, data, attempt)
+
+    def artifacts_dir(self) -> Path:
+        """The run's artifacts folder."""
+        return self.handle.artifacts_dir()
+
+    def approval_decision(self, path: str) -> dict[str, Any] | None:
+        """The decision given on resume for the approval at ``path``, if any."""
+        return self.approvals.get(path)
+
+    def output_line(self, path: str, stream: str, line: str) -> None:
+        """Pass one line of live output to the listener."""
+        if self.output_listener is not None:
+            self.output_listener(path, stream, line)
+
+    def run_info(self) -> dict[str, Any]:
+        """``run.*`` in expressions."""
+        return {"id": self.run_id, "dir": str(self.handle.directory), "usage": dict(self.usage)}
+
+    def add_usage(self, usage: Mapping[str, Any]) -> None:
+        """Add one call's tokens and cost (limits are checked once the step is journaled)."""
+        for key in _USAGE_KEYS:
+            self.usage[key] += float(usage.get(key) or 0)
+
+    def check_limits(self) -> None:
+        """Stop the run cleanly (``LimitExceeded``) when the tokens or cost used cross a limit."""
+        limits = self.workflow.limits
+        tokens = self.usage["input_tokens"] + self.usage["output_tokens"]
+        if limits.max_tokens is not None and tokens > limits.max_tokens:
+            raise LimitExceeded(f"the run used {int(tokens)} tokens, over limits.max_tokens ({limits.max_tokens})")
+        if limits.max_cost is not None and self.usage["cost"] > limits.max_cost:
+            raise LimitExceeded(f"the run cost ${self.usage['cost']:.4f}, over limits.max_cost (${limits.max_cost})")

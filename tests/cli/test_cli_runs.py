@@ -1,0 +1,164 @@
+"""`runs`, `show`, `logs`, `gc` and `cancel` of stopped runs, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cli_helpers import Result, command, environment
+
+Cli = Callable[..., Result]
+Write = Callable[..., Path]
+
+MAPPED = """\
+version: 1
+name: mapped
+inputs:
+  fail: {type: boolean, default: false}
+steps:
+  - id: hello
+    run: echo hello
+  - id: each
+    map:
+      items: [1, 2]
+      steps:
+        - id: shout
+          run: echo "item {{ item }}"
+  - id: boom
+    if: inputs.fail
+    fail: "went wrong with {{ steps.hello.output }}"
+"""
+
+
+@pytest.fixture
+def two_runs(cli: Cli, workflow: Write) -> tuple[str, str]:
+    """A succeeded run and a newer failed one, as (succeeded id, failed id)."""
+    workflow(MAPPED)
+    good = cli("run", "flow.yaml", "--json", "-q")
+    bad = cli("run", "flow.yaml", "-i", "fail=true", "--json", "-q")
+    assert (good.code, bad.code) == (0, 1)
+    return good.json()["run_id"], bad.json()["run_id"]
+
+
+@dataclass(frozen=True)
+class Shared:
+    """Two runs made once for the tests that only read them, in a store of their own."""
+
+    folder: Path
+    state: str
+    good: str
+    bad: str
+
+    def cli(self, *args: str) -> Result:
+        done = subprocess.run(
+            command(*args, "--state-dir", self.state),
+            cwd=self.folder,
+            env=environment(),
+            capture_output=True,
+            text=True,
+        )
+        return Result(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Shared:
+    folder = tmp_path_factory.mktemp("shared")
+    (folder / "flow.yaml").write_text(MAPPED, encoding="utf-8")
+    runs = Shared(folder, str(folder / "state"), "", "")
+    good = runs.cli("run", "flow.yaml", "--json", "-q")
+    bad = runs.cli("run", "flow.yaml", "-i", "fail=true", "--json", "-q")
+    assert (good.code, bad.code) == (0, 1)
+    return Shared(folder, runs.state, good.json()["run_id"], bad.json()["run_id"])
+
+
+def test_runs_lists_newest_first_as_table_and_json(shared: Shared) -> None:
+    good, bad = shared.good, shared.bad
+    table = shared.cli("runs")
+    assert table.code == 0
+    header, first, second = table.stdout.splitlines()
+    assert header.split() == ["ID", "WORKFLOW", "STATUS", "STARTED", "DURATION"]
+    assert first.split()[:3] == [bad, "mapped", "failed"]
+    assert second.split()[:3] == [good, "mapped", "succeeded"]
+    listed = shared.cli("runs", "--json").json()
+    assert [meta["id"] for meta in listed] == [bad, good]
+    assert [meta["id"] for meta in shared.cli("runs", "--json", "--status", "succeeded").json()] == [good]
+    assert [meta["id"] for meta in shared.cli("runs", "--json", "--limit", "1").json()] == [bad]
+
+
+def test_show_draws_the_node_tree_with_previews(shared: Shared) -> None:
+    bad = shared.bad
+    shown = shared.cli("show", bad[:17])
+    assert shown.code == 0, shown.stderr
+    head, tree = shown.stdout.split("\n\n")
+    assert head.splitlines()[0] == f"run {bad}  mapped (flow.yaml)"
+    assert "status:   failed" in head
+    assert 'inputs:   {"fail": true}' in head
+    assert "error:    went wrong with hello (step boom)" in head
+    lines = [re.sub(r"\d+\.\d\ds", "T", line) for line in tree.splitlines()]
+    assert lines == [
+        "✓ hello  T  → hello",
+        '✓ each  T  → ["item 1", "item 2"]',
+        "  ✓ [0]",
+        "    ✓ shout  T  → item 1",
+        "  ✓ [1]",
+        "    ✓ shout  T  → item 2",
+        "✗ boom  error: went wrong with hello",
+    ]
+
+
+def test_show_json_has_the_run_and_its_nodes(shared: Shared) -> None:
+    good = shared.good
+    document = shared.cli("show", good, "--json").json()
+    assert document["run"]["id"] == good and document["run"]["status"] == "succeeded"
+    by_path = {node["path"]: node for node in document["nodes"]}
+    assert set(by_path) == {"hello", "each", "each[0]/shout", "each[1]/shout", "boom"}
+    assert by_path["each[1]/shout"]["output"] == "item 2"
+    assert by_path["boom"]["status"] == "skipped"
+
+
+def test_logs_prints_events_readably_and_raw(shared: Shared) -> None:
+    good = shared.good
+    readable = shared.cli("logs", good).stdout.splitlines()
+    assert re.match(r"\d\d:\d\d:\d\d\.\d{3}  run\.started +-  ", readable[0])
+    assert any(re.search(r"step\.completed +each\[0\]/shout  \S+ → item 1$", line) for line in readable)
+    assert readable[-1].endswith("run.completed   -  succeeded")
+    raw = [json.loads(line) for line in shared.cli("logs", good, "--json").stdout.splitlines()]
+    assert len(raw) == len(readable) and raw[-1]["type"] == "run.completed"
+
+
+def test_cancel_marks_a_stopped_run_and_refuses_a_succeeded_one(cli: Cli, two_runs: tuple[str, str]) -> None:
+    good, bad = two_runs
+    cancelled = cli("cancel", bad)
+    assert (cancelled.code, cancelled.stderr) == (0, f"cancelled run {bad} (was failed)\n")
+    assert cli("show", bad, "--json").json()["run"]["status"] == "cancelled"
+    events = [json.loads(line) for line in cli("logs", bad, "--json").stdout.splitlines()]
+    assert events[-1]["type"] == "run.cancelled" and events[-1]["seq"] == events[-2]["seq"] + 1
+    assert cli("cancel", bad).stderr == f"run {bad} is already cancelled\n"
+    refused = cli("cancel", good)
+    assert (refused.code, refused.stderr) == (2, f"error: run {good} already succeeded; there is nothing to cancel\n")
+
+
+def test_gc_removes_old_runs_and_dry_run_only_lists(cli: Cli, two_runs: tuple[str, str], runs_dir: Path) -> None:
+    good, bad = two_runs
+    kept = cli("gc", "--older-than", "1h")
+    assert (kept.code, kept.stdout, kept.stderr) == (0, "", "removed 0 runs older than 1h\n")
+    listed = cli("gc", "--older-than", "0s", "--dry-run")
+    assert listed.stdout.splitlines() == [
+        f"would remove {bad}  mapped  failed",
+        f"would remove {good}  mapped  succeeded",
+    ]
+    assert sorted(path.name for path in runs_dir.iterdir()) == sorted([good, bad])
+    removed = cli("gc", "--older-than", "0s")
+    assert removed.code == 0 and removed.stderr == "removed 2 runs older than 0s\n"
+    assert cli("runs", "--json").json() == []
+
+
+def test_show_without_runs_is_a_one_line_error(cli: Cli) -> None:
+    result = cli("show", "--last")
+    assert result.code == 2
+    assert result.stderr.startswith("error: no runs in ")

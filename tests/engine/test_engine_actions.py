@@ -1,0 +1,385 @@
+"""Leaf actions in a run: run (parse, cwd, env, exit codes, timeouts), retry, python, write, emit, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from engine_helpers import Flow, process_gone
+
+import llmflow
+from llmflow.runtime import start_run
+
+
+@pytest.mark.parametrize(
+    ("command", "parse", "expected"),
+    [
+        ("printf 'a b\\n\\n'", "text", "a b"),
+        ("printf '{\"a\": [1, 2]}\\n'", "json", {"a": [1, 2]}),
+        ("printf 'one\\n\\ntwo\\n'", "lines", ["one", "two"]),
+        ("printf 'a: 1\\nb: [x, y]\\n'", "yaml", {"a": 1, "b": ["x", "y"]}),
+        ("true", "yaml", None),
+        ("printf '# only a comment\\n'", "yaml", None),
+    ],
+    ids=["text", "json", "lines", "yaml", "yaml-empty", "yaml-comment"],
+)
+def test_run_parses_stdout(flow: Flow, command: str, parse: str, expected: Any) -> None:
+    flow.write("cmd.sh", command + "\n")
+    summary = flow.run(
+        f"""
+        steps:
+          - {{id: x, run: sh cmd.sh, parse: {parse}}}
+        outputs: {{x: "{{{{ steps.x.output }}}}"}}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {"x": expected}
+
+
+def test_stdout_and_exit_code_are_visible_for_every_parse(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - {id: t, run: echo hi}
+          - {id: j, run: echo 7, parse: json}
+        outputs: {t: "{{ steps.t.stdout }}/{{ steps.t.exit_code }}", j: "{{ steps.j.stdout | trim }}"}
+        """
+    )
+    assert summary.outputs == {"t": "hi/0", "j": "7"}
+
+
+def test_run_cwd_and_env(flow: Flow) -> None:
+    (flow.root / "sub").mkdir()
+    summary = flow.run(
+        """
+        env: {TOP: top}
+        steps:
+          - {id: where, run: pwd, cwd: sub}
+          - {id: vars, run: 'echo "$TOP $MINE"', env: {MINE: "{{ 1 + 1 }}"}}
+        outputs: {where: "{{ steps.where.output }}", vars: "{{ steps.vars.output }}"}
+        """
+    )
+    assert summary.outputs == {"where": str((flow.root / "sub").resolve()), "vars": "top 2"}
+
+
+def test_non_zero_exit_carries_exit_code_and_stderr_tail(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - {id: bad, run: 'echo some output; echo "it went wrong" >&2; exit 3', continue_on_error: true}
+          - {id: next, run: 'echo "{{ steps.bad.status }} {{ steps.bad.error.exit_code }}"'}
+        outputs: {error: "{{ steps.bad.error }}", next: "{{ steps.next.output }}"}
+        """
+    )
+    assert summary.status == "succeeded"
+    assert summary.outputs == {
+        "next": "failed 3",
+        "error": {
+            "message": "step 'bad': command failed with exit code 3: it went wrong",
+            "kind": "command",
+            "step": "bad",
+            "exit_code": 3,
+            "stderr": "it went wrong",
+        },
+    }
+
+
+def test_timeout_kills_the_whole_process_group(flow: Flow) -> None:
+    began = time.monotonic()
+    summary = flow.run(
+        """
+        steps:
+          - id: slow
+            timeout: 500ms
+            run: sleep 30 & echo $! > child.tmp; mv child.tmp child.pid; wait
+        """
+    )
+    assert time.monotonic() - began < 10
+    assert summary.status == "failed"
+    assert summary.error == "step 'slow' timed out after 0.5s"
+    failed = flow.events(summary.run_id, "step.failed")
+    assert failed[0]["data"]["error"]["kind"] == "timeout"
+    assert process_gone(int((flow.root / "child.pid").read_text()))
+
+
+def test_retry_backs_off_and_then_succeeds(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - id: flaky
+            retry: {attempts: 4, delay: 10ms, backoff: 3}
+            run: echo try >> log; test $(wc -l < log) -ge 3
+        outputs: {attempts: "{{ steps.flaky.attempts }}"}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {"attempts": 3}
+    retrying = flow.events(summary.run_id, "step.retrying")
+    assert [(event["attempt"], event["data"]["delay"], event["data"]["next_attempt"]) for event in retrying] == [
+        (1, 0.01, 2),
+        (2, 0.03, 3),
+    ]
+    assert [event["attempt"] for event in flow.events(summary.run_id, "step.started")] == [1, 2, 3]
+    (record,) = flow.journal(summary.run_id)
+    assert record["a"] == 3
+
+
+def test_retry_gives_up_after_the_last_attempt(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - {id: bad, retry: {attempts: 2, delay: 1ms}, run: echo x >> log; exit 1}
+        """
+    )
+    assert summary.status == "failed"
+    assert flow.log() == {"x": 2}
+    assert len(flow.events(summary.run_id, "step.failed")) == 1
+
+
+@pytest.mark.parametrize(("on", "tries"), [("[timeout]", 1), ("[command]", 3), ("[any]", 3)])
+def test_retry_on_filters_error_kinds(flow: Flow, on: str, tries: int) -> None:
+    summary = flow.run(
+        f"""
+        steps:
+          - {{id: bad, retry: {{attempts: 3, delay: 1ms, on: {on}}}, run: echo x >> log; exit 1}}
+        """
+    )
+    assert summary.status == "failed"
+    assert flow.log() == {"x": tries}
+
+
+def test_retry_jitter_stays_in_bounds(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - {id: bad, retry: {attempts: 4, delay: 10ms, backoff: 1, jitter: 0.5}, run: exit 1}
+        """
+    )
+    delays = [event["data"]["delay"] for event in flow.events(summary.run_id, "step.retrying")]
+    assert len(delays) == 3
+    assert all(0.005 <= delay <= 0.015 for delay in delays)
+
+
+def test_run_timeout_limit_fails_the_run(flow: Flow) -> None:
+    began = time.monotonic()
+    summary = flow.run(
+        """
+        limits: {timeout: 200ms}
+        steps:
+          - {id: slow, wait: 20s}
+        """
+    )
+    assert time.monotonic() - began < 10
+    assert summary.status == "failed"
+    assert summary.error == "the run timed out after 0.2s (limits.timeout)"
+    assert flow.meta(summary.run_id)["status"] == "failed"
+
+
+@pytest.mark.parametrize("target", ["../escape.txt", "sub/../../escape.txt", "/tmp/escape.txt"])
+def test_write_refuses_escapes_at_run_time(flow: Flow, target: str) -> None:
+    summary = flow.run(
+        f"""
+        inputs: {{target: {{type: string, default: "{target}"}}}}
+        steps:
+          - {{id: w, write: {{path: "{{{{ inputs.target }}}}", content: nope}}}}
+        """
+    )
+    assert summary.status == "failed"
+    assert summary.failed_step == "w"
+    assert summary.error is not None and "write path" in summary.error
+    assert not (flow.root.parent / "escape.txt").exists()
+
+
+def test_write_inside_the_folder(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - {id: w, write: {path: "out/{{ 'note' }}.txt", content: "hello"}}
+        outputs: {w: "{{ steps.w.output }}"}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    assert (flow.root / "out" / "note.txt").read_text() == "hello"
+
+
+def test_python_steps_sync_and_async_from_a_module_beside_the_workflow(flow: Flow) -> None:
+    flow.write(
+        "helpers.py",
+        """
+        import asyncio
+
+
+        def add(a, b):
+            return a + b
+
+
+        async def pair(a, b):
+            await asyncio.sleep(0)
+            return (a, b)
+        """,
+    )
+    summary = flow.run(
+        """
+        steps:
+          - {id: s, python: "helpers:add", with: {a: 2, b: 3}}
+          - {id: a, python: {call: "helpers:pair", with: {a: "{{ steps.s.output }}", b: x}}}
+        outputs: {s: "{{ steps.s.output }}", a: "{{ steps.a.output }}"}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {"s": 5, "a": [5, "x"]}
+
+
+def test_python_modules_of_the_same_name_in_two_folders_stay_apart(flow: Flow) -> None:
+    for name in ("one", "two"):
+        flow.write(f"{name}/helpers.py", f"def who():\n    return {name!r}\n")
+        flow.workflow(
+            'steps:\n  - {id: w, python: "helpers:who"}\noutputs: {w: "{{ steps.w.output }}"}\n', f"{name}/f.yaml"
+        )
+    assert flow.run(flow.root / "one" / "f.yaml").outputs == {"w": "one"}
+    assert flow.run(flow.root / "two" / "f.yaml").outputs == {"w": "two"}
+
+
+def test_python_step_returning_an_object_fails_clearly(flow: Flow) -> None:
+    flow.write("helpers.py", "def thing():\n    return object()\n")
+    summary = flow.run("steps:\n  - {id: t, python: 'helpers:thing'}\n")
+    assert summary.status == "failed"
+    assert summary.error == "the output of step 't' holds a value of type object, which cannot be stored as JSON"
+
+
+def test_set_with_a_non_json_value_converts_or_fails_clearly(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - {id: s, set: {r: "{{ range(3) }}"}}
+        outputs: {r: "{{ vars.r }}"}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {"r": [0, 1, 2]}
+
+
+def test_emit_sends_a_custom_event(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - {id: e, emit: {event: deploy.done, data: {n: 3}}}
+        """
+    )
+    (event,) = flow.events(summary.run_id, "deploy.done")
+    assert event["path"] == "e" and event["data"] == {"n": 3}
+
+
+def test_cancelling_a_step_while_its_process_starts_stops_the_whole_group(flow: Flow) -> None:
+    path = flow.workflow("steps: [{id: bg, run: 'sleep 30 & echo $! > child.tmp; mv child.tmp child.pid; wait'}]")
+
+    async def cancel_at_start() -> None:
+        loop = asyncio.get_running_loop()
+        task: asyncio.Future[Any] | None = None
+
+        class CancelOnStart:
+            def put(self, event: dict[str, Any]) -> None:
+                if event["type"] == "step.started" and task is not None:
+                    loop.call_soon(task.cancel)
+
+            def close(self) -> None:
+                pass
+
+        task = asyncio.ensure_future(start_run(llmflow.load(path), {}, flow.options(sinks=[CancelOnStart()])))
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    began = time.monotonic()
+    asyncio.run(cancel_at_start())
+    assert time.monotonic() - began < 10
+    pid_file = flow.root / "child.pid"
+    assert not pid_file.exists() or process_gone(int(pid_file.read_text()))
+    assert flow.meta(flow.only_run())["status"] == "interrupted"
+
+
+def test_a_condition_that_cannot_be_evaluated_fails_the_step_once(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - {id: odd, if: "1 / 0 > 1", run: echo no, continue_on_error: true, retry: {attempts: 3, delay: 1ms}}
+          - {id: after, run: 'echo "{{ steps.odd.status }}"'}
+        outputs: {after: "{{ steps.after.output }}", error: "{{ steps.odd.error.message }}"}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs is not None and summary.outputs["after"] == "failed"
+    assert "step 'odd', field 'if'" in summary.outputs["error"]
+    assert len(flow.events(summary.run_id, "step.failed")) == 1
+    assert not flow.events(summary.run_id, "step.retrying")
+
+
+def test_a_sub_workflow_runs_with_its_own_env(flow: Flow) -> None:
+    flow.workflow(
+        """
+        inputs: {who: {type: string}}
+        env: {GREETING: "hi {{ inputs.who }}"}
+        steps: [{id: say, run: 'echo "$GREETING $TOP"'}]
+        outputs: {said: "{{ steps.say.output }}"}
+        """,
+        name="lib/sub.yaml",
+    )
+    summary = flow.run(
+        """
+        env: {TOP: top, GREETING: outer}
+        steps:
+          - {id: sub, workflow: lib/sub.yaml, with: {who: ada}}
+          - {id: here, run: 'echo "$GREETING"'}
+        outputs: {sub: "{{ steps.sub.output.said }}", here: "{{ steps.here.output }}"}
+        """
+    )
+    assert summary.outputs == {"sub": "hi ada top", "here": "outer"}
+
+
+def test_cache_memoizes_a_step_across_runs_by_its_rendered_action(flow: Flow) -> None:
+    body = """
+        inputs: {n: {type: integer, default: 1}}
+        steps:
+          - {id: slow, cache: true, run: 'echo ran >> log; echo "result {{ inputs.n }}"'}
+        outputs: {slow: "{{ steps.slow.output }}", cached: "{{ steps.slow.cached | default(false) }}"}
+        """
+    first = flow.run(body)
+    second = flow.run(body)
+    other = flow.run(body, {"n": 2})
+    assert first.outputs == {"slow": "result 1", "cached": False}
+    assert second.outputs == {"slow": "result 1", "cached": True}
+    assert other.outputs == {"slow": "result 2", "cached": False}
+    assert flow.log() == {"ran": 2}
+
+
+def test_write_with_artifact_keeps_a_copy_in_the_run(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - {id: w, write: {path: out/report.md, content: "# hi", artifact: true}}
+          - {id: check, run: cat out/report.md}
+        outputs: {check: "{{ steps.check.output }}", written: "{{ steps.w.output }}"}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs is not None and summary.outputs["check"] == "# hi"
+    assert summary.outputs["written"].endswith("out/report.md")
+    kept = flow.run_dir(summary.run_id) / "artifacts" / "out" / "report.md"
+    assert kept.read_text() == "# hi"
+    (record,) = [record for record in flow.journal(summary.run_id) if record["p"] == "w"]
+    assert record["x"]["artifact"] == str(kept.resolve())
+
+
+def test_a_kind_the_engine_cannot_run_fails_the_step_cleanly(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - id: lines
+            stream:
+              from: {items: [1, 2]}
+              steps: [{id: each, run: "true"}]
+        """
+    )
+    assert summary.status == "failed"
+    assert summary.error == "step 'lines': stream steps cannot run yet"

@@ -1,0 +1,75 @@
+"""Outcomes: what ``steps.<id>`` shows, the journal record form, and turning values into plain JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from llmflow.engine.outcome import FAILED, SKIPPED, SUCCEEDED, Outcome, jsonable
+from llmflow.errors import ActionError
+
+
+@pytest.mark.parametrize(
+    ("value", "plain"),
+    [
+        ((1, "a"), [1, "a"]),
+        ({3, 1, 2}, [1, 2, 3]),
+        (range(3), [0, 1, 2]),
+        ({2: "a", None: "b", False: "c"}, {"2": "a", "null": "b", "false": "c"}),
+        ({"nested": [(1,), {"x": frozenset({"y"})}]}, {"nested": [[1], {"x": ["y"]}]}),
+        (1.5, 1.5),
+    ],
+    ids=["tuple", "set", "range", "keys", "nested", "float"],
+)
+def test_jsonable_converts_what_json_can_hold(value: Any, plain: Any) -> None:
+    assert jsonable(value, "the output") == plain
+
+
+def test_jsonable_returns_plain_values_without_copying() -> None:
+    value = {"a": [1, {"b": "c"}], "d": None}
+    assert jsonable(value, "the output") is value
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (object(), "the output holds a value of type object, which cannot be stored as JSON"),
+        (b"bytes", "the output holds a value of type bytes, which cannot be stored as JSON"),
+        (float("nan"), "the output contains nan, which JSON cannot hold"),
+        ({(1, 2): 3}, "the output has a tuple key, which cannot be stored as JSON"),
+    ],
+    ids=["object", "bytes", "nan", "tuple-key"],
+)
+def test_jsonable_refuses_the_rest(value: Any, message: str) -> None:
+    with pytest.raises(ActionError, match=f"^{message}$"):
+        jsonable(value, "the output")
+
+
+def test_jsonable_refuses_nesting_past_the_recursion_limit() -> None:
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(ActionError, match="nested too deeply"):
+        jsonable(deep, "the output")
+
+
+def test_record_omits_empty_fields_and_round_trips() -> None:
+    outcome = Outcome(SUCCEEDED, output="x", started=10.0, ended=12.5, extra={"exit_code": 0})
+    record = outcome.record("a/b")
+    assert record == {"p": "a/b", "s": "succeeded", "t": [10.0, 12.5], "output": "x", "x": {"exit_code": 0}}
+    back = Outcome.from_record(record)
+    assert back.view() == outcome.view()
+    assert back.view()["stdout"] == "x"
+
+
+def test_skipped_record_is_minimal() -> None:
+    assert Outcome(SKIPPED, attempts=0, started=5.0, ended=5.0).record("s") == {"p": "s", "s": "skipped"}
+    assert Outcome.from_record({"p": "s", "s": "skipped"}).view()["attempts"] == 0
+
+
+def test_failed_record_keeps_error_attempts_and_writes() -> None:
+    outcome = Outcome(FAILED, writes={"x": 1}, error={"message": "m"}, attempts=3, started=1.0, ended=2.0)
+    record = outcome.record("f")
+    assert record["e"] == {"message": "m"} and record["a"] == 3 and record["w"] == {"x": 1}
+    assert "output" not in record and "x" not in record

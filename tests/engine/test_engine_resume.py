@@ -1,0 +1,320 @@
+"""The resume promise for every end state and pattern: completed node instances never run again.
+
+Each workflow logs a word per side effect (``echo word >> log``), so "never executed again" is a line count.
+The gate step stops the first drive: it fails until a ``marker`` file exists (failed), waits for approval
+(waiting), or blocks until the run is interrupted (task cancelled) or cancelled (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from engine_helpers import Flow, wait_until
+
+import llmflow
+from llmflow.runtime import start_run
+
+GATES = {
+    "failed": "{id: gate, IF run: 'echo gate >> log; test -f marker'}",
+    "interrupted": "{id: gate, IF run: 'echo gate >> log; test -f marker || { touch started; sleep 30; }'}",
+    "cancelled": "{id: gate, IF run: 'echo gate >> log; test -f marker || { touch started; sleep 30; }'}",
+    "waiting": "{id: gate, IF approval: 'go on?'}",
+}
+GATE_RUNS = {"failed": 2, "interrupted": 2, "cancelled": 2, "waiting": 0}
+
+SUB = """
+version: 1
+name: sub
+inputs: {word: {type: string}}
+steps:
+  - {id: s1, run: 'echo s1 >> log; echo "S1{{ inputs.word }}"'}
+  - GATE
+  - {id: s2, run: 'echo s2 >> log; echo S2'}
+outputs: {out: "{{ steps.s1.output }}+{{ steps.s2.output }}"}
+"""
+
+# name: (workflow body with GATE, gate condition, waiting path, expected outputs, side effects besides the gate)
+PATTERNS: dict[str, tuple[str, str, str, dict[str, Any], dict[str, int]]] = {
+    "sequence": (
+        """
+        steps:
+          - {id: a, run: 'echo a >> log; echo A'}
+          - {id: v, set: {x: 5}}
+          - GATE
+          - {id: b, run: 'echo b >> log; echo "B{{ vars.x }}{{ steps.a.output }}"'}
+        outputs: {b: "{{ steps.b.output }}"}
+        """,
+        "",
+        "gate",
+        {"b": "B5A"},
+        {"a": 1, "b": 1},
+    ),
+    "group": (
+        """
+        steps:
+          - id: g
+            steps:
+              - {id: a, run: 'echo a >> log; echo A'}
+              - GATE
+              - {id: b, run: 'echo b >> log; echo B'}
+          - {id: c, run: 'echo c >> log; echo "{{ steps.a.output }}{{ steps.g.output }}"'}
+        outputs: {c: "{{ steps.c.output }}"}
+        """,
+        "",
+        "g/gate",
+        {"c": "AB"},
+        {"a": 1, "b": 1, "c": 1},
+    ),
+    "loop": (
+        """
+        vars: {n: 0}
+        steps:
+          - id: l
+            loop:
+              for_each: [0, 1, 2, 3]
+              steps:
+                - {id: li, run: 'echo l{{ item }} >> log; echo L{{ item }}'}
+                - GATE
+                - {id: lj, set: {n: "{{ vars.n + 1 }}"}}
+                - {id: lk, run: 'echo "{{ steps.li.output }}-{{ vars.n }}"'}
+        outputs: {l: "{{ steps.l.output }}", n: "{{ vars.n }}"}
+        """,
+        "item == 2",
+        "l[2]/gate",
+        {"l": ["L0-1", "L1-2", "L2-3", "L3-4"], "n": 4},
+        {"l0": 1, "l1": 1, "l2": 1, "l3": 1},
+    ),
+    "map": (
+        """
+        steps:
+          - id: m
+            map:
+              items: [0, 1, 2, 3]
+              concurrency: 1
+              fail_fast: false
+              steps:
+                - {id: mi, run: 'echo m{{ item }} >> log; echo M{{ item }}'}
+                - GATE
+                - {id: mo, run: 'echo "{{ steps.mi.output }}!"'}
+        outputs: {m: "{{ steps.m.output }}"}
+        """,
+        "item == 2",
+        "m[2]/gate",
+        {"m": ["M0!", "M1!", "M2!", "M3!"]},
+        {"m0": 1, "m1": 1, "m2": 1, "m3": 1},
+    ),
+    "parallel": (
+        """
+        steps:
+          - id: p
+            parallel:
+              concurrency: 1
+              fail_fast: false
+              branches:
+                one: [{id: p1, run: 'echo p1 >> log; echo P1'}]
+                two: [{id: p2, run: 'echo p2 >> log; echo P2'}, GATE, {id: p2b, run: 'echo p2b >> log; echo P2B'}]
+                three: [{id: p3, run: 'echo p3 >> log; echo P3'}]
+          - {id: after, run: 'echo "{{ steps.p1.output }}{{ steps.p2.output }}"'}
+        outputs: {p: "{{ steps.p.output }}", after: "{{ steps.after.output }}"}
+        """,
+        "",
+        "p/two/gate",
+        {"p": {"one": "P1", "two": "P2B", "three": "P3"}, "after": "P1P2"},
+        {"p1": 1, "p2": 1, "p2b": 1, "p3": 1},
+    ),
+    "sub-workflow": (
+        """
+        steps:
+          - {id: a, run: 'echo a >> log; echo A'}
+          - {id: w, workflow: sub.yaml, with: {word: "{{ steps.a.output }}"}}
+          - {id: b, run: 'echo b >> log; echo "{{ steps.w.output.out }}"'}
+        outputs: {b: "{{ steps.b.output }}"}
+        """,
+        "",
+        "w/gate",
+        {"b": "S1A+S2"},
+        {"a": 1, "s1": 1, "s2": 1, "b": 1},
+    ),
+    "try-finally": (
+        """
+        steps:
+          - id: t
+            try:
+              - {id: t1, run: 'echo t1 >> log; echo T1'}
+              - GATE
+              - {id: t2, run: 'echo t2 >> log; echo T2'}
+            finally:
+              - {id: f1, run: 'echo f1 >> log'}
+          - {id: after, run: 'echo "{{ steps.t1.output }}{{ steps.t.output }}"'}
+        outputs: {after: "{{ steps.after.output }}"}
+        """,
+        "",
+        "t/try/gate",
+        {"after": "T1T2"},
+        {"t1": 1, "t2": 1, "f1": 1},
+    ),
+}
+
+
+def _write(flow: Flow, pattern: str, state: str, folder: str = "") -> Path:
+    body, condition, *_ = PATTERNS[pattern]
+    gate = GATES[state].replace("IF ", f"if: '{condition}', " if condition else "")
+    flow.write(f"{folder}sub.yaml", SUB.replace("GATE", gate))
+    return flow.workflow(body.replace("GATE", gate), name=f"{folder}flow.yaml")
+
+
+async def _stop_when_started(flow: Flow, path: Path, how: str) -> None:
+    """Start a run, wait for the gate to block, then interrupt (cancel the task) or cancel (SIGTERM) it."""
+    task = asyncio.ensure_future(start_run(llmflow.load(path), {}, flow.options(handle_signals=how == "cancelled")))
+    await wait_until(lambda: (flow.root / "started").exists())
+    if how == "interrupted":
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    else:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert (await task).status == "cancelled"
+
+
+def _first_drive(flow: Flow, path: Path, state: str, waiting_path: str) -> str:
+    if state in ("interrupted", "cancelled"):
+        asyncio.run(_stop_when_started(flow, path, state))
+        run_id = flow.only_run()
+    else:
+        summary = flow.run(path)
+        run_id = summary.run_id
+        if state == "waiting":
+            assert summary.waiting_for == [waiting_path]
+    assert flow.meta(run_id)["status"] == state
+    return run_id
+
+
+@pytest.mark.parametrize("state", list(GATES))
+@pytest.mark.parametrize("pattern", list(PATTERNS))
+def test_resume_never_reruns_completed_steps(flow: Flow, pattern: str, state: str) -> None:
+    path = _write(flow, pattern, state)
+    _, _, waiting_path, expected, effects = PATTERNS[pattern]
+    run_id = _first_drive(flow, path, state, waiting_path)
+    flow.touch("marker")
+    summary = flow.resume(run_id, approve=state == "waiting")
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == expected
+    wanted = Counter(effects)
+    if pattern == "try-finally" and state == "failed":
+        wanted["f1"] += 1  # the finally ran after the failure and runs again after the resumed body
+    if GATE_RUNS[state]:
+        wanted["gate"] = GATE_RUNS[state]
+    assert flow.log() == wanted
+    assert flow.meta(run_id)["status"] == "succeeded"
+    assert flow.meta(run_id)["resumes"] == 1
+    assert flow.events(run_id, "run.resumed")
+
+
+@pytest.mark.parametrize("pattern", list(PATTERNS))
+def test_resumed_outputs_equal_an_uninterrupted_run(flow: Flow, pattern: str) -> None:
+    fresh = Flow(flow.root / "fresh")
+    fresh.root.mkdir()
+    fresh.touch("marker")
+    unbroken = fresh.run(_write(fresh, pattern, "failed"))
+    assert unbroken.status == "succeeded", unbroken.error
+    assert unbroken.outputs == PATTERNS[pattern][3]
+
+
+def test_reject_fails_the_approval_step(flow: Flow) -> None:
+    summary = flow.run("steps:\n  - {id: ok, approval: 'ship it?'}\n  - {id: after, run: echo after >> log}\n")
+    rejected = flow.resume(summary.run_id, reject=True, comment="not today")
+    assert rejected.status == "failed"
+    assert rejected.failed_step == "ok"
+    assert rejected.error == "step 'ok' was rejected: not today"
+    assert not flow.log()
+
+
+def test_reject_with_continue_on_error_goes_on_and_sees_approved_false(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - {id: ok, approval: 'ship it?', continue_on_error: true}
+          - {id: after, run: 'echo "{{ steps.ok.output.approved }} {{ steps.ok.status }}"'}
+        outputs: {after: "{{ steps.after.output }}", decision: "{{ steps.ok.output }}"}
+        """
+    )
+    rejected = flow.resume(summary.run_id, reject=True)
+    assert rejected.status == "succeeded", rejected.error
+    assert rejected.outputs == {"after": "false failed", "decision": {"approved": False, "comment": None}}
+
+
+def test_approvals_in_parallel_branches_pause_after_the_others_and_list_every_path(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - id: p
+            parallel:
+              branches:
+                a: [{id: ask-a, approval: 'a?'}, {id: after-a, run: echo after-a >> log}]
+                b: [{id: ask-b, approval: 'b?'}]
+                c: [{id: nap, wait: 30ms}, {id: work, run: echo work >> log}]
+          - {id: end, run: echo end >> log}
+        """
+    )
+    assert summary.status == "waiting"
+    assert sorted(summary.waiting_for) == ["p/a/ask-a", "p/b/ask-b"]
+    assert flow.log() == {"work": 1}
+    assert sorted(flow.meta(summary.run_id)["waiting_for"]) == ["p/a/ask-a", "p/b/ask-b"]
+    resumed = flow.resume(summary.run_id, approve=True)
+    assert resumed.status == "succeeded", resumed.error
+    assert flow.log() == {"work": 1, "after-a": 1, "end": 1}
+
+
+def test_a_waiting_run_needs_a_decision(flow: Flow) -> None:
+    summary = flow.run("steps: [{id: ok, approval: 'fine?'}]")
+    with pytest.raises(llmflow.errors.UsageError, match="waiting for approval at ok"):
+        flow.resume(summary.run_id)
+
+
+def test_map_with_fail_fast_resumes_only_unfinished_items(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - id: m
+            map:
+              items: [0, 1, 2]
+              steps:
+                - {id: a, run: 'echo a{{ item }} >> log'}
+                - {id: gate, if: item == 1, run: 'test -f marker'}
+                - {id: nap, if: item != 1, wait: 30ms}
+                - {id: b, run: 'echo b{{ item }} >> log'}
+        """
+    )
+    assert summary.status == "failed"
+    assert flow.log() == {"a0": 1, "a1": 1, "a2": 1}
+    flow.touch("marker")
+    assert flow.resume(summary.run_id).status == "succeeded"
+    assert flow.log() == {"a0": 1, "a1": 1, "a2": 1, "b0": 1, "b1": 1, "b2": 1}
+
+
+def test_try_catch_that_failed_resumes_inside_the_catch(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - id: t
+            try:
+              - {id: body, run: 'echo body >> log; exit 1'}
+            catch:
+              - {id: c1, run: 'echo c1 >> log'}
+              - {id: c2, run: 'echo c2 >> log; test -f marker'}
+              - {id: c3, run: 'echo "{{ error.step }}"'}
+        outputs: {t: "{{ steps.t.output }}"}
+        """
+    )
+    assert summary.status == "failed"
+    flow.touch("marker")
+    resumed = flow.resume(summary.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs == {"t": "t/try/body"}
+    assert flow.log() == {"body": 2, "c1": 1, "c2": 2}
