@@ -133,11 +133,10 @@ def _quoted_list(names: list[str]) -> str:
 
 @lru_cache(maxsize=1)
 def _validator() -> Any:
-    from jsonschema import Draft202012Validator
-
     from llmflow.resources import workflow_schema
+    from llmflow.spec.fastschema import fast_validator
 
-    return Draft202012Validator(workflow_schema())
+    return fast_validator(workflow_schema())
 
 
 @dataclass(slots=True)
@@ -183,7 +182,23 @@ class _Context:
 
 
 def validate_document(doc: Document) -> list[Diagnostic]:
-    """Every schema problem of ``doc``, reduced to the most useful message per location."""
+    """Every schema problem of ``doc``, reduced to the most useful message per location.
+
+    A text that was found valid before (same bytes, same schema, same llmflow) is not checked again:
+    see :mod:`llmflow.spec.validity`.
+    """
+    from llmflow.spec import validity
+
+    key = validity.cache_key(doc.text)
+    if key is not None and validity.known_valid(key):
+        return []
+    found = _validate(doc)
+    if not found and key is not None:
+        validity.remember_valid(key)
+    return found
+
+
+def _validate(doc: Document) -> list[Diagnostic]:
     context = _Context(doc)
     problems: dict[_Location, tuple[int, Diagnostic]] = {}
     blocked: list[DocPath] = []
