@@ -67,7 +67,7 @@ def _inline(node: Any, defs: dict[str, Any], depth: int = 0) -> Any:
 def fast_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """The checking form of ``schema`` (the input is not changed)."""
     defs = schema.get("$defs", {})
-    fast = _inline(copy.deepcopy(schema), defs)
+    fast: dict[str, Any] = _inline(copy.deepcopy(schema), defs)
     for name in _RECURSIVE:
         if name in defs:
             fast["$defs"][name] = _inline(copy.deepcopy(defs[name]), defs)
