@@ -3,60 +3,112 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import queue
 import threading
+from collections import deque
 from pathlib import Path
 from typing import IO, Any
 
+from llmflow.engine.outcome import json_encoder
+
 Event = dict[str, Any]
-_STOP: Event = {}
+#: At most this many queued events are written with one call.
+_BATCH = 1024
+#: How long the writer waits after the first event of a busy moment, so that the events that follow it are
+#: written with it: one thread wake-up and one write for many events, and the engine's thread is not made
+#: to wait for the interpreter lock after every event. Events reach the stream at most this much later.
+LINGER = 0.02
 
 
 class ThreadedSink:
-    """Queues events and writes them from a thread of its own, so a slow disk never stalls the engine.
+    """Takes events without blocking and writes them as JSON lines from a thread of its own, so a slow disk
+    never stalls the engine.
 
-    At most ``capacity`` events wait; beyond that they are dropped and counted in ``dropped``.
+    ``put`` only appends to a queue; the writer thread sleeps until an event arrives, lingers ``LINGER``
+    seconds, then writes everything queued. At most ``capacity`` events wait; beyond that they are dropped
+    and counted in ``dropped``. ``close`` writes what is queued and stops the thread.
     """
 
-    def __init__(self, stream: IO[str], *, capacity: int = 100_000, close_stream: bool = True) -> None:
-        self._queue: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    def __init__(
+        self, stream: IO[str], *, capacity: int = 100_000, close_stream: bool = True, linger: float = LINGER
+    ) -> None:
+        self._pending: deque[Event] = deque()
+        self._wake = threading.Event()
+        self._idle = False  # the writer is about to wait, or waits, for events (written by the writer only)
+        self._signalled = False  # a ``put`` woke the idle writer already: the others need not
+        self._closing = False
         self._stream = stream
         self._close_stream = close_stream
         self.capacity = capacity
+        self.linger = linger
         self.dropped = 0
         self.written = 0
+        self._encode = json_encoder(",", ":", default=str, check_circular=True)  # used by the writer only
         self._thread = threading.Thread(target=self._drain, name="llmflow-events", daemon=True)
         self._thread.start()
 
     def put(self, event: Event) -> None:
-        if self._queue.qsize() >= self.capacity:
+        """Queue one event (never blocks)."""
+        pending = self._pending
+        if len(pending) >= self.capacity:
             self.dropped += 1
             return
-        self._queue.put(event)
-
-    def _drain(self) -> None:
-        dumps = json.dumps
-        stream = self._stream
-        while True:
-            event = self._queue.get()
-            if event is _STOP:
-                break
-            try:
-                stream.write(dumps(event, ensure_ascii=False, separators=(",", ":"), default=str) + "\n")
-                self.written += 1
-                if self._queue.empty():
-                    stream.flush()
-            except (OSError, ValueError, TypeError):
-                self.dropped += 1
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
+        pending.append(event)
+        if self._idle and not self._signalled:
+            self._signalled = True
+            self._wake.set()
 
     def close(self) -> None:
-        self._queue.put(_STOP)
+        """Write what is queued, stop the writer and close the stream (when the sink owns it)."""
+        self._closing = True
+        self._wake.set()
         self._thread.join(timeout=10)
         if self._close_stream:
             self._stream.close()
+
+    def _drain(self) -> None:
+        pending, encode = self._pending, self._encode
+        while True:
+            if not pending:
+                if self._closing:
+                    break
+                self._idle = True
+                # Checked again after saying so: an event queued before ``_idle`` was seen is not missed.
+                if not pending and not self._closing:
+                    self._wake.wait()
+                self._wake.clear()
+                self._signalled = False
+                self._idle = False
+                if not self._closing:
+                    self._wake.wait(self.linger)  # ``close`` cuts it short
+            batch: list[str] = []
+            while pending and len(batch) < _BATCH:
+                event = pending.popleft()
+                try:
+                    batch.append(encode(event) + "\n")
+                except (ValueError, TypeError, RecursionError):
+                    self.dropped += 1
+            self._write(batch)
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()
+
+    def _write(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        try:
+            self._stream.write("".join(lines))
+        except (OSError, ValueError):  # e.g. a lone surrogate the stream cannot encode: find the culprit
+            for line in lines:
+                try:
+                    self._stream.write(line)
+                except (OSError, ValueError):
+                    self.dropped += 1
+                else:
+                    self.written += 1
+        else:
+            self.written += len(lines)
+        if not self._pending:
+            with contextlib.suppress(OSError, ValueError):
+                self._stream.flush()
 
 
 class FileEventSink(ThreadedSink):

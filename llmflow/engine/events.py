@@ -35,6 +35,7 @@ EVENT_TYPES = (
     "stream.metrics",
     "llm.usage",
     "llm.chunk",
+    "llm.retry",
     "checkpoint.saved",
     "hook.failed",
 )

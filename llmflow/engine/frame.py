@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 _NOT_RUN = {"output": None, "status": "skipped", "error": None, "attempts": 0, "duration": 0.0}
+
+
+class Viewable(Protocol):
+    """A finished step's result that can show itself as ``steps.<id>`` (an ``Outcome``)."""
+
+    def view(self) -> dict[str, Any]:
+        """What ``steps.<id>`` shows."""
 
 
 class StepsView(Mapping[str, Any]):
     """``steps.<id>`` for expressions: this frame's results layered over the enclosing frames'.
 
-    Steps that exist in the workflow but have not run (an unchosen branch) read as ``skipped``.
+    Steps that exist in the workflow but have not run (an unchosen branch) read as ``skipped``. A result
+    is turned into its view the first time an expression reads it (most never are).
     """
 
     __slots__ = ("_known", "_own", "_parent")
@@ -27,15 +35,17 @@ class StepsView(Mapping[str, Any]):
         """Every step id the workflow has (run or not)."""
         return self._known
 
-    def record(self, step_id: str, view: dict[str, Any]) -> None:
-        """Make a finished step visible."""
-        self._own[step_id] = view
+    def record(self, step_id: str, result: dict[str, Any] | Viewable) -> None:
+        """Make a finished step visible (its view, or a result that makes its view when first read)."""
+        self._own[step_id] = result
 
     def __getitem__(self, key: str) -> Any:
         scope: StepsView | None = self
         while scope is not None:
             found = scope._own.get(key)
             if found is not None:
+                if type(found) is not dict:
+                    found = scope._own[key] = found.view()
                 return found
             scope = scope._parent
         if key in self._known:

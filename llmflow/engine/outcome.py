@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,7 @@ class Outcome:
         """The journal record of this instance: short keys, and nothing that is empty or implied.
 
         A skipped instance is just ``{"p", "s"}``; ``t`` (start and end time) is kept for instances that ran.
+        Variables that are the output itself (``set``) are stored once: ``"wo": 1`` instead of ``w``.
         """
         record: dict[str, Any] = {"p": path, "s": self.status}
         if self.status == SKIPPED:
@@ -67,7 +69,10 @@ class Outcome:
         if self.output is not None:
             record["output"] = self.output
         if self.writes:
-            record["w"] = self.writes
+            if self.writes is self.output:
+                record["wo"] = 1
+            else:
+                record["w"] = self.writes
         if self.error is not None:
             record["e"] = self.error
         if self.attempts != 1:
@@ -78,17 +83,25 @@ class Outcome:
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Outcome:
-        """Rebuild an outcome from its journal record."""
-        started, ended = record.get("t") or (0.0, 0.0)
+        """Rebuild an outcome from its journal record (a resume calls this once per completed instance)."""
+        status = record["s"]
+        output = record.get("output")
+        if record.get("wo") and type(output) is dict:
+            writes = dict(output)
+        else:
+            written = record.get("w")
+            writes = dict(written) if written else {}
+        times = record.get("t")
+        extra = record.get("x")
         return cls(
-            status=record["s"],
-            output=record.get("output"),
-            writes=dict(record.get("w") or {}),
-            error=record.get("e"),
-            attempts=record.get("a", 0 if record["s"] == SKIPPED else 1),
-            started=started,
-            ended=ended,
-            extra=dict(record.get("x") or {}),
+            status,
+            output,
+            writes,
+            record.get("e"),
+            record.get("a", 0 if status == SKIPPED else 1),
+            times[0] if times else 0.0,
+            times[1] if times else 0.0,
+            dict(extra) if extra else {},
         )
 
 
@@ -125,7 +138,7 @@ class PauseRun(BaseException):
         self.message = message
 
 
-_SCALARS = (str, int, bool, type(None))
+_SCALARS = frozenset({str, int, bool, type(None)})
 
 
 def jsonable(value: Any, what: str, path: str = "") -> Any:
@@ -135,6 +148,8 @@ def jsonable(value: Any, what: str, path: str = "") -> Any:
     ``NaN``, nesting deeper than Python's recursion limit) is refused with an ``ActionError`` naming
     ``what``, so a record never holds non-JSON data.
     """
+    if type(value) in _SCALARS:
+        return value
     try:
         return _plain(value, what, path)
     except RecursionError:
@@ -150,14 +165,16 @@ def _plain(value: Any, what: str, path: str) -> Any:
             raise ActionError(f"{what} contains {value}, which JSON cannot hold", path=path)
         return value
     if kind is list:
-        items = [_plain(item, what, path) for item in value]
-        return value if all(new is old for new, old in zip(items, value, strict=True)) else items
+        # Nearly every value is already plain: check it without building anything, copy only on a change.
+        for index, item in enumerate(value):
+            if type(item) not in _SCALARS and _plain(item, what, path) is not item:
+                return value[:index] + [_plain(other, what, path) for other in value[index:]]
+        return value
     if kind is dict:
-        plain = all(type(key) is str for key in value)
-        converted = {_key(key, what, path): _plain(item, what, path) for key, item in value.items()}
-        if plain and all(converted[key] is item for key, item in value.items()):
-            return value
-        return converted
+        for key, item in value.items():
+            if type(key) is not str or (type(item) not in _SCALARS and _plain(item, what, path) is not item):
+                return {_key(key, what, path): _plain(item, what, path) for key, item in value.items()}
+        return value
     if isinstance(value, str):
         return str(value)
     if isinstance(value, bool):
@@ -189,3 +206,56 @@ def _key(key: Any, what: str, path: str) -> str:
     if isinstance(key, (int, float)):
         return str(_plain(key, what, path))
     raise ActionError(f"{what} has a {type(key).__name__} key, which cannot be stored as JSON", path=path)
+
+
+def json_encoder(
+    item_separator: str = ",",
+    key_separator: str = ":",
+    *,
+    default: Callable[[Any], Any] | None = None,
+    check_circular: bool = False,
+) -> Callable[[Any], str]:
+    """A reusable JSON encoder (non-ASCII kept), as fast as the standard library allows.
+
+    ``json.dumps`` with options builds a new encoder on every call; this builds the C encoder once (and
+    falls back to the public encoder where the accelerator is missing or behaves differently). Without
+    ``check_circular`` a value that contains itself ends in ``RecursionError``; with it, the encoder keeps
+    state while it works, so each thread needs an encoder of its own.
+    """
+    options = json.JSONEncoder(
+        ensure_ascii=False,
+        separators=(item_separator, key_separator),
+        default=default,
+        check_circular=check_circular,
+    )
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return options.encode
+    markers: dict[int, Any] | None = {} if check_circular else None
+    try:
+        chunks = make(
+            markers,
+            options.default,
+            json.encoder.encode_basestring,
+            None,
+            key_separator,
+            item_separator,
+            False,
+            False,
+            True,
+        )
+        sample = {"a": [1, 2.5, None, True], "b": {"\u00e9": "x\n"}, "": ""}
+        if "".join(chunks(sample, 0)) != options.encode(sample):
+            return options.encode
+    except Exception:
+        return options.encode
+
+    def encode(value: Any) -> str:
+        try:
+            return "".join(chunks(value, 0))
+        except BaseException:
+            if markers:  # an encoding that failed half-way leaves its open containers marked
+                markers.clear()
+            raise
+
+    return encode

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 #: How hard the journal pushes each record to disk.
-#: ``strict``: fsync every record (default); ``batch``: flush every record, fsync at most every 50 ms and
-#: when the run stops; ``none``: leave it to the operating system.
+#: ``strict``: every record is fsynced before the step after it starts (default; records of steps that end
+#: together may share one fsync); ``batch``: write every record, fsync at most every 50 ms and when the run
+#: stops; ``none``: leave it to the operating system.
 Durability = Literal["strict", "batch", "none"]
 
 #: Statuses of a run.
@@ -20,13 +22,18 @@ class RunHandle(Protocol):
 
     run_id: str
     directory: Path
+    durability: Durability
 
     @property
     def meta(self) -> dict[str, Any]:
         """The contents of ``run.json`` as last written or read."""
 
     def lock(self) -> None:
-        """Take the run's lock for this process; raise ``RunLocked`` naming the holder if another has it."""
+        """Take the run's lock for this process; raise ``RunLocked`` naming the holder if another has it.
+
+        ``meta`` is read again once the lock is held, so an update made by another process in between is
+        not lost by a later ``update``.
+        """
 
     def unlock(self) -> None:
         """Release the lock (also released by the OS when the process dies)."""
@@ -37,8 +44,13 @@ class RunHandle(Protocol):
     def update(self, **fields: Any) -> None:
         """Merge ``fields`` into ``run.json`` and rewrite it atomically."""
 
-    def append(self, record: Mapping[str, Any]) -> None:
-        """Append one record to the journal (checksummed; large ``output`` values go to artifacts)."""
+    def append(self, record: Mapping[str, Any], *, deferred: bool = False) -> None:
+        """Append one record to the journal (checksummed; large ``output`` values go to artifacts).
+
+        With ``strict`` durability the record is on disk when this returns, unless ``deferred``: then it is
+        written at once and made durable by the next ``sync()``, together with every other record written
+        before it (group commit). Other durabilities ignore ``deferred``.
+        """
 
     def records(self) -> list[dict[str, Any]]:
         """Every journal record, verified, with artifact references resolved.
@@ -48,7 +60,11 @@ class RunHandle(Protocol):
         """
 
     def sync(self) -> None:
-        """Push everything written so far to disk (used at pauses and at the end of a run)."""
+        """Push every record appended so far to disk (deferred records, ``batch``; at the end of a run)."""
+
+    def last_event_seq(self) -> int:
+        """The ``seq`` of the last complete event in ``events.jsonl``, 0 when there is none (read from the end,
+        so it is cheap in a long run and right after a crash that tore the last line)."""
 
     def events_path(self) -> Path:
         """Where the run's ``events.jsonl`` lives."""
@@ -87,6 +103,10 @@ class RunStore(Protocol):
 
     def delete_run(self, run_id: str) -> None:
         """Remove a run folder (refused while another process holds its lock)."""
+
+    def gc(self, older_than_seconds: float, *, now: datetime | None = None, dry_run: bool = False) -> list[str]:
+        """Delete the runs nobody drives that ended (or were created) more than ``older_than_seconds`` before
+        ``now``; return their ids. ``dry_run``: delete nothing, return what would be deleted now."""
 
     def source_dir(self, run_id: str) -> Path:
         """The folder holding the frozen copy of a run's workflow files."""

@@ -1,4 +1,16 @@
-"""The engine: runs node instances with conditions, retries, timeouts, the journal and events."""
+"""The engine: runs node instances with conditions, retries, timeouts, the journal and events.
+
+Durability of completions (``strict``, the default): a node instance's completion record is on disk before
+its ``step.completed`` event is emitted and before ``execute`` returns, so before the next step of the same
+sequence (or the composite around it, or the run's end) can start. Records of instances that finish in the
+same moment on concurrent lanes (map items, parallel branches) share one fsync: each lane writes its record,
+yields once to the event loop so that the others can write theirs, then syncs; the first sync covers every
+record written so far and the others find nothing left to do (group commit). Nothing that depends on a step
+runs before its record is durable, so after a crash every step whose successor had started is in the
+journal; a step that was running when the process died has no record and runs again on resume
+(at-least-once, with the same idempotency key). With ``batch`` and ``none`` durability the record is only
+written (the store fsyncs later, or never).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +18,23 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Iterator, Mapping
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from llmflow.compiler.graph import ActionNode, GroupNode, IfNode, Node, ParallelNode, SwitchNode, TryNode, Workflow
 from llmflow.engine.actions import Action, ActionContext, ActionResult
 from llmflow.engine.cache import cache_key, cached, remember
 from llmflow.engine.frame import Frame, StepsView
-from llmflow.engine.outcome import FAILED, SKIPPED, SUCCEEDED, NodeFailed, Outcome, error_info, jsonable
+from llmflow.engine.outcome import (
+    FAILED,
+    SKIPPED,
+    SUCCEEDED,
+    NodeFailed,
+    Outcome,
+    error_info,
+    json_encoder,
+    jsonable,
+)
 from llmflow.engine.patterns import EXECUTORS
 from llmflow.engine.state import RunState
 from llmflow.errors import ActionError, ExpressionError, LlmflowError, StepError, StepTimeout
@@ -22,17 +44,52 @@ if TYPE_CHECKING:
 
 __all__ = ["Engine", "RunState", "preview"]
 
-_PREVIEW = 200
+#: Characters of an output shown in ``step.completed`` events (what the console and ``logs`` show).
+_PREVIEW = 80
+#: Items of a list or mapping that are sure to fill a preview (each takes at least 3 characters).
+_PREVIEW_ITEMS = 32
+_PREVIEW_JSON = json_encoder(", ", ": ", default=str)
 
 
 def preview(value: Any) -> str:
-    """A short text form of a value for events and listings."""
-    from llmflow.expressions import stringify
+    """A short text form of a value for events and listings (text as ``stringify`` shows it, cut short).
 
-    if isinstance(value, (list, dict)) and len(value) > _PREVIEW:
-        value = list(value)[:_PREVIEW] if isinstance(value, list) else dict(list(value.items())[:_PREVIEW])
-    text = stringify(value)
+    The cost is bounded by the preview's length, not the value's: long strings and big lists or mappings
+    are clipped before they are encoded.
+    """
+    kind = type(value)
+    if kind is str:
+        text: str = value
+    elif value is None:
+        return ""
+    elif kind is bool:
+        return "true" if value else "false"
+    elif kind is int or kind is float:
+        text = str(value)
+    elif kind is list or kind is dict:
+        text = _PREVIEW_JSON(_clipped(value, 0))
+    else:
+        from llmflow.expressions import stringify
+
+        text = stringify(value)
     return text if len(text) <= _PREVIEW else text[: _PREVIEW - 1] + "…"
+
+
+def _clipped(value: Any, depth: int) -> Any:
+    """``value`` with everything past what a preview can show cut off (the JSON's start stays the same)."""
+    kind = type(value)
+    if kind is str:
+        return value if len(value) <= _PREVIEW else value[: _PREVIEW + 1]
+    if kind is list:
+        return [_clipped(item, depth + 1) for item in value[:_PREVIEW_ITEMS]] if depth < _PREVIEW else []
+    if kind is dict:
+        if depth >= _PREVIEW:
+            return {}
+        return {
+            key[: _PREVIEW + 1] if type(key) is str else key: _clipped(item, depth + 1)
+            for key, item in islice(value.items(), _PREVIEW_ITEMS)
+        }
+    return value
 
 
 class Engine:
@@ -41,6 +98,9 @@ class Engine:
     def __init__(self, state: RunState) -> None:
         self.state = state
         self.env_base = dict(state.env)
+        self._group_commit = state.handle.durability == "strict"
+        #: How deep each task that runs steps is in ``sequence``; more than one task: lanes run concurrently.
+        self._lanes: dict[asyncio.Task[Any] | None, int] = {}
 
     # -- expressions -------------------------------------------------------------------------------
     def context(self, frame: Frame) -> dict[str, Any]:
@@ -80,18 +140,34 @@ class Engine:
         """Run nodes in order; return the last non-skipped output and every variable written."""
         output: Any = None
         writes: dict[str, Any] = {}
-        for node in nodes:
-            outcome = await self.execute(node, frame)
-            if outcome.writes:
-                writes.update(outcome.writes)
-            if outcome.status != SKIPPED:
-                output = outcome.output
+        lanes = self._lanes
+        task = asyncio.current_task()
+        lanes[task] = lanes.get(task, 0) + 1
+        try:
+            for node in nodes:
+                outcome = await self.execute(node, frame)
+                if outcome.writes:
+                    writes.update(outcome.writes)
+                if outcome.status != SKIPPED:
+                    output = outcome.output
+        finally:
+            depth = lanes.pop(task) - 1
+            if depth:
+                lanes[task] = depth
         return output, writes
 
     # -- the journal -------------------------------------------------------------------------------
-    def journal(self, path: str, outcome: Outcome) -> None:
-        """Append the completion record of one node instance."""
-        self.state.handle.append(outcome.record(path))
+    async def journal(self, path: str, outcome: Outcome) -> None:
+        """Append the completion record of one node instance; with ``strict`` durability, return once it is
+        on disk (group commit with the records of lanes finishing at the same moment: module docstring)."""
+        handle = self.state.handle
+        if self._group_commit:
+            handle.append(outcome.record(path), deferred=True)
+            if len(self._lanes) > 1:  # other lanes run: let those ready now write their records first
+                await asyncio.sleep(0)
+            handle.sync()
+        else:
+            handle.append(outcome.record(path))
 
     def reset(self, instance_path: str) -> None:
         """Forget what completed at or under ``instance_path``: it runs again, now and on any resume."""
@@ -114,17 +190,18 @@ class Engine:
             outcome = Outcome.from_record(record)
             state.emit("step.restored", path, {"id": node.id, "kind": node.kind, "status": outcome.status})
             self._finish(node, frame, outcome)
-            self._restore_scope(node, frame, outcome)
+            if not isinstance(node, ActionNode):
+                self._restore_scope(node, frame, outcome)
             return outcome
 
         started = time.time()
         try:
             skip = node.condition is not None and not self.check(node.condition, frame, node, "if")
         except StepError as error:  # the condition itself failed: the node fails, once, without retries
-            return self._failed(node, frame, path, error, 1, started, None)
+            return await self._failed(node, frame, path, error, 1, started, None)
         if skip:
             outcome = Outcome(SKIPPED, attempts=0, started=started, ended=started)
-            self.journal(path, outcome)
+            await self.journal(path, outcome)
             state.emit("step.skipped", path, {"id": node.id, "kind": node.kind})
             self._finish(node, frame, outcome)
             return outcome
@@ -157,12 +234,12 @@ class Engine:
                 state.emit("step.retrying", path, data, attempt)
                 await asyncio.sleep(max(0.0, delay))
                 continue
-            return self._failed(node, frame, path, failure, attempt, started, before)
+            return await self._failed(node, frame, path, failure, attempt, started, before)
 
         outcome.attempts = attempt
         outcome.started = started
         outcome.ended = time.time()
-        self.journal(path, outcome)
+        await self.journal(path, outcome)
         data = {"id": node.id, "kind": node.kind, "duration": round(outcome.duration, 6)}
         if outcome.output is not None:
             data["preview"] = preview(outcome.output)
@@ -172,7 +249,7 @@ class Engine:
             state.check_limits()
         return outcome
 
-    def _failed(
+    async def _failed(
         self,
         node: Node,
         frame: Frame,
@@ -194,7 +271,7 @@ class Engine:
         writes = _changed(before, frame.vars) if before is not None else {}
         ended = time.time()
         outcome = Outcome(FAILED, output, writes, error=info, attempts=attempt, started=started, ended=ended)
-        self.journal(path, outcome)
+        await self.journal(path, outcome)
         self._finish(node, frame, outcome)
         return outcome
 
@@ -202,7 +279,7 @@ class Engine:
         if outcome.writes:
             frame.vars.update(outcome.writes)
         if node.named:
-            frame.steps.record(node.id, outcome.view())
+            frame.steps.record(node.id, outcome)
 
     def _restore_scope(self, node: Node, frame: Frame, outcome: Outcome) -> None:
         """Make the results of a restored composite's inner steps visible again as ``steps.<id>``.
@@ -216,7 +293,7 @@ class Engine:
                 continue
             inner = Outcome.from_record(record)
             if child.named:
-                frame.steps.record(child.id, inner.view())
+                frame.steps.record(child.id, inner)
             self._restore_scope(child, frame, inner)
 
     async def _attempt(self, node: Node, frame: Frame, path: str, attempt: int) -> Outcome:

@@ -44,6 +44,7 @@ class RunState:
     providers: ModelProviders | None = None
     prices: dict[str, tuple[float, float]] = field(default_factory=dict)
     model_calls: dict[str, int] = field(default_factory=dict)
+    _run_info: dict[str, Any] | None = field(default=None, init=False, repr=False)
 
     def next_call_index(self, model: str) -> int:
         """How many calls to ``model`` this run made before this one (completed ones on resume included)."""
@@ -91,8 +92,11 @@ class RunState:
             self.output_listener(path, stream, line)
 
     def run_info(self) -> dict[str, Any]:
-        """``run.*`` in expressions."""
-        return {"id": self.run_id, "dir": str(self.handle.directory), "usage": dict(self.usage)}
+        """``run.*`` in expressions (built again only when the usage changed; expressions cannot change it)."""
+        info = self._run_info
+        if info is None or info["usage"] != self.usage:
+            info = self._run_info = {"id": self.run_id, "dir": str(self.handle.directory), "usage": dict(self.usage)}
+        return info
 
     def add_usage(self, usage: Mapping[str, Any]) -> None:
         """Add one call's tokens and cost (limits are checked once the step is journaled)."""

@@ -174,9 +174,13 @@ class FileRunStore:
                 raise StoreError(f"cannot delete run {run_id}: {error.strerror}") from None
         shutil.rmtree(doomed, ignore_errors=True)
 
-    def gc(self, older_than_seconds: float, *, now: datetime | None = None) -> list[str]:
+    def gc(self, older_than_seconds: float, *, now: datetime | None = None, dry_run: bool = False) -> list[str]:
         """Delete runs that nobody drives and that ended (or were created) before ``now`` minus
-        ``older_than_seconds``; return their ids. Unreadable runs are left for a person to look at."""
+        ``older_than_seconds``; return their ids. Unreadable runs are left for a person to look at.
+
+        With ``dry_run``, nothing is deleted (crash debris included): the ids are those a real ``gc`` would
+        delete at this moment (a run whose lock is held now is skipped, as ``gc`` would skip it).
+        """
         cutoff = (now if now is not None else self.clock()) - timedelta(seconds=older_than_seconds)
         removed: list[str] = []
         for meta in self.list_runs():
@@ -187,12 +191,17 @@ class FileRunStore:
             moment = moment or run_id_time(run_id)
             if moment is None or moment >= cutoff:
                 continue
+            if dry_run:
+                if RunLock(self.runs_dir / run_id / LOCK_FILE, run_id).holder() is None:
+                    removed.append(run_id)
+                continue
             try:
                 self.delete_run(run_id)
             except (RunLocked, RunNotFound):
                 continue  # picked up by a process since it was listed, or already deleted
             removed.append(run_id)
-        self._sweep_debris()
+        if not dry_run:
+            self._sweep_debris()
         return removed
 
     def source_dir(self, run_id: str) -> Path:

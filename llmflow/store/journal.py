@@ -177,8 +177,11 @@ def encode_with_artifacts(record: Mapping[str, Any], store_payload: Callable[[by
     ``store_payload`` takes the output's JSON bytes and returns their sha256. An output that itself looks
     like an artifact marker is always moved out, so a marker read back is never mistaken for data.
     """
-    line = encode_record(record)
     output = record.get(OUTPUT_KEY, _ABSENT)
+    if type(output) is str and len(output) > ARTIFACT_THRESHOLD:  # its JSON is longer still: moved out for sure
+        payload = dump_json(output)
+        return encode_record({**record, OUTPUT_KEY: {ARTIFACT_KEY: store_payload(payload), "bytes": len(payload)}})
+    line = encode_record(record)
     # The whole line bounds the output's size, so small records (nearly all) are encoded exactly once.
     if len(line) <= ARTIFACT_THRESHOLD and not is_artifact_reference(output):
         return line

@@ -1,4 +1,22 @@
-"""One run's folder on disk: ``run.json``, the journal writer, artifacts, the lock, and durable writes."""
+"""One run's folder on disk: ``run.json``, the journal writer, artifacts, the lock, and durable writes.
+
+Journal durability (``durability``):
+
+``strict``
+    A record is on disk (fsynced) before ``append`` returns. With ``append(record, deferred=True)`` the
+    write happens at once and the fsync waits for the next ``sync()``: records appended by steps that finish
+    together (map items, parallel branches) then share one fsync (group commit). The caller must call
+    ``sync()`` before it relies on a deferred record (before the next dependent step starts, before the run
+    reports its end); the engine does.
+``batch``
+    Records are written at once and fsynced at most every ``BATCH_INTERVAL`` seconds and by ``sync()``.
+``none``
+    Records are written at once; the operating system decides when they reach the disk.
+
+An fsync that fails leaves it unknown which written bytes survive: the journal is cut back to what was last
+fsynced and the handle refuses every later append and sync (``StoreError``), so no caller is ever told a
+record is durable when it may not be.
+"""
 
 from __future__ import annotations
 
@@ -48,8 +66,10 @@ class FileRunHandle:
         self._guard = threading.Lock()
         self._fd: int | None = None
         self._size = 0  # bytes in the journal, so a failed write can be cut off again
+        self._synced = 0  # bytes of the journal known to be on disk
         self._unsynced = False
         self._last_sync = 0.0
+        self._broken: str | None = None  # why appends are refused after a failed fsync
         self._verified: tuple[int, int] | None = None  # (journal size, verified length) seen by records()
 
     @property
@@ -58,8 +78,19 @@ class FileRunHandle:
         return dict(self._meta)
 
     def lock(self) -> None:
-        """Take the run's lock; ``RunLocked`` naming the holder when another handle or process has it."""
+        """Take the run's lock; ``RunLocked`` naming the holder when another handle or process has it.
+
+        ``run.json`` is read again once the lock is held: another process may have updated it since this
+        handle was opened, and a later ``update`` merges into what is read here.
+        """
+        if self._lock.held:
+            return
         self._lock.acquire()
+        try:
+            self._meta = read_meta(self.directory, self.run_id)
+        except BaseException:
+            self._lock.release()
+            raise
 
     def unlock(self) -> None:
         """Release the run's lock."""
@@ -75,32 +106,47 @@ class FileRunHandle:
         write_atomically(self.directory / RUN_FILE, dump_meta(merged), durable=self._durable)
         self._meta = merged
 
-    def append(self, record: Mapping[str, Any]) -> None:
-        """Append one checksummed record to the journal; an ``output`` over 64 KiB goes to artifacts."""
+    def append(self, record: Mapping[str, Any], *, deferred: bool = False) -> None:
+        """Append one checksummed record to the journal; an ``output`` over 64 KiB goes to artifacts.
+
+        ``deferred`` (``strict`` only): write now, fsync at the next ``sync()`` (group commit).
+        """
         line = encode_with_artifacts(record, self._artifacts.put)
         with self._guard:
+            if self._broken is not None:
+                raise StoreError(self._broken)
             fd = self._fd if self._fd is not None else self._open_journal()
             try:
                 written = os.write(fd, line)
                 while written < len(line):  # short writes are rare on files, but allowed
                     written += os.write(fd, line[written:])
-                if self._fsync_each:
-                    os.fsync(fd)
-                elif self._fsync_batched:
-                    now = time.monotonic()
-                    if now - self._last_sync >= BATCH_INTERVAL:
-                        os.fsync(fd)
-                        self._last_sync = now
-                        self._unsynced = False
-                    else:
-                        self._unsynced = True
             except OSError as error:
                 # Take the record back out: a partial line would turn into a corrupt middle line once
-                # the next record lands, and a record whose fsync failed was never promised.
+                # the next record lands.
                 with contextlib.suppress(OSError):  # if this fails too, a torn last line is still ignored
                     os.ftruncate(fd, self._size)
                 raise StoreError(f"cannot append to {self.journal_path}: {error.strerror}") from None
             self._size += written
+            self._unsynced = self._durable
+            if self._fsync_each:
+                if not deferred:
+                    self._fsync(fd)
+            elif self._fsync_batched and time.monotonic() - self._last_sync >= BATCH_INTERVAL:
+                self._fsync(fd)
+
+    def _fsync(self, fd: int) -> None:
+        """fsync the journal (the guard is held); on failure cut it back to what was durable and refuse more."""
+        try:
+            os.fsync(fd)
+        except OSError as error:
+            self._broken = f"cannot sync {self.journal_path}: {error.strerror}; the run cannot journal any more"
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, self._synced)
+                self._size = self._synced
+            raise StoreError(self._broken) from None
+        self._synced = self._size
+        self._unsynced = False
+        self._last_sync = time.monotonic()
 
     def records(self) -> list[dict[str, Any]]:
         """Every journal record, verified, artifacts resolved; a torn last line is ignored."""
@@ -114,15 +160,21 @@ class FileRunHandle:
         return resolve_artifacts(records, self._artifacts.get, file_label=label)
 
     def sync(self) -> None:
-        """fsync journal records not yet on disk (``batch``); nothing to do for ``strict`` and ``none``."""
+        """fsync journal records not yet on disk (deferred ``strict`` records, ``batch``); one fsync covers
+        every record appended before it, whoever appended it."""
         with self._guard:
+            if self._broken is not None:
+                raise StoreError(self._broken)
             if self._fd is not None and self._unsynced:
-                try:
-                    os.fsync(self._fd)
-                except OSError as error:
-                    raise StoreError(f"cannot sync {self.journal_path}: {error.strerror}") from None
-                self._unsynced = False
-                self._last_sync = time.monotonic()
+                self._fsync(self._fd)
+
+    def last_event_seq(self) -> int:
+        """The ``seq`` of the last complete event in ``events.jsonl`` (0 when there is none).
+
+        Reads the file backwards, so the cost does not grow with the run; a torn or unreadable last line
+        is skipped, and lines of any length are read whole.
+        """
+        return last_seq_in(self.events_path())
 
     def events_path(self) -> Path:
         """Where the run's ``events.jsonl`` lives."""
@@ -133,9 +185,11 @@ class FileRunHandle:
         return self.directory / ARTIFACTS_DIR
 
     def close(self) -> None:
-        """Sync and close the journal, then release the lock. Closing twice is harmless."""
+        """Sync and close the journal, then release the lock. Closing twice is harmless, and so is closing a
+        handle whose fsync failed (that failure was raised already)."""
         try:
-            self.sync()
+            if self._broken is None:
+                self.sync()
         finally:
             with self._guard:
                 fd, self._fd = self._fd, None
@@ -161,7 +215,7 @@ class FileRunHandle:
             else:
                 if self._durable:
                     fsync_directory(self.directory)
-                self._fd, self._size, self._last_sync = fd, 0, time.monotonic()
+                self._fd, self._size, self._synced, self._last_sync = fd, 0, 0, time.monotonic()
                 return fd
         except OSError as error:
             raise StoreError(f"cannot open {path}: {error.strerror}") from None
@@ -179,7 +233,8 @@ class FileRunHandle:
         except BaseException:
             os.close(fd)
             raise
-        self._fd, self._size, self._last_sync = fd, verified, time.monotonic()
+        # What was there before this handle counts as durable: a crash could have lost it before now anyway.
+        self._fd, self._size, self._synced, self._last_sync = fd, verified, verified, time.monotonic()
         return fd
 
 
@@ -241,6 +296,45 @@ def write_new_file(path: Path, data: bytes, *, durable: bool, replace: bool = Fa
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+#: ``last_seq_in`` reads the events file backwards in blocks of this many bytes.
+_TAIL_BLOCK = 8192
+
+
+def last_seq_in(path: Path) -> int:
+    """The ``seq`` of the last complete event in the events file at ``path`` (0 when there is none)."""
+    try:
+        stream = path.open("rb")
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    except OSError as error:
+        raise StoreError(f"cannot read {path}: {error.strerror}") from None
+    with stream:
+        position = stream.seek(0, os.SEEK_END)
+        head = b""  # the start of the earliest line seen so far, whose beginning is not read yet
+        while position > 0:
+            size = min(_TAIL_BLOCK, position)
+            position -= size
+            stream.seek(position)
+            pieces = (stream.read(size) + head).split(b"\n")
+            head = pieces[0] if position > 0 else b""
+            for line in reversed(pieces[1:] if position > 0 else pieces):
+                seq = _seq_of(line)
+                if seq is not None:
+                    return seq
+    return 0
+
+
+def _seq_of(line: bytes) -> int | None:
+    if not line.startswith(b"{"):
+        return None
+    try:
+        event = json.loads(line)
+    except ValueError:  # a torn line (a crash mid-write), or not an event at all
+        return None
+    seq = event.get("seq") if isinstance(event, dict) else None
+    return seq if type(seq) is int else None
 
 
 def read_meta(directory: Path, run_id: str) -> dict[str, Any]:

@@ -73,3 +73,59 @@ def test_failed_record_keeps_error_attempts_and_writes() -> None:
     record = outcome.record("f")
     assert record["e"] == {"message": "m"} and record["a"] == 3 and record["w"] == {"x": 1}
     assert "output" not in record and "x" not in record
+
+
+def test_variables_that_are_the_output_are_recorded_once() -> None:
+    values = {"x": 1, "text": "hello"}
+    record = Outcome(SUCCEEDED, output=values, writes=values, started=1.0, ended=2.0).record("s")
+    assert record["output"] == values and record["wo"] == 1 and "w" not in record
+    back = Outcome.from_record(record)
+    assert back.writes == values and back.writes is not back.output  # a copy: frames may change it
+    equal_but_separate = Outcome(SUCCEEDED, output={"x": 1}, writes={"x": 1}).record("s")
+    assert equal_but_separate["w"] == {"x": 1} and "wo" not in equal_but_separate
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        [1, [2, (3,)]],
+        {"a": {"b": {1: "c"}}},
+        [{"a": 1}, {"b": {2, 1}}],
+        {"keep": [1, 2], "fix": (3,)},
+    ],
+    ids=["nested-tuple", "nested-int-key", "set-in-list", "one-member-to-fix"],
+)
+def test_jsonable_copies_only_when_something_must_change(value: Any) -> None:
+    import json
+
+    plain = jsonable(value, "the output")
+    assert plain is not value
+    assert json.loads(json.dumps(plain)) == plain
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "short",
+        "x" * 300,
+        "line one\nline two",
+        None,
+        True,
+        12,
+        2.5,
+        {"a": 1},
+        {"v": "x" * 5000},
+        {"k" * 300: 1},
+        list(range(10_000)),
+        [[[["deep"]]]],
+        {"é": ["ü", None, False]},
+        [{"a": [1, 2]}, {"b": '\n\t"'}],
+    ],
+    ids=lambda value: type(value).__name__ + str(len(str(value))),
+)
+def test_preview_is_stringify_cut_to_80_characters(value: Any) -> None:
+    from llmflow.engine.runner import preview
+    from llmflow.expressions import stringify
+
+    text = stringify(value)
+    assert preview(value) == (text if len(text) <= 80 else text[:79] + "…")

@@ -135,3 +135,63 @@ def test_a_run_appended_from_two_handles_in_turn_stays_readable(store: FileRunSt
     second.close()
     assert store.open_run(first.run_id).records() == [{"n": 1}, {"n": 2}]
     assert os.path.getsize(first.directory / "journal.jsonl") == 2 * len(b'{"n":1,"c":"00000000"}\n')
+
+
+class FsyncSpy:
+    """Counts the fsyncs of one file (by inode) and notes its size at each; can be told to fail them."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+        self.path = path
+        self.sizes: list[int] = []
+        self.fail = False
+        self._real = os.fsync
+        monkeypatch.setattr(os, "fsync", self)
+
+    def __call__(self, fd: int) -> None:
+        watched = self.path.exists() and os.fstat(fd).st_ino == self.path.stat().st_ino
+        if watched and self.fail:
+            raise OSError(5, "Input/output error")
+        self._real(fd)
+        if watched:
+            self.sizes.append(os.fstat(fd).st_size)
+
+
+def test_deferred_strict_appends_share_the_one_fsync_of_the_next_sync(
+    store: FileRunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handle = store.create_run({}, {})  # strict
+    handle.lock()
+    handle.append({"p": "first"})  # opens the journal, and is on disk at once
+    spy = FsyncSpy(monkeypatch, handle.journal_path)
+    handle.append({"p": "a"}, deferred=True)
+    handle.append({"p": "b"}, deferred=True)
+    assert spy.sizes == []
+    handle.sync()
+    assert spy.sizes == [handle.journal_path.stat().st_size]
+    handle.sync()  # nothing new: no fsync
+    handle.append({"p": "c"})  # not deferred: on disk before append returns
+    assert spy.sizes == [spy.sizes[0], handle.journal_path.stat().st_size]
+    handle.close()
+    assert [record["p"] for record in store.open_run(handle.run_id).records()] == ["first", "a", "b", "c"]
+
+
+def test_a_failed_fsync_cuts_the_journal_back_to_what_was_durable_and_refuses_more(
+    store: FileRunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handle = store.create_run({}, {})
+    handle.lock()
+    handle.append({"p": "durable"})
+    spy = FsyncSpy(monkeypatch, handle.journal_path)
+    handle.append({"p": "lost-1"}, deferred=True)
+    handle.append({"p": "lost-2"}, deferred=True)
+    spy.fail = True
+    with pytest.raises(StoreError, match=r"cannot sync .*journal\.jsonl: Input/output error"):
+        handle.sync()
+    spy.fail = False
+    with pytest.raises(StoreError, match="cannot journal any more"):
+        handle.append({"p": "later"})
+    with pytest.raises(StoreError, match="cannot journal any more"):
+        handle.sync()
+    handle.close()  # the failure was reported already: closing does not raise it again
+    assert store.open_run(handle.run_id).records() == [{"p": "durable"}]
+    assert handle.lock_holder() is None

@@ -178,6 +178,17 @@ def test_a_large_output_is_replaced_by_a_reference_and_resolved_back() -> None:
     assert resolve_artifacts([stored], artifacts.get, file_label=LABEL) == [{"path": "a", "output": output}]
 
 
+@pytest.mark.parametrize("size", [ARTIFACT_THRESHOLD - 1, ARTIFACT_THRESHOLD + 1, 3 * ARTIFACT_THRESHOLD])
+def test_a_long_text_output_goes_to_an_artifact_exactly_when_its_json_passes_the_threshold(size: int) -> None:
+    artifacts = FakeArtifacts()
+    output = "\u00e9" * (size // 2) + "x" * (size % 2)  # two UTF-8 bytes a character: the JSON is ~2x longer
+    line = encode_with_artifacts({"path": "a", "output": output}, artifacts.put)
+    [stored] = decode_lines(line, file_label=LABEL)
+    payload = json.dumps(output, ensure_ascii=False).encode()
+    assert artifacts.puts == (1 if len(payload) > ARTIFACT_THRESHOLD else 0)
+    assert resolve_artifacts([stored], artifacts.get, file_label=LABEL) == [{"path": "a", "output": output}]
+
+
 def test_a_large_record_with_a_small_output_keeps_the_output_inline() -> None:
     artifacts = FakeArtifacts()
     record = {"path": "a", "vars": "v" * (ARTIFACT_THRESHOLD + 1), "output": 1}

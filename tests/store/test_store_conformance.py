@@ -211,6 +211,18 @@ def test_every_durability_mode_journals_the_same_records(store: RunStore) -> Non
     assert seen == [records, records, records]
 
 
+@pytest.mark.parametrize("durability", ["strict", "batch", "none"])
+def test_deferred_appends_are_journaled_like_any_other(store: RunStore, durability: Any) -> None:
+    handle = store.create_run({"workflow": "w"}, {}, durability=durability)
+    handle.lock()
+    handle.append({"p": "a"}, deferred=True)
+    handle.append({"p": "b"})
+    handle.append({"p": "c"}, deferred=True)
+    handle.sync()
+    handle.close()
+    assert store.open_run(handle.run_id).records() == [{"p": "a"}, {"p": "b"}, {"p": "c"}]
+
+
 def test_an_unknown_durability_is_refused(store: RunStore) -> None:
     with pytest.raises(StoreError, match="unknown durability"):
         store.create_run({}, {}, durability="sometimes")  # type: ignore[arg-type]
@@ -237,6 +249,21 @@ def test_the_lock_is_exclusive_between_two_handles(store: RunStore) -> None:
     first.lock()
     first.close()
     first.close()  # closing twice is harmless
+
+
+def test_lock_reads_run_json_again_so_an_update_made_meanwhile_is_not_lost(store: RunStore) -> None:
+    run_id = _run(store, status="failed").run_id
+    stale = store.open_run(run_id)  # opened before another process changes the run
+    other = store.open_run(run_id)
+    other.lock()
+    other.update(status="cancelled", note="by llmflow cancel")
+    other.close()
+    stale.lock()
+    assert stale.meta["status"] == "cancelled" and stale.meta["note"] == "by llmflow cancel"
+    stale.update(resumes=1)
+    stale.close()
+    meta = store.open_run(run_id).meta
+    assert (meta["status"], meta["note"], meta["resumes"]) == ("cancelled", "by llmflow cancel", 1)
 
 
 def test_a_locked_run_cannot_be_deleted(store: RunStore) -> None:
@@ -313,12 +340,67 @@ def test_gc_deletes_only_old_runs_that_nobody_drives(store: RunStore) -> None:
     recently_ended = _run(store, status="succeeded", ended="2026-12-20T00:00:00.000Z")
     stale = _run(store, status="running")
     now = datetime(2026, 12, 30, tzinfo=timezone.utc)
-    removed = store.gc(older_than_seconds=14 * 86400, now=now)  # type: ignore[attr-defined]
+    removed = store.gc(older_than_seconds=14 * 86400, now=now)
     assert sorted(removed) == sorted([old_ended.run_id, old_created.run_id, stale.run_id])
     remaining = {meta["id"] for meta in store.list_runs()}
     assert remaining == {old_but_driven.run_id, old_waiting_but_locked.run_id, recently_ended.run_id}
     old_but_driven.close()
     old_waiting_but_locked.close()
+
+
+def test_gc_dry_run_names_what_gc_would_delete_and_deletes_nothing(store: RunStore) -> None:
+    old = _run(store, status="succeeded", ended="2026-11-26T12:00:00.000Z")
+    old_but_driven = _run(store, status="failed", ended="2026-11-26T12:00:00.000Z")
+    old_but_driven.lock()
+    recent = _run(store, status="succeeded", ended="2026-12-20T00:00:00.000Z")
+    now = datetime(2026, 12, 30, tzinfo=timezone.utc)
+    assert store.gc(14 * 86400, now=now, dry_run=True) == [old.run_id]
+    assert {meta["id"] for meta in store.list_runs()} == {old.run_id, old_but_driven.run_id, recent.run_id}
+    assert store.gc(14 * 86400, now=now) == [old.run_id]
+    old_but_driven.close()
+
+
+# -- the events file --------------------------------------------------------------------------------------
+
+
+def _event(seq: int, size: int = 10) -> bytes:
+    return b'{"v":1,"seq":%d,"type":"step.completed","data":{"preview":"%s"}}\n' % (seq, b"x" * size)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, 0),
+        (b"", 0),
+        (b"\n\n", 0),
+        (_event(1) + _event(2) + _event(3), 3),
+        (_event(1) + _event(2) + b'{"v":1,"seq":3,"ty', 2),  # a torn last event
+        (_event(1) + b'{"v":1,"seq":2,"ty', 1),
+        (b'{"v":1,"seq":1,"ty', 0),
+        (_event(1) + _event(2, size=100_000), 2),  # a last line far longer than one read
+        (_event(1) + _event(2, size=100_000) + b'{"v":1,"seq":3,"data":"' + b"y" * 50_000, 2),
+        (_event(7, size=20_000) + b"\n" + b"not an event\n", 7),
+        (b"".join(_event(seq) for seq in range(1, 5001)), 5000),
+    ],
+    ids=[
+        "no-file",
+        "empty",
+        "blank-lines",
+        "three",
+        "torn-last",
+        "only-one-complete",
+        "only-torn",
+        "long-last-line",
+        "long-line-then-long-torn-tail",
+        "junk-after-the-last-event",
+        "many",
+    ],
+)
+def test_last_event_seq_reads_the_last_complete_event(store: RunStore, content: bytes | None, expected: int) -> None:
+    handle = _run(store)
+    if content is not None:
+        handle.events_path().write_bytes(content)
+    assert handle.last_event_seq() == expected
 
 
 # -- the step cache ---------------------------------------------------------------------------------------
