@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from llmflow.compiler.graph import Workflow
+from llmflow.config import Config
 from llmflow.engine.actions import ActionRegistry
 from llmflow.engine.driver import RunOptions, RunSummary, drive, now, redacted_inputs
 from llmflow.engine.events import EventBus
@@ -49,9 +50,9 @@ def registry() -> ActionRegistry:
     return ActionRegistry(builtin_actions())
 
 
-def providers() -> ProviderRegistry:
-    """Every model provider: built-ins (and, later, plugins) through one door."""
-    return ProviderRegistry(builtin_providers())
+def providers(config: Config | None = None) -> ProviderRegistry:
+    """Every model provider: built-ins (and, later, plugins) through one door, with the run's settings."""
+    return ProviderRegistry(builtin_providers(config), config)
 
 
 def _source_layout(workflow: Workflow) -> tuple[Path, dict[str, str], str]:
@@ -62,22 +63,6 @@ def _source_layout(workflow: Workflow) -> tuple[Path, dict[str, str], str]:
     return root, texts, str(workflow.path.relative_to(root))
 
 
-def _secrets(workflow: Workflow, project: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    dotenv: dict[str, str] = {}
-    env_file = project / ".env"
-    if env_file.is_file():
-        for line in env_file.read_text(encoding="utf-8", errors="replace").splitlines():
-            name, sep, value = line.strip().partition("=")
-            if sep and not name.startswith("#"):
-                dotenv[name.strip().removeprefix("export ").strip()] = value.strip().strip("'\"")
-    for name in workflow.secrets:
-        found = os.environ.get(name, dotenv.get(name))
-        if found is not None:
-            values[name] = found
-    return values
-
-
 async def start_run(workflow: Workflow, inputs: Mapping[str, Any], options: RunOptions | None = None) -> RunSummary:
     """Create a run of ``workflow`` with checked ``inputs`` and drive it to an end state."""
     from llmflow.engine.inputs import resolve_inputs
@@ -85,6 +70,7 @@ async def start_run(workflow: Workflow, inputs: Mapping[str, Any], options: RunO
     options = options or RunOptions()
     values = resolve_inputs(workflow.inputs, inputs)
     store = open_store(options.state_dir)
+    config = _settings(store)  # before the run exists: a malformed llmflow.toml leaves no run behind
     root, texts, main = _source_layout(workflow)
     meta = {
         "workflow": workflow.name,
@@ -99,24 +85,51 @@ async def start_run(workflow: Workflow, inputs: Mapping[str, Any], options: RunO
     handle = store.create_run(meta, texts, durability=options.durability)
     handle.lock()
     try:
-        state = _state(workflow, handle, store, options)
+        state = _state(workflow, handle, store, options, config=config)
     except BaseException:
         handle.close()
         raise
     engine = Engine(state)
     frame = engine.root_frame(values)
-    return await drive(engine, frame, handle, options, "run.started", values)
+    return await _finish(state, drive(engine, frame, state.handle, options, "run.started", values))
 
 
-def _state(workflow: Workflow, handle: RunHandle, store: RunStore, options: RunOptions, start_seq: int = 0) -> RunState:
+def _settings(store: RunStore) -> Config:
+    """``llmflow.toml`` (project and user) and ``.env`` of the project the store belongs to."""
+    from llmflow.config import load_config
+    from llmflow.store.location import project_root
+
+    return load_config(project_root(store.root))
+
+
+def _state(
+    workflow: Workflow,
+    handle: RunHandle,
+    store: RunStore,
+    options: RunOptions,
+    start_seq: int = 0,
+    config: Config | None = None,
+) -> RunState:
+    from llmflow.redaction import RedactingSink, masked_handle, masked_store, redacting_listener, run_secrets
     from llmflow.sinks import FileEventSink
     from llmflow.store.location import project_root
 
-    bus = EventBus(handle.run_id, start_seq)
-    bus.add(FileEventSink(handle.events_path()))
-    for sink in options.sinks:
-        bus.add(sink)
     project = project_root(store.root)
+    config = config if config is not None else _settings(store)
+    secrets, redactor = run_secrets(workflow, config)
+    sinks = [FileEventSink(handle.events_path()), *options.sinks]
+    if redactor:  # only runs with secrets pay for masking: journal records, run.json, events, cache, output
+        handle = masked_handle(handle, redactor)
+        store = masked_store(store, redactor)
+        sinks = [RedactingSink(sink, redactor) for sink in sinks]
+        inputs = handle.meta.get("inputs")
+        if redactor.redact(inputs) is not inputs:  # an input given a secret's value (run.json was just written)
+            handle.update(inputs=inputs)
+    bus = EventBus(handle.run_id, start_seq)
+    for sink in sinks:
+        bus.add(sink)
+    models = providers(config)
+    models.redactor = redactor if redactor else None  # streamed text is masked as it arrives
     env = dict(os.environ)
     state = RunState(
         run_id=handle.run_id,
@@ -127,14 +140,30 @@ def _state(workflow: Workflow, handle: RunHandle, store: RunStore, options: RunO
         project_dir=project,
         store=store,
         env=env,
-        secrets=_secrets(workflow, project),
-        output_listener=options.output_listener,
-        providers=providers(),
-        prices=dict(DEFAULT_PRICES),
+        secrets=secrets,
+        output_listener=redacting_listener(options.output_listener, redactor),
+        providers=models,
+        prices={**DEFAULT_PRICES, **config.prices},
     )
     if workflow.limits.max_concurrency:
         state.action_slots = asyncio.Semaphore(workflow.limits.max_concurrency)
     return state
+
+
+async def _finish(state: RunState, driving: Awaitable[RunSummary]) -> RunSummary:
+    """Await the drive, then close the providers' connections and mask secrets in what is returned."""
+    from llmflow.redaction import Redactor
+
+    try:
+        summary = await driving
+    finally:
+        if isinstance(state.providers, ProviderRegistry):
+            await state.providers.aclose()
+    redactor = getattr(state.handle, "redactor", None)
+    if isinstance(redactor, Redactor):
+        summary.error = redactor.redact(summary.error)
+        summary.outputs = redactor.redact(summary.outputs)
+    return summary
 
 
 @dataclass(slots=True)
@@ -188,6 +217,7 @@ async def resume_run(request: ResumeRequest, options: RunOptions | None = None) 
         workflow = _resume_workflow(store, run_id, meta, request, records)
         rewind = rewind_record(workflow, request.from_step) if request.from_step is not None else None
         values = _resume_inputs(workflow, meta, request)
+        _end_torn_event(handle.events_path())
         start_seq = max(int(meta.get("last_seq") or 0), _last_seq(handle))
         state = _state(workflow, handle, store, options, start_seq=start_seq)
     except BaseException:
@@ -211,7 +241,7 @@ async def resume_run(request: ResumeRequest, options: RunOptions | None = None) 
     if request.workflow_file is not None:
         changes["edited_workflow"] = str(Path(request.workflow_file).resolve())
     handle.update(**changes)
-    return await drive(engine, frame, handle, options, "run.resumed", values)
+    return await _finish(state, drive(engine, frame, state.handle, options, "run.resumed", values))
 
 
 def _check_resumable(run_id: str, meta: Mapping[str, Any], request: ResumeRequest) -> list[str]:
@@ -254,6 +284,41 @@ def _resume_inputs(workflow: Workflow, meta: Mapping[str, Any], request: ResumeR
         raise UsageError(f"secret inputs are not stored; pass them again: -i {missing[0]}=...")
     stored.update(parse_assignments(workflow.inputs, [f"{k}={v}" for k, v in request.inputs.items()]))
     return resolve_inputs(workflow.inputs, stored)
+
+
+def _end_torn_event(path: Path) -> None:
+    """Cut off the fragment a crash in the middle of a write left at the end of ``events.jsonl``.
+
+    The resumed run appends to the file; its first event would otherwise finish the fragment's line and
+    make one damaged line of both. A last event complete but for its newline is kept (``_last_seq`` counts it).
+    """
+    try:
+        with path.open("r+b") as stream:
+            end = position = stream.seek(0, os.SEEK_END)
+            while position > 0:
+                start = max(0, position - 8192)
+                stream.seek(start)
+                chunk = stream.read(position - start)
+                if position == end and chunk.endswith(b"\n"):
+                    return
+                newline = chunk.rfind(b"\n")
+                if newline >= 0 or start == 0:
+                    break
+                position = start
+            else:
+                return  # an empty file
+            cut = start + newline + 1
+            stream.seek(cut)
+            try:
+                whole = isinstance(json.loads(stream.read()), dict)
+            except ValueError:
+                whole = False
+            if whole:
+                stream.write(b"\n")
+            else:
+                stream.truncate(cut)
+    except OSError:
+        return  # no events yet, or an unwritable file: the sink reports its own trouble
 
 
 def _last_seq(handle: RunHandle) -> int:

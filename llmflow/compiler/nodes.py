@@ -75,11 +75,16 @@ def compile_llm(compiler: Compiler, spec: Spec, frame: NodeFrame, common: dict[s
             options["model_options"] = dict(resolved.options)
     if isinstance(config.get("fallback"), list):
         config["fallback"] = fallbacks = list(config["fallback"])  # a copy: the document stays as written
+        fallback_options: list[dict[str, Any] | None] = []
         for index, fallback in enumerate(fallbacks):
+            known: dict[str, Any] | None = None
             if isinstance(fallback, str) and "{{" not in fallback:
                 resolved = compiler.resolve_model(fallback, (*frame.doc_path, "llm", "fallback", index))
                 if resolved is not None:
                     fallbacks[index] = resolved.model
+                    known = dict(resolved.options)
+            fallback_options.append(known)
+        options["fallback_options"] = fallback_options
     return _action(compiler, frame, common, config, field="llm", options=options)
 
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from llmflow.config import Config
+
+if TYPE_CHECKING:
+    from llmflow.providers.resilience import Limiter
+    from llmflow.redaction import Redactor
 
 ChunkListener = Callable[[str], None]
 
@@ -22,6 +28,9 @@ class ChatRequest:
     timeout: float | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     idempotency_key: str = ""
+    base_url: str | None = None  # a model alias's own endpoint (``models: {x: {base_url: ...}}``)
+    api_key_env: str | None = None  # a model alias's own key variable
+    base_dir: str = ""  # the folder relative paths in ``options`` start from (the workflow's)
 
 
 @dataclass(slots=True)
@@ -36,7 +45,9 @@ class ChatResponse:
 
 
 class Provider(Protocol):
-    """A model API (OpenAI-compatible, Anthropic, mock …)."""
+    """A model API (OpenAI-compatible, Anthropic, mock …). It may also have ``async aclose()``, called when
+    the run ends. Raise ``ProviderError`` with ``retryable=True`` (and ``retry_after``) for failures worth
+    retrying: the caller retries them with backoff and keeps the run's rate limits."""
 
     name: str
 
@@ -45,12 +56,17 @@ class Provider(Protocol):
 
 
 class ProviderRegistry:
-    """Providers by name; built-ins and plugins register the same way. Created per run, so state
-    such as a mock's reply counters or a provider's rate limiter is shared by every step of the run."""
+    """Providers by name; built-ins and plugins register the same way. Created per run, so state such as a
+    mock's reply counters, HTTP connections and the request limiters is shared by every step of the run."""
 
-    def __init__(self, factories: Mapping[str, Callable[[], Provider]] | None = None) -> None:
+    def __init__(
+        self, factories: Mapping[str, Callable[[], Provider]] | None = None, config: Config | None = None
+    ) -> None:
         self._factories: dict[str, Callable[[], Provider]] = dict(factories or {})
         self._instances: dict[str, Provider] = {}
+        self._limiters: dict[tuple[Any, ...], Limiter] = {}
+        self.config = config if config is not None else Config()
+        self.redactor: Redactor | None = None  # set when the run has secrets: streamed text is masked too
 
     def register(self, name: str, factory: Callable[[], Provider]) -> None:
         """Add or replace the factory for provider ``name``."""
@@ -67,9 +83,51 @@ class ProviderRegistry:
             self._instances[name] = self._factories[name]()
         return self._instances[name]
 
+    def limiter(self, key: tuple[Any, ...], max_concurrency: int | None, requests_per_minute: float | None) -> Limiter:
+        """The run's limiter for one endpoint and its limits (created on first use, then shared)."""
+        from llmflow.providers.resilience import Limiter
 
-def builtin_providers() -> dict[str, Callable[[], Provider]]:
+        full = (*key, max_concurrency, requests_per_minute)
+        if full not in self._limiters:
+            self._limiters[full] = Limiter(max_concurrency, requests_per_minute)
+        return self._limiters[full]
+
+    async def aclose(self) -> None:
+        """Close what the providers hold open (HTTP connections)."""
+        instances, self._instances = list(self._instances.values()), {}
+        for provider in instances:
+            close = getattr(provider, "aclose", None)
+            if close is not None:
+                await close()
+
+
+def builtin_providers(config: Config | None = None) -> dict[str, Callable[[], Provider]]:
     """The providers that ship with llmflow."""
+    from llmflow.providers.anthropic import AnthropicProvider
     from llmflow.providers.mock import MockProvider
+    from llmflow.providers.openai import OpenAIProvider
 
-    return {"mock": MockProvider}
+    settings = config if config is not None else Config()
+    return {
+        "mock": MockProvider,
+        "openai": lambda: OpenAIProvider(settings),
+        "anthropic": lambda: AnthropicProvider(settings),
+    }
+
+
+def key_values(config: Config, aliases: Iterable[Mapping[str, Any]] = ()) -> list[str]:
+    """Every API key the built-in providers could send in this run: the standard variables, those named by
+    ``[providers.*] api_key_env`` and by model aliases, and keys written in ``llmflow.toml``."""
+    from llmflow.providers.anthropic import AnthropicProvider
+    from llmflow.providers.openai import OpenAIProvider
+
+    names = {OpenAIProvider.key_variable, AnthropicProvider.key_variable}
+    found: list[str] = []
+    for settings in config.providers.values():
+        if settings.get("api_key_env"):
+            names.add(str(settings["api_key_env"]))
+        if settings.get("api_key"):
+            found.append(str(settings["api_key"]))
+    names.update(str(options["api_key_env"]) for options in aliases if options.get("api_key_env"))
+    found.extend(value for name in sorted(names) if (value := config.env(name)))
+    return found

@@ -1,0 +1,321 @@
+"""What the HTTP providers share: endpoint and key resolution, the client, SSE, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from llmflow import __version__
+from llmflow.config import Config
+from llmflow.errors import ProviderError
+from llmflow.providers import ChatRequest, ChatResponse, ChunkListener
+from llmflow.providers.resilience import POLICY_OPTIONS
+
+#: Options that configure the HTTP call rather than being sent in the request body.
+CALL_OPTIONS = frozenset({*POLICY_OPTIONS, "headers", "timeout"})
+_REASONS = {
+    400: "the server refused the request",
+    401: "authentication failed",
+    403: "access denied",
+    404: "not found (an unknown model, or a wrong base URL)",
+    408: "the server timed out",
+    413: "the request is too large",
+    422: "the server refused the request",
+    429: "rate limited",
+}
+_MESSAGE_LIMIT = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where a request goes and with which key."""
+
+    base_url: str
+    api_key: str | None
+    key_variable: str
+
+
+class StreamReader:
+    """Turns one provider's streamed events into text chunks and a final reply (one per request)."""
+
+    def __init__(self, on_chunk: ChunkListener) -> None:
+        self.on_chunk = on_chunk
+        self.parts: list[str] = []
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.model = ""
+        self.finish_reason: str | None = None
+        self.done = False
+
+    def text(self, piece: str) -> None:
+        """Pass on a piece of the reply."""
+        if piece:
+            self.parts.append(piece)
+            self.on_chunk(piece)
+
+    def feed(self, event: str, data: Any) -> None:
+        """Take one parsed event (``event`` is the SSE ``event:`` name, ``message`` when there is none)."""
+        raise NotImplementedError
+
+    def response(self) -> ChatResponse:
+        """The whole reply."""
+        return ChatResponse(
+            text="".join(self.parts),
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            model=self.model,
+            finish_reason=self.finish_reason,
+        )
+
+
+class HttpProvider:
+    """A provider that speaks JSON over HTTP (subclasses say how to build requests and read replies)."""
+
+    name = ""
+    default_base_url = ""
+    key_variable = ""
+    base_variable = ""
+    path = ""
+
+    def __init__(self, config: Config | None = None, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.config = config if config is not None else Config()
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+
+    # -- what subclasses provide ---------------------------------------------------------------------
+    def normalize_base(self, base_url: str) -> str:
+        """The base URL as the provider's paths expect it."""
+        return base_url.rstrip("/")
+
+    def headers(self, endpoint: Endpoint) -> dict[str, str]:
+        """Authentication and version headers."""
+        raise NotImplementedError
+
+    def body(self, request: ChatRequest, endpoint: Endpoint, stream: bool) -> dict[str, Any]:
+        """The JSON request body."""
+        raise NotImplementedError
+
+    def reply(self, request: ChatRequest, data: Any) -> ChatResponse:
+        """A whole (non-streamed) reply."""
+        raise NotImplementedError
+
+    def reader(self, on_chunk: ChunkListener) -> StreamReader:
+        """A reader for one streamed reply."""
+        raise NotImplementedError
+
+    def hint(self, status: int, endpoint: Endpoint) -> str:
+        """Extra advice for an HTTP error, or ``""``."""
+        return ""
+
+    # -- the call ----------------------------------------------------------------------------------
+    def endpoint(self, request: ChatRequest) -> Endpoint:
+        """Base URL and key: the model alias's own, else the environment (or ``.env``), else ``llmflow.toml``,
+        else the provider's defaults. ``ProviderError`` when a needed key is missing."""
+        settings = self.config.provider(self.name)
+        base = (
+            request.base_url or self.config.env(self.base_variable) or settings.get("base_url") or self.default_base_url
+        )
+        base = self.normalize_base(str(base))
+        named = request.api_key_env or settings.get("api_key_env")
+        variable = str(named or self.key_variable)
+        key = self.config.env(variable) or (None if request.api_key_env else settings.get("api_key"))
+        # A local server (Ollama, llama.cpp, vLLM …) needs no key; the provider's own API always does.
+        if not key and (named or base == self.normalize_base(self.default_base_url)):
+            raise ProviderError(
+                f"{variable} is not set (needed for model {self.name}/{request.model}); "
+                "set it in the environment or .env"
+            )
+        return Endpoint(base, str(key) if key else None, variable)
+
+    async def complete(self, request: ChatRequest, on_chunk: ChunkListener | None = None) -> ChatResponse:
+        """Send one request; stream when ``on_chunk`` is given."""
+        endpoint = self.endpoint(request)
+        url = endpoint.base_url + self.path
+        headers = {"user-agent": f"llmflow/{__version__}", **self.headers(endpoint)}
+        headers.update(self.config.provider(self.name).get("headers") or {})
+        headers.update(request.options.get("headers") or {})
+        body = self.body(request, endpoint, stream=on_chunk is not None)
+        body.update({k: v for k, v in request.options.items() if k not in CALL_OPTIONS})
+        body = {key: value for key, value in body.items() if value is not None}
+        timeout = httpx.Timeout(request.timeout or self.config.request_timeout)
+        label = f"{self.name}/{request.model}"
+        client = self._http()
+        try:
+            async with client.stream("POST", url, json=body, headers=headers, timeout=timeout) as response:
+                if response.status_code >= 300:
+                    await response.aread()
+                    raise self._http_error(label, response, url, endpoint)
+                if "text/event-stream" in response.headers.get("content-type", ""):  # even when not asked for
+                    return await self._read_stream(label, response, url, self.reader(on_chunk or _ignore))
+                data = _decode(label, await response.aread(), url, response.status_code)
+                if isinstance(data, dict) and data.get("error"):
+                    raise _stream_error(label, data)  # a proxy that reports a failure with HTTP 200
+                reply = self.reply(request, data)
+                if on_chunk is not None and reply.text:
+                    on_chunk(reply.text)  # a server that ignored `stream`: the whole reply is one chunk
+                return reply
+        except httpx.TimeoutException:
+            seconds = timeout.read or 0
+            raise ProviderError(f"{label}: no reply from {url} within {seconds:g}s", retryable=True) from None
+        except httpx.TransportError as error:
+            reason = str(error) or type(error).__name__
+            what = "cannot connect to" if isinstance(error, httpx.ConnectError) else "the connection failed to"
+            raise ProviderError(f"{label}: {what} {url}: {reason}", retryable=True) from None
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(transport=self._transport)
+        return self._client
+
+    async def _read_stream(self, label: str, response: httpx.Response, url: str, reader: StreamReader) -> ChatResponse:
+        async for event, data in sse_events(response.aiter_lines()):
+            if data.strip() == "[DONE]":
+                break
+            for payload in _payloads(label, data, url):
+                if isinstance(payload, dict) and ("error" in payload or payload.get("type") == "error"):
+                    raise _stream_error(label, payload)
+                reader.feed(event, payload)
+            if reader.done:
+                break
+        return reader.response()
+
+    def _http_error(self, label: str, response: httpx.Response, url: str, endpoint: Endpoint) -> ProviderError:
+        status = response.status_code
+        reason = _REASONS.get(status) or ("server error" if status >= 500 else "the request failed")
+        if status < 400:
+            reason = f"redirected to {response.headers.get('location', '?')}; give that address as the base URL"
+        if status == 401:
+            reason += f" (check {endpoint.key_variable})"
+        message = error_message(_json_or_text(response.content))
+        if endpoint.api_key:
+            message = message.replace(endpoint.api_key, "***")  # some proxies echo the key back
+        text = f"{label}: {reason} (HTTP {status} from {url})" + (f": {message}" if message else "")
+        hint = self.hint(status, endpoint)
+        retryable = status in (408, 409, 429) or status >= 500
+        return ProviderError(
+            text + (f" ({hint})" if hint else ""),
+            status=status,
+            retryable=retryable,
+            retry_after=retry_after(response.headers) if retryable else None,
+        )
+
+
+async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]]:
+    """Server-sent events as (event name, data): ``data:`` lines joined, comments skipped."""
+    event = ""
+    data: list[str] = []
+    async for line in lines:
+        if not line:
+            if data:
+                yield event or "message", "\n".join(data)
+            event, data = "", []
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "event":
+            event = value
+        elif name == "data":
+            data.append(value)
+    if data:
+        yield event or "message", "\n".join(data)
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds a server asks to wait: ``retry-after-ms``, or ``Retry-After`` in seconds or as an HTTP date."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    from datetime import datetime, timezone
+
+    now = datetime.now(moment.tzinfo or timezone.utc)
+    return max(0.0, (moment - now).total_seconds())
+
+
+def error_message(data: Any) -> str:
+    """The server's own words from an error body (OpenAI, Anthropic, Ollama, FastAPI shapes, or text)."""
+    message: Any = data
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict):
+            message = error.get("message") or error.get("type") or error
+        elif error:
+            message = error
+        else:
+            message = data.get("message") or data.get("detail") or data
+    if isinstance(message, list) and message:
+        first = message[0]
+        message = first.get("msg", first) if isinstance(first, dict) else first
+    text = message if isinstance(message, str) else json.dumps(message, ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
+
+
+def _ignore(text: str) -> None:
+    """A chunk listener for a stream nobody asked for."""
+
+
+def _stream_error(label: str, payload: dict[str, Any]) -> ProviderError:
+    """An error inside a successful reply: an event in a stream (Anthropic ``overloaded_error``, an OpenAI
+    ``error`` chunk) or a proxy's HTTP 200 with an ``error`` body."""
+    error = payload.get("error")
+    kind = str(error.get("type") or error.get("code") or "") if isinstance(error, dict) else ""
+    retryable = kind in ("overloaded_error", "api_error", "rate_limit_error", "server_error")
+    return ProviderError(f"{label}: the server reported an error: {error_message(payload)}", retryable=retryable)
+
+
+def _json_or_text(raw: bytes) -> Any:
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _decode(label: str, raw: bytes, url: str, status: int) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8", errors="replace"))
+    except ValueError:
+        sample = " ".join(raw[:80].decode("utf-8", errors="replace").split())
+        raise ProviderError(
+            f"{label}: the reply from {url} (HTTP {status}) is not valid JSON: {sample!r}", status=status
+        ) from None
+
+
+def _payloads(label: str, data: str, url: str) -> list[Any]:
+    """The JSON value(s) of one event; a server that forgets the blank line between events sends several."""
+    try:
+        return [json.loads(data)]
+    except ValueError:
+        pass
+    try:
+        return [json.loads(line) for line in data.split("\n") if line.strip() and line.strip() != "[DONE]"]
+    except ValueError:
+        sample = " ".join(data[:80].split())
+        raise ProviderError(f"{label}: the stream from {url} holds an event that is not JSON: {sample!r}") from None

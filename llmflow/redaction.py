@@ -1,0 +1,201 @@
+"""Secret values replaced by ``***`` in everything a run writes or shows (journal, run.json, events, cache)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from llmflow.compiler.graph import Workflow
+    from llmflow.config import Config
+    from llmflow.engine.events import Event, Sink
+    from llmflow.engine.ports import RunHandle, RunStore
+
+#: What a secret becomes.
+MASK = "***"
+#: API keys found by the provider settings shorter than this are placeholders (``ollama``), not secrets.
+MIN_KEY_LENGTH = 8
+
+
+class Redactor:
+    """Replaces known secret values (and their JSON-escaped forms) inside strings of nested data. Data
+    without a secret comes back as the very same object, so the common case copies nothing."""
+
+    __slots__ = ("_forms", "_memo")
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        values = {value for value in secrets if value}
+        forms = values | {json.dumps(value, ensure_ascii=False)[1:-1] for value in values}
+        self._forms = tuple(sorted(forms, key=len, reverse=True))  # longest first: a secret inside another
+        self._memo: tuple[object, Any] = (None, None)
+
+    def __bool__(self) -> bool:
+        return bool(self._forms)
+
+    @property
+    def forms(self) -> tuple[str, ...]:
+        """Every text that is masked: the secrets and their JSON-escaped forms, longest first."""
+        return self._forms
+
+    def text(self, value: str) -> str:
+        """``value`` with every secret masked."""
+        for form in self._forms:
+            if form in value:
+                value = value.replace(form, MASK)
+        return value
+
+    def redact(self, value: Any) -> Any:
+        """Strings, mapping keys and values, list and tuple items, masked at any depth."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            changed = False
+            result: dict[Any, Any] = {}
+            for key, item in value.items():
+                new_key = self.text(key) if isinstance(key, str) else key
+                new_item = self.redact(item)
+                changed = changed or new_key is not key or new_item is not item
+                result[new_key] = new_item
+            return result if changed else value
+        if isinstance(value, (list, tuple)):
+            items = [self.redact(item) for item in value]
+            if all(new is old for new, old in zip(items, value, strict=True)):
+                return value
+            return items if isinstance(value, list) else tuple(items)
+        return value
+
+    def event(self, event: Event) -> Event:
+        """An event, masked once even when several sinks ask for it (the bus hands each the same object)."""
+        seen, masked = self._memo  # one read of a tuple: safe when sinks run on several threads
+        if seen is event:
+            return masked  # type: ignore[no-any-return]
+        masked = self.redact(event)
+        self._memo = (event, masked)
+        return masked  # type: ignore[no-any-return]
+
+
+class StreamMasker:
+    """Masks secrets in text that arrives in pieces (a streamed reply), where a secret may be split between
+    two pieces: the end of a piece that could be the start of a secret is held back until the next piece
+    (or ``flush``) shows what it is. Held-back text is rare and never longer than the longest secret."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+        self.pending = ""
+
+    def feed(self, piece: str) -> str:
+        """The text that is safe to show now."""
+        text = self.redactor.text(self.pending + piece)
+        hold = self._partial_secret_at_end(text)
+        self.pending = text[len(text) - hold :] if hold else ""
+        return text[: len(text) - hold]
+
+    def flush(self) -> str:
+        """Whatever is still held back (the stream ended)."""
+        text, self.pending = self.pending, ""
+        return text
+
+    def _partial_secret_at_end(self, text: str) -> int:
+        longest = 0
+        for form in self.redactor.forms:
+            for size in range(min(len(form) - 1, len(text)), longest, -1):
+                if text.endswith(form[:size]):
+                    longest = size
+                    break
+        return longest
+
+
+class RedactingSink:
+    """A sink that masks each event before handing it on."""
+
+    def __init__(self, sink: Sink, redactor: Redactor) -> None:
+        self.sink = sink
+        self.redactor = redactor
+
+    def put(self, event: Event) -> None:
+        self.sink.put(self.redactor.event(event))
+
+    def close(self) -> None:
+        self.sink.close()
+
+
+def redacting_listener(
+    listener: Callable[[str, str, str], None] | None, redactor: Redactor
+) -> Callable[[str, str, str], None] | None:
+    """A live-output listener (``run`` step lines on the console) that masks each line."""
+    if listener is None or not redactor:
+        return listener
+    target = listener
+
+    def masked(path: str, stream: str, line: str) -> None:
+        target(path, stream, redactor.text(line))
+
+    return masked
+
+
+class RedactingHandle:
+    """A run handle whose journal records and ``run.json`` fields are masked before they are written; every
+    other member is the wrapped handle's (so the wrapper follows the ``RunHandle`` protocol as it grows)."""
+
+    def __init__(self, handle: RunHandle, redactor: Redactor) -> None:
+        self.inner = handle
+        self.redactor = redactor
+
+    def update(self, **fields: Any) -> None:
+        self.inner.update(**self.redactor.redact(fields))
+
+    def append(self, record: Mapping[str, Any], **options: Any) -> None:
+        self.inner.append(self.redactor.redact(record), **options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class RedactingStore:
+    """A run store whose step cache keeps masked values (the engine reaches the cache through the run);
+    every other member is the wrapped store's."""
+
+    def __init__(self, store: RunStore, redactor: Redactor) -> None:
+        self.inner = store
+        self.redactor = redactor
+
+    def cache_put(self, key: str, value: Any, **options: Any) -> None:
+        self.inner.cache_put(key, self.redactor.redact(value), **options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def masked_handle(handle: RunHandle, redactor: Redactor) -> RunHandle:
+    """``handle`` with masking (typed as the protocol: the wrapper forwards what it does not mask)."""
+    return cast("RunHandle", RedactingHandle(handle, redactor))
+
+
+def masked_store(store: RunStore, redactor: Redactor) -> RunStore:
+    """``store`` with a masking step cache."""
+    return cast("RunStore", RedactingStore(store, redactor))
+
+
+def run_secrets(workflow: Workflow, config: Config) -> tuple[dict[str, str], Redactor]:
+    """The workflow's declared ``secrets`` (name → value, from the environment or ``.env``) and a redactor
+    for them and for every API key the run's providers could send."""
+    from llmflow.config import declared_secrets
+    from llmflow.providers import key_values
+
+    declared = declared_secrets(workflow.secrets, config)
+    keys = [key for key in key_values(config, _alias_options(workflow)) if len(key) >= MIN_KEY_LENGTH]
+    return declared, Redactor([*declared.values(), *keys])
+
+
+def _alias_options(workflow: Workflow, seen: set[int] | None = None) -> Iterator[Mapping[str, Any]]:
+    """The options of every model alias in the workflow and the sub-workflows it runs."""
+    from llmflow.compiler.graph import WorkflowNode
+
+    seen = seen if seen is not None else set()
+    seen.add(id(workflow))
+    for spec in workflow.models.values():
+        yield spec.options
+    for node in workflow.walk():
+        if isinstance(node, WorkflowNode) and id(node.workflow) not in seen:
+            yield from _alias_options(node.workflow, seen)

@@ -1,0 +1,452 @@
+"""Real crashes: ``llmflow run`` is killed with SIGKILL inside each pattern, then ``llmflow resume`` finishes it.
+
+Every step appends ``<step-id> <instance>`` to a side-effect log before it does anything else. The step at
+the kill point blocks until a gate file exists; the test waits until the log (and, where other work runs
+beside it, the journal) shows the run has reached the kill point, then kills the whole process tree. The
+resumed run must reach the outputs of an unbroken run of the same workflow in another folder, with every
+side effect done exactly once per instance, except the steps that were in flight at the kill: those run
+again (at-least-once), so they are logged exactly twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TIMEOUT = 30.0
+HEADER = """\
+version: 1
+name: {name}
+inputs:
+  log: {{type: string}}
+  gate: {{type: string}}
+"""
+# Waits for the gate file: it never appears in the first run, so the step is in flight when the run is killed.
+BLOCK = 'while [ ! -e "{{ inputs.gate }}" ]; do sleep 0.05; done'
+
+
+def workflow(name: str, body: str) -> str:
+    return HEADER.format(name=name) + body.replace("BLOCK", BLOCK)
+
+
+SEQUENCE = workflow(
+    "sequence",
+    """
+steps:
+  - id: a
+    run: echo "a -" >> "{{ inputs.log }}"; echo A
+  - id: b
+    run: echo "b -" >> "{{ inputs.log }}"; echo "{{ steps.a.output }}B"
+  - id: c
+    run: echo "c -" >> "{{ inputs.log }}"; BLOCK; echo "{{ steps.b.output }}C"
+  - id: d
+    run: echo "d -" >> "{{ inputs.log }}"; echo "{{ steps.c.output }}D"
+outputs:
+  b: "{{ steps.b.output }}"
+  d: "{{ steps.d.output }}"
+""",
+)
+
+LOOP = workflow(
+    "loop",
+    """
+vars: {total: 0}
+steps:
+  - id: before
+    run: echo "before -" >> "{{ inputs.log }}"; echo go
+  - id: rounds
+    loop:
+      times: 5
+      steps:
+        - id: add
+          set: {total: "{{ vars.total + loop.iteration }}"}
+        - id: first
+          run: echo "first {{ loop.iteration }}" >> "{{ inputs.log }}"; echo "{{ vars.total }}"
+        - id: hold
+          run: >-
+            echo "hold {{ loop.iteration }}" >> "{{ inputs.log }}";
+            if [ "{{ loop.iteration }}" = 3 ]; then BLOCK; fi;
+            echo "{{ steps.first.output }}/{{ index }}"
+  - id: after
+    run: echo "after -" >> "{{ inputs.log }}"; echo "{{ vars.total }}"
+outputs:
+  rounds: "{{ steps.rounds.output }}"
+  total: "{{ steps.after.output }}"
+""",
+)
+
+MAP = workflow(
+    "map",
+    """
+steps:
+  - id: items
+    map:
+      items: [1, 2, 3, 4, 5, 6]
+      concurrency: 2
+      steps:
+        - id: double
+          run: echo "double {{ item }}" >> "{{ inputs.log }}"; echo "{{ item * 2 }}"
+        - id: hold
+          run: >-
+            echo "hold {{ item }}" >> "{{ inputs.log }}";
+            case "{{ item }}" in 2|4) BLOCK;; esac;
+            echo "{{ steps.double.output }}@{{ index }}"
+  - id: after
+    run: echo "after -" >> "{{ inputs.log }}"; echo "{{ steps.items.output | join(',') }}"
+outputs:
+  items: "{{ steps.items.output }}"
+  after: "{{ steps.after.output }}"
+""",
+)
+
+PARALLEL = workflow(
+    "parallel",
+    """
+steps:
+  - id: before
+    run: echo "before -" >> "{{ inputs.log }}"; echo go
+  - id: lanes
+    parallel:
+      branches:
+        x:
+          - id: x1
+            run: echo "x1 -" >> "{{ inputs.log }}"; echo X1
+          - id: x2
+            run: echo "x2 -" >> "{{ inputs.log }}"; BLOCK; echo "{{ steps.x1.output }}X2"
+        y:
+          - id: y1
+            run: echo "y1 -" >> "{{ inputs.log }}"; BLOCK; echo Y1
+        z:
+          - id: z1
+            run: echo "z1 -" >> "{{ inputs.log }}"; echo Z1
+          - id: z2
+            run: echo "z2 -" >> "{{ inputs.log }}"; echo "{{ steps.z1.output }}Z2"
+  - id: after
+    run: echo "after -" >> "{{ inputs.log }}"; echo "{{ steps.lanes.output.x }}+{{ steps.lanes.output.z }}"
+outputs:
+  lanes: "{{ steps.lanes.output }}"
+  after: "{{ steps.after.output }}"
+""",
+)
+
+SUBWORKFLOW = workflow(
+    "outer",
+    """
+steps:
+  - id: before
+    run: echo "before -" >> "{{ inputs.log }}"; echo go
+  - id: one
+    workflow: part.yaml
+    with: {n: 1, log: "{{ inputs.log }}", gate: "{{ inputs.gate }}"}
+  - id: two
+    workflow: part.yaml
+    with: {n: 2, log: "{{ inputs.log }}", gate: "{{ inputs.gate }}"}
+  - id: after
+    run: echo "after -" >> "{{ inputs.log }}"; echo "{{ steps.one.output.out }}|{{ steps.two.output.out }}"
+outputs:
+  one: "{{ steps.one.output }}"
+  after: "{{ steps.after.output }}"
+""",
+)
+
+PART = """\
+version: 1
+name: part
+inputs:
+  n: {type: integer}
+  log: {type: string}
+  gate: {type: string}
+steps:
+  - id: s1
+    run: echo "s1 {{ inputs.n }}" >> "{{ inputs.log }}"; echo "S1-{{ inputs.n }}"
+  - id: s2
+    run: >-
+      echo "s2 {{ inputs.n }}" >> "{{ inputs.log }}";
+      if [ "{{ inputs.n }}" = 2 ]; then BLOCK; fi;
+      echo "{{ steps.s1.output }}/S2"
+  - id: s3
+    run: echo "s3 {{ inputs.n }}" >> "{{ inputs.log }}"; echo "{{ steps.s2.output }}/S3"
+outputs:
+  out: "{{ steps.s3.output }}"
+""".replace("BLOCK", BLOCK)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A workflow, the state that shows it reached the kill point, and what was in flight there."""
+
+    files: Mapping[str, str]
+    in_flight: tuple[str, ...]  # log lines of the steps blocked at the kill point: each must run once more
+    journaled: tuple[str, ...] = ()  # journal paths: the work beside them has completed
+
+
+SCENARIOS = {
+    "sequence": Scenario({"flow.yaml": SEQUENCE}, in_flight=("c -",)),
+    # The third of five iterations: its 'first' step completed and stays done; 'hold' runs again.
+    "loop-iteration": Scenario({"flow.yaml": LOOP}, in_flight=("hold 3",)),
+    # Two slots, items 2 and 4 block: items 1 and 3 completed, 2 and 4 are in flight, 5 and 6 never started.
+    "map-item": Scenario({"flow.yaml": MAP}, in_flight=("hold 2", "hold 4")),
+    # Branch x is half done, y is in flight, z completed (its journal record is awaited, so the kill
+    # point does not depend on how fast z runs).
+    "parallel-branch": Scenario({"flow.yaml": PARALLEL}, in_flight=("x2 -", "y1 -"), journaled=("lanes/z/z2",)),
+    # The first call of the sub-workflow completed; the second is killed inside, at its second step.
+    "sub-workflow": Scenario({"flow.yaml": SUBWORKFLOW, "part.yaml": PART}, in_flight=("s2 2",)),
+}
+
+
+# -- a project folder and the CLI run in it ----------------------------------------------------------------
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+class Project:
+    """A folder with the workflow files, the side-effect log, the gate and a run store of its own."""
+
+    def __init__(self, root: Path, files: Mapping[str, str]) -> None:
+        self.root = root
+        root.mkdir(parents=True)
+        for name, text in files.items():
+            (root / name).write_text(text, encoding="utf-8")
+        self.log = root / "log"
+        self.gate = root / "gate"
+        self.state = root / "state"
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "llmflow", *args, "--state-dir", str(self.state)]
+
+    def run_args(self) -> tuple[str, ...]:
+        return ("run", "flow.yaml", "-i", f"log={self.log}", "-i", f"gate={self.gate}")
+
+    def cli(self, *args: str) -> Result:
+        done = subprocess.run(
+            self.command(*args), cwd=self.root, env=environment(), capture_output=True, text=True, timeout=60
+        )
+        return Result(done.returncode, done.stdout, done.stderr)
+
+    @contextmanager
+    def background(self, *args: str, name: str = "run") -> Iterator[subprocess.Popen[bytes]]:
+        """The CLI in a session of its own, output to files (a full pipe never blocks it); killed on exit."""
+        with (self.root / f"{name}.out").open("wb") as out, (self.root / f"{name}.err").open("wb") as err:
+            process = subprocess.Popen(
+                self.command(*args), cwd=self.root, env=environment(), stdout=out, stderr=err, start_new_session=True
+            )
+            try:
+                yield process
+            finally:
+                kill_tree(process)
+
+    def output(self, name: str = "run") -> str:
+        return (self.root / f"{name}.err").read_text(encoding="utf-8")
+
+    def lines(self) -> Counter[str]:
+        """How often each side effect happened."""
+        text = self.log.read_text(encoding="utf-8") if self.log.exists() else ""
+        return Counter(text.splitlines())
+
+    def journal(self) -> Path:
+        (journal,) = self.state.glob("runs/*/journal.jsonl")
+        return journal
+
+    def journaled(self) -> set[str]:
+        """Paths of the complete journal records (a torn last line is not one)."""
+        paths: set[str] = set()
+        for journal in self.state.glob("runs/*/journal.jsonl"):
+            for line in journal.read_text(encoding="utf-8").splitlines(keepends=True):
+                if line.endswith("\n"):
+                    paths.add(json.loads(line)["p"])
+        return paths
+
+    def listed(self) -> dict[str, Any]:
+        """The one run as ``llmflow runs --json`` shows it."""
+        listing = self.cli("runs", "--json")
+        assert listing.code == 0, listing.stderr
+        (run,) = listing.json()
+        return dict(run)
+
+
+def environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(NO_COLOR="1", COLUMNS="200", PYTHONUNBUFFERED="1")
+    env.pop("FORCE_COLOR", None)
+    return env
+
+
+def wait_for(condition: Callable[[], bool], what: str, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll state on disk until ``condition`` holds; fail at once if ``process`` ended meanwhile."""
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the process ended (exit {process.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, from ``/proc``."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found: list[int] = []
+    queue = [pid]
+    while queue:
+        below = children.get(queue.pop(), [])
+        found += below
+        queue += below
+    return found
+
+
+def kill_tree(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the CLI's process group and the groups of its step commands, as a power cut would.
+
+    Step commands run in sessions of their own, so killing the CLI's group alone would leave them running.
+    The CLI is stopped first so that it starts no new command while they are listed.
+    """
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGSTOP)
+        below = descendants(process.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        for pid in below:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                group = os.getpgid(pid)
+                if group != os.getpgrp():  # never the test's own group
+                    os.killpg(group, signal.SIGKILL)
+    process.wait(timeout=TIMEOUT)
+
+
+def crash(project: Project, scenario: Scenario) -> str:
+    """Start the run, wait until it reaches the scenario's kill point, kill it; the run's id."""
+    with project.background(*project.run_args()) as process:
+
+        def at_kill_point() -> bool:
+            lines = project.lines()
+            return all(lines[line] for line in scenario.in_flight) and set(scenario.journaled) <= project.journaled()
+
+        wait_for(at_kill_point, f"{scenario.in_flight} to start", process)
+    assert process.returncode == -signal.SIGKILL
+    (run,) = project.state.glob("runs/*/run.json")
+    return run.parent.name
+
+
+def reference(root: Path, files: Mapping[str, str]) -> tuple[Any, Counter[str]]:
+    """The outputs and side effects of an unbroken run (the gate is open from the start)."""
+    project = Project(root, files)
+    project.gate.touch()
+    done = project.cli(*project.run_args(), "--json")
+    assert done.code == 0, done.stderr
+    lines = project.lines()
+    assert set(lines.values()) == {1}, lines  # the unbroken run does every side effect once
+    return done.json()["outputs"], lines
+
+
+# -- the tests ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("scenario", SCENARIOS.values(), ids=SCENARIOS.keys())
+def test_killed_run_resumes_to_the_outputs_of_an_unbroken_run(tmp_path: Path, scenario: Scenario) -> None:
+    outputs, effects = reference(tmp_path / "reference", scenario.files)
+    project = Project(tmp_path / "crashed", scenario.files)
+    run_id = crash(project, scenario)
+    before = project.listed()
+    assert (before["id"], before["status"], before.get("stale")) == (run_id, "interrupted", True)
+
+    project.gate.touch()
+    resumed = project.cli("resume", "--last", "--json")
+
+    assert resumed.code == 0, resumed.stderr
+    assert resumed.json()["run_id"] == run_id
+    assert resumed.json()["outputs"] == outputs
+    assert project.lines() == effects + Counter(scenario.in_flight)
+    assert project.listed()["status"] == "succeeded"
+
+
+@pytest.mark.parametrize("event_cut", ["half", "newline"], ids=["event-half-written", "event-newline-missing"])
+def test_a_run_killed_while_writing_resumes_past_its_torn_last_lines(tmp_path: Path, event_cut: str) -> None:
+    scenario = SCENARIOS["sequence"]
+    outputs, effects = reference(tmp_path / "reference", scenario.files)
+    project = Project(tmp_path / "crashed", scenario.files)
+    crash(project, scenario)
+    journal = project.journal()
+    assert json.loads(tear_last_line(journal, "half"))["p"] == "b"  # the record of 'b' was half written
+    events = journal.with_name("events.jsonl")
+    last_event = json.loads(tear_last_line(events, event_cut))
+
+    project.gate.touch()
+    resumed = project.cli("resume", "--last", "--json")
+
+    assert resumed.code == 0, resumed.stderr
+    assert resumed.json()["outputs"] == outputs
+    assert project.lines() == effects + Counter(["b -", "c -"])
+    records = [json.loads(line) for line in journal.read_text(encoding="utf-8").splitlines()]
+    assert [record["p"] for record in records] == ["a", "b", "c", "d"]  # the fragment was cut off first
+    kept = [json.loads(line) for line in events.read_text(encoding="utf-8").splitlines()]
+    assert [event["seq"] for event in kept] == list(range(1, len(kept) + 1))  # whole lines, numbered on
+    assert (last_event in kept) == (event_cut == "newline")  # an event missing only its newline is kept
+
+
+def tear_last_line(path: Path, cut: str) -> bytes:
+    """Cut the file's last line in half, or only its newline, as a crash while writing it would; the line."""
+    data = path.read_bytes()
+    start = data.rstrip(b"\n").rfind(b"\n") + 1
+    end = start + (len(data) - start) // 2 if cut == "half" else len(data) - 1
+    path.write_bytes(data[:end])
+    return data[start:]
+
+
+def test_a_killed_resume_is_resumed_again(tmp_path: Path) -> None:
+    scenario = SCENARIOS["loop-iteration"]
+    outputs, effects = reference(tmp_path / "reference", scenario.files)
+    project = Project(tmp_path / "crashed", scenario.files)
+    run_id = crash(project, scenario)
+    with project.background("resume", "--last", name="resume") as first:
+        wait_for(lambda: project.lines()["hold 3"] == 2, "the resume to reach 'hold 3' again", first)
+        assert project.listed()["status"] == "running"
+    assert first.returncode == -signal.SIGKILL
+    assert project.listed()["status"] == "interrupted"
+
+    project.gate.touch()
+    resumed = project.cli("resume", run_id, "--json")
+
+    assert resumed.code == 0, resumed.stderr
+    assert resumed.json()["outputs"] == outputs
+    assert project.lines() == effects + Counter(["hold 3", "hold 3"])
+    assert project.listed()["status"] == "succeeded"
+
+
+def test_a_second_resume_is_refused_while_the_first_drives_the_run(tmp_path: Path) -> None:
+    scenario = SCENARIOS["sequence"]
+    project = Project(tmp_path / "crashed", scenario.files)
+    run_id = crash(project, scenario)
+    with project.background("resume", "--last", "--json", name="resume") as first:
+        wait_for(lambda: project.lines()["c -"] == 2, "the first resume to reach 'c' again", first)
+
+        second = project.cli("resume", "--last")
+
+        assert second.code == 2
+        assert f"run {run_id} is being driven by pid {first.pid} on " in second.stderr
+        assert project.listed()["status"] == "running"
+        project.gate.touch()
+        assert first.wait(timeout=TIMEOUT) == 0
+    assert json.loads((project.root / "resume.out").read_text(encoding="utf-8"))["status"] == "succeeded"
+    assert project.lines() == Counter({"a -": 1, "b -": 1, "c -": 2, "d -": 1})
