@@ -117,6 +117,7 @@ class PlainConsole:
         self._attempts = attempts
         self._queue: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
         self._tokens: dict[str, int] = {}
+        self._streamed: dict[str, str] = {}  # model text streamed but not yet printed (no newline yet)
         self._closed = False
         self._thread = threading.Thread(target=self._drain, name="llmflow-console", daemon=True)
         self._thread.start()
@@ -162,6 +163,20 @@ class PlainConsole:
         kind = event["type"]
         path = event["path"]
         data: dict[str, Any] = event.get("data") or {}
+        if kind == "llm.chunk":
+            lines = (self._streamed.pop(path, "") + str(data.get("text", ""))).split("\n")
+            self._streamed[path] = lines.pop()
+            return "\n".join(f"  {path} │ {line}" for line in lines) or None
+        if kind == "llm.retry":
+            self._streamed.pop(path, None)
+            return f"↻ {path} model call retried: {data.get('error')}"
+        if kind in ("step.completed", "step.failed") and self._streamed.get(path):
+            rest = f"  {path} │ {self._streamed.pop(path)}\n"
+            formatted = self._format_step(kind, path, data, event)
+            return rest + formatted if formatted else rest.rstrip("\n")
+        return self._format_step(kind, path, data, event)
+
+    def _format_step(self, kind: str, path: str, data: dict[str, Any], event: Event) -> str | None:
         if kind == "step.started":
             name = data.get("name")
             return None if event.get("attempt", 1) > 1 else f"▶ {path}" + (f" — {name}" if name else "")
@@ -270,6 +285,11 @@ class LiveConsole:
                 node.note = retry_note(path, data, self._attempts)
             elif kind == "llm.usage":
                 self._tokens[path] = self._tokens.get(path, 0) + tokens_of(data)
+            elif kind == "llm.chunk":
+                text = (node.last_line + str(data.get("text", ""))).rsplit("\n", 1)[-1]
+                node.last_line = text[-160:]
+            elif kind == "llm.retry":
+                node.last_line = ""
             elif kind in ("step.compensating", "step.compensated"):
                 node.note = kind.removeprefix("step.")
 

@@ -91,3 +91,26 @@ def test_plain_lines_for_each_kind_of_event() -> None:
         "- report skipped",
         "  label[0]/classify │ a line of output",
     ]
+
+
+def test_plain_console_prints_streamed_model_text_by_line() -> None:
+    stream = io.StringIO()
+    console = PlainConsole(stream)
+    for item in [
+        event(1, "step.started", "talk", kind="llm"),
+        event(2, "llm.chunk", "talk", text="line o"),
+        event(3, "llm.chunk", "talk", text="ne\nline "),
+        event(4, "llm.chunk", "talk", text="two"),
+        event(5, "step.completed", "talk", duration=0.5),
+    ]:
+        console.put(item)
+    console.close()
+    assert stream.getvalue().splitlines() == ["▶ talk", "  talk │ line one", "  talk │ line two", "✓ talk (0.50s)"]
+
+
+def test_live_console_shows_the_last_streamed_line() -> None:
+    console = LiveConsole(io.StringIO())
+    console.put(event(1, "step.started", "talk", kind="llm"))
+    console.put(event(2, "llm.chunk", "talk", text="first\nsec"))
+    console.put(event(3, "llm.chunk", "talk", text="ond"))
+    assert console._node("talk").last_line == "second"

@@ -1,0 +1,95 @@
+"""The ``http`` action: one HTTP request; the output is the parsed JSON or text of the reply."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from llmflow.durations import parse_duration
+from llmflow.engine.actions import ActionContext, ActionResult
+from llmflow.errors import ActionError, ProviderError
+
+_DEFAULT_TIMEOUT = 30.0
+_MAX_BYTES = 10 * 1024 * 1024
+_SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+_BODY_TAIL = 300
+
+
+def _expected(expect: Any) -> set[int] | None:
+    if expect is None:
+        return None
+    values = expect if isinstance(expect, list) else [expect]
+    return {int(value) for value in values}
+
+
+def _decode(body: bytes, content_type: str, how: str, step_id: str) -> Any:
+    text = body.decode("utf-8", "replace")
+    wants_json = how == "json" or (how == "auto" and "json" in content_type.lower())
+    if not wants_json:
+        return text
+    if not text.strip() and how == "auto":
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ActionError(
+            f"step '{step_id}': the reply is not valid JSON ({error.msg} at line {error.lineno})"
+        ) from None
+
+
+async def send_request(ctx: ActionContext) -> ActionResult:
+    """Send the request; a status outside ``expect`` (default: 2xx) fails the step with the server's words."""
+    import httpx
+
+    config = ctx.config
+    node_id = ctx.node.id
+    url = str(config.get("url", ""))
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ActionError(f"step '{node_id}': url {url!r} must start with http:// or https://", path=ctx.path)
+    method = str(config.get("method", "GET")).upper()
+    headers = {str(k): str(v) for k, v in (config.get("headers") or {}).items()}
+    if method not in _SAFE_METHODS and not any(k.lower() == "idempotency-key" for k in headers):
+        headers["Idempotency-Key"] = ctx.idempotency_key
+    timeout = parse_duration(config["timeout"]) if config.get("timeout") is not None else _DEFAULT_TIMEOUT
+    request: dict[str, Any] = {"headers": headers, "params": config.get("params") or None}
+    if "json" in config:
+        request["json"] = config["json"]
+    elif config.get("body") is not None:
+        body = config["body"]
+        request["content"] = body if isinstance(body, str) else json.dumps(body)
+    try:
+        async with (
+            httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client,
+            client.stream(method, url, **request) as response,
+        ):
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > _MAX_BYTES:
+                    raise ActionError(f"step '{node_id}': the reply is larger than {_MAX_BYTES} bytes")
+                chunks.append(chunk)
+    except httpx.TimeoutException:
+        raise ProviderError(f"step '{node_id}': {method} {url} timed out after {timeout:g}s", retryable=True) from None
+    except httpx.HTTPError as error:
+        message = f"step '{node_id}': {method} {url} failed: {error}"
+        raise ProviderError(message, retryable=True) from None
+    body = b"".join(chunks)
+    status = response.status_code
+    allowed = _expected(config.get("expect"))
+    if (allowed is not None and status not in allowed) or (allowed is None and not 200 <= status < 300):
+        tail = body.decode("utf-8", "replace").strip()[:_BODY_TAIL]
+        message = f"step '{node_id}': {method} {url} answered {status}" + (f": {tail}" if tail else "")
+        retry_after = response.headers.get("retry-after")
+        raise ProviderError(
+            message,
+            path=ctx.path,
+            status=status,
+            retryable=status == 429 or status >= 500,
+            retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+        )
+    how = str(config.get("parse", "auto"))
+    output = _decode(body, response.headers.get("content-type", ""), how, node_id)
+    extra = {"status_code": status, "headers": {k.lower(): v for k, v in response.headers.items()}}
+    return ActionResult(output=output, extra=extra)

@@ -1,0 +1,147 @@
+"""The http action against a real server on 127.0.0.1: methods, bodies, expect, errors and retries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+import llmflow
+from llmflow.runtime import RunOptions, RunSummary, start_run
+
+
+class _Handler(BaseHTTPRequestHandler):
+    seen: ClassVar[list[dict[str, Any]]] = []
+    flaky_left = 0
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode() if length else ""
+        type(self).seen.append(
+            {
+                "method": self.command,
+                "path": self.path,
+                "body": body,
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+            }
+        )
+        if self.path.startswith("/json"):
+            self._reply(200, json.dumps({"ok": True, "echo": body}).encode())
+        elif self.path.startswith("/text"):
+            self._reply(200, b"plain words", "text/plain")
+        elif self.path.startswith("/missing"):
+            self._reply(404, b'{"error": "no such thing"}')
+        elif self.path.startswith("/flaky"):
+            if type(self).flaky_left > 0:
+                type(self).flaky_left -= 1
+                self._reply(503, b"try later", "text/plain")
+            else:
+                self._reply(200, b'{"finally": true}')
+        else:
+            self._reply(500, b"boom", "text/plain")
+
+    do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    _Handler.seen = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def run(tmp_path: Path, text: str, **inputs: Any) -> RunSummary:
+    path = tmp_path / "wf.yaml"
+    path.write_text(text, encoding="utf-8")
+    options = RunOptions(state_dir=str(tmp_path / "state"), handle_signals=False)
+    return asyncio.run(start_run(llmflow.load(path), inputs, options))
+
+
+WORKFLOW = """
+version: 1
+name: http-test
+inputs:
+  base: {type: string}
+steps:
+  - id: get
+    http: "{{ inputs.base }}/json?q=1"
+  - id: post
+    http:
+      url: "{{ inputs.base }}/json"
+      method: POST
+      json: {name: "{{ steps.get.output.ok }}"}
+  - id: text
+    http: {url: "{{ inputs.base }}/text", params: {a: "b c"}}
+  - id: missing-ok
+    http: {url: "{{ inputs.base }}/missing", expect: [404]}
+outputs:
+  ok: "{{ steps.get.output.ok }}"
+  echo: "{{ steps.post.output.echo }}"
+  status: "{{ steps.post.status_code }}"
+  text: "{{ steps.text.output }}"
+  missing: "{{ steps['missing-ok'].output.error }}"
+"""
+
+
+def test_requests_and_replies(tmp_path: Path, server: str) -> None:
+    summary = run(tmp_path, WORKFLOW, base=server)
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {
+        "ok": True,
+        "echo": '{"name":true}',
+        "status": 200,
+        "text": "plain words",
+        "missing": "no such thing",
+    }
+    post = _Handler.seen[1]
+    assert post["method"] == "POST"
+    assert post["headers"]["idempotency-key"] == f"{summary.run_id}:post"
+    assert "idempotency-key" not in _Handler.seen[0]["headers"]
+    assert _Handler.seen[2]["path"] == "/text?a=b+c"
+
+
+def test_unexpected_status_fails_with_the_servers_words(tmp_path: Path, server: str) -> None:
+    summary = run(tmp_path, 'version: 1\nname: t\nsteps:\n  - id: get\n    http: "' + server + '/missing"\n')
+    assert summary.status == "failed"
+    assert summary.error is not None
+    assert "answered 404" in summary.error and "no such thing" in summary.error
+
+
+def test_retry_on_provider_errors(tmp_path: Path, server: str) -> None:
+    _Handler.flaky_left = 2
+    text = (
+        "version: 1\nname: t\nsteps:\n  - id: get\n"
+        f'    http: "{server}/flaky"\n    retry: {{attempts: 3, delay: 10ms, on: [provider]}}\n'
+        'outputs:\n  attempts: "{{ steps.get.attempts }}"\n'
+    )
+    summary = run(tmp_path, text)
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {"attempts": 3}
+
+
+def test_refuses_other_schemes(tmp_path: Path) -> None:
+    summary = run(tmp_path, 'version: 1\nname: t\nsteps:\n  - http: "file:///etc/passwd"\n')
+    assert summary.status == "failed"
+    assert summary.error is not None and "must start with http://" in summary.error
