@@ -11,6 +11,7 @@ import typer
 
 from llmflow import __version__
 from llmflow.cli import exits
+from llmflow.cli.templates import templates_app
 
 app = typer.Typer(
     name="llmflow",
@@ -272,6 +273,37 @@ def gc(
     from llmflow.cli.runs import collect_garbage
 
     raise typer.Exit(collect_garbage(older_than, dry_run=dry_run, state_dir=state_dir))
+
+
+@app.command()
+def new(
+    name: Annotated[
+        str, typer.Argument(help="The new workflow's name: writes NAME.yaml.", metavar="NAME", show_default=False)
+    ],
+    template: Annotated[
+        str, typer.Option("--template", "-t", help="The template to start from (see `llmflow templates list`).")
+    ] = "starter",
+    assignments: Annotated[
+        list[str] | None,
+        typer.Option("--set", "-s", help="A template parameter NAME=VALUE (repeatable).", show_default=False),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite files that already exist.")] = False,
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", "-d", help="Where to write (default: the current folder).", file_okay=False),
+    ] = None,
+) -> None:
+    """Scaffold a new workflow (and the template's sample data) from a template, then validate it.
+
+    Exit status: 0 written and valid; 1 a file already exists (nothing is written) or the result is
+    invalid; 2 usage error (unknown template or parameter, bad --set).
+    """
+    from llmflow.cli.templates import new_workflow
+
+    raise typer.Exit(new_workflow(name, template, assignments or [], force=force, directory=directory))
+
+
+app.add_typer(templates_app, name="templates")
 
 
 def run_app() -> None:

@@ -1,0 +1,196 @@
+"""``llmflow templates list|show|search`` and ``llmflow new``: the template library on the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+from llmflow.cli import exits
+
+if TYPE_CHECKING:
+    from llmflow.templating import Library, Template
+
+templates_app = typer.Typer(
+    name="templates",
+    help="Browse the template library (use `llmflow new NAME --template T` to scaffold one).",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@templates_app.command("list")
+def list_templates(as_json: AsJson = False) -> None:
+    """List every template: project ones first, then the user's, then the built-in library."""
+    library = _library()
+    _print_templates(list(library.templates.values()), as_json=as_json)
+
+
+@templates_app.command("show")
+def show_template(
+    name: Annotated[str, typer.Argument(help="The template's name.", metavar="NAME", show_default=False)],
+) -> None:
+    """Show a template: its metadata, its parameters with their defaults, then its workflow file."""
+    library = _library()
+    template = _get(library, name)
+    typer.echo(describe(template, library), nl=False)
+
+
+@templates_app.command("search")
+def search_templates(
+    query: Annotated[
+        list[str], typer.Argument(help="Words to look for (all must match).", metavar="QUERY...", show_default=False)
+    ],
+    as_json: AsJson = False,
+) -> None:
+    """Find templates by name, title, description and tags (case-insensitive), best match first."""
+    from llmflow.errors import UsageError
+    from llmflow.templating import search
+
+    library = _library()
+    try:
+        found = search(library, " ".join(query))
+    except UsageError as error:
+        _fail(str(error))
+    if not found and not as_json:
+        typer.echo(f"No template matches '{' '.join(query)}'.", err=True)
+        return
+    _print_templates(found, as_json=as_json)
+
+
+def new_workflow(name: str, template_name: str, assignments: list[str], *, force: bool, directory: Path | None) -> int:
+    """Scaffold ``NAME.yaml`` (and the template's sample files) from a template; return the exit code."""
+    from llmflow.errors import UsageError
+    from llmflow.scaffolding import parse_assignments, plan_scaffold
+
+    library = _library()
+    template = _get(library, template_name)
+    try:
+        values = parse_assignments(assignments)
+        scaffold = plan_scaffold(template, name, directory or Path("."), values)
+    except UsageError as error:
+        _fail(str(error))
+    blocked = scaffold.blocked()
+    if blocked:
+        typer.echo(f"error: cannot write here: {', '.join(_shown(p) for p in blocked)} is in the way", err=True)
+        return exits.FAILED
+    existing = scaffold.conflicts()
+    if existing and not force:
+        listed = ", ".join(_shown(path) for path in existing)
+        typer.echo(
+            f"error: {listed} already exist{'s' if len(existing) == 1 else ''}; nothing was written "
+            "(use --force to overwrite)",
+            err=True,
+        )
+        return exits.FAILED
+    try:
+        scaffold.write()
+    except OSError as error:
+        typer.echo(f"error: cannot write {error.filename or 'the files'}: {error.strerror or error}", err=True)
+        return exits.FAILED
+    typer.echo(f"Created from template '{template.name}' ({template.source}):")
+    for path, _ in scaffold.files:
+        typer.echo(f"  {_shown(path)}" + ("  (overwritten)" if path in existing else ""))
+    return _check(scaffold.workflow)
+
+
+def describe(template: Template, library: Library) -> str:
+    """The text ``templates show`` prints."""
+    lines = [f"{template.name}: {template.title}", f"source: {template.source} ({template.folder})"]
+    hidden = library.shadowing(template)
+    if hidden:
+        lines.append("shadows: " + ", ".join(f"{other.source} ({other.folder})" for other in hidden))
+    lines.append(f"tags: {', '.join(template.tags) or '-'}")
+    if template.description:
+        lines += ["", template.description]
+    lines += ["", "Parameters (set with --set NAME=VALUE):"]
+    if template.parameters:
+        width = max(len(p.name) for p in template.parameters)
+        for parameter in template.parameters:
+            kind = "" if parameter.type == "string" else f" ({parameter.type})"
+            lines.append(f"  {parameter.name:<{width}}  {parameter.description}{kind}")
+            lines.append(f"  {'':<{width}}  default: {json.dumps(parameter.default, ensure_ascii=False)}")
+    else:
+        lines.append("  (none)")
+    samples = template.sample_files()
+    if samples:
+        lines += ["", "Files copied beside the workflow:"]
+        lines += [f"  {path.as_posix()}" for path in samples]
+    lines += ["", f"--- {template.workflow_file.name} ---", template.workflow_text().rstrip("\n"), ""]
+    return "\n".join(lines)
+
+
+def _check(workflow: Path) -> int:
+    """Validate the written workflow, print what was found and the next command; return the exit code."""
+    import llmflow
+    from llmflow.cli.validate import render, use_color
+
+    problems = llmflow.validate(workflow, display_name=_shown(workflow))
+    if problems:
+        sys.stderr.write(render(problems, "text", color=use_color(sys.stderr)) + "\n")
+    if any(problem.severity == "error" for problem in problems):
+        typer.echo(f"error: {_shown(workflow)} is not valid; fix the problems above before running it", err=True)
+        return exits.FAILED
+    typer.echo(f"{_shown(workflow)} is valid" + (" (with warnings)." if problems else "."))
+    typer.echo(f"Next: llmflow run {shlex.quote(_shown(workflow))}")
+    return exits.SUCCEEDED
+
+
+def _library() -> Library:
+    from llmflow.templating import load_library
+
+    library = load_library()
+    for problem in library.problems:
+        typer.echo(f"warning: skipped a template: {problem}", err=True)
+    return library
+
+
+def _get(library: Library, name: str) -> Template:
+    from llmflow.errors import UsageError
+
+    try:
+        return library.get(name)
+    except UsageError as error:
+        _fail(str(error))
+
+
+def _print_templates(templates: list[Template], *, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps([t.summary() for t in templates], indent=2, ensure_ascii=False))
+        return
+    if not templates:
+        typer.echo("No templates found.", err=True)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for column in ("name", "title", "tags", "source"):
+        table.add_column(column, overflow="fold")
+    for template in templates:
+        table.add_row(template.name, template.title, ", ".join(template.tags), template.source)
+    console = Console(file=sys.stdout, highlight=False)
+    with console.capture() as captured:
+        console.print(table)
+    typer.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current folder when it is below it, else absolute."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        return absolute.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(absolute)
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(exits.USAGE)
