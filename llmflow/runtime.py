@@ -218,7 +218,7 @@ async def resume_run(request: ResumeRequest, options: RunOptions | None = None) 
         rewind = rewind_record(workflow, request.from_step) if request.from_step is not None else None
         values = _resume_inputs(workflow, meta, request)
         _end_torn_event(handle.events_path())
-        start_seq = max(int(meta.get("last_seq") or 0), _last_seq(handle))
+        start_seq = max(int(meta.get("last_seq") or 0), handle.last_event_seq())
         state = _state(workflow, handle, store, options, start_seq=start_seq)
     except BaseException:
         handle.close()
@@ -290,7 +290,7 @@ def _end_torn_event(path: Path) -> None:
     """Cut off the fragment a crash in the middle of a write left at the end of ``events.jsonl``.
 
     The resumed run appends to the file; its first event would otherwise finish the fragment's line and
-    make one damaged line of both. A last event complete but for its newline is kept (``_last_seq`` counts it).
+    make one damaged line of both. A last event complete but for its newline is kept (``last_event_seq`` counts it).
     """
     try:
         with path.open("r+b") as stream:
@@ -319,27 +319,3 @@ def _end_torn_event(path: Path) -> None:
                 stream.truncate(cut)
     except OSError:
         return  # no events yet, or an unwritable file: the sink reports its own trouble
-
-
-def _last_seq(handle: RunHandle) -> int:
-    """The ``seq`` of the last complete event in ``events.jsonl`` (``run.json`` misses it after a crash)."""
-    path = handle.events_path()
-    try:
-        with path.open("rb") as stream:
-            end = stream.seek(0, os.SEEK_END)
-            chunk = 8192
-            while True:
-                start = max(0, end - chunk)
-                stream.seek(start)
-                lines = stream.read(end - start).split(b"\n")
-                complete = lines if start == 0 else lines[1:]  # the first piece may be a partial line
-                for line in reversed(complete):
-                    try:
-                        return int(json.loads(line)["seq"])
-                    except (ValueError, KeyError, TypeError):
-                        continue  # a torn last line, or an empty one
-                if start == 0:
-                    return 0
-                chunk *= 4
-    except OSError:
-        return 0

@@ -102,26 +102,35 @@ class ProviderRegistry:
 
 
 def builtin_providers(config: Config | None = None) -> dict[str, Callable[[], Provider]]:
-    """The providers that ship with llmflow."""
-    from llmflow.providers.anthropic import AnthropicProvider
-    from llmflow.providers.mock import MockProvider
-    from llmflow.providers.openai import OpenAIProvider
-
+    """The providers that ship with llmflow (imported when first used: the HTTP ones pull in httpx)."""
     settings = config if config is not None else Config()
-    return {
-        "mock": MockProvider,
-        "openai": lambda: OpenAIProvider(settings),
-        "anthropic": lambda: AnthropicProvider(settings),
-    }
+
+    def mock() -> Provider:
+        from llmflow.providers.mock import MockProvider
+
+        return MockProvider()
+
+    def openai() -> Provider:
+        from llmflow.providers.openai import OpenAIProvider
+
+        return OpenAIProvider(settings)
+
+    def anthropic() -> Provider:
+        from llmflow.providers.anthropic import AnthropicProvider
+
+        return AnthropicProvider(settings)
+
+    return {"mock": mock, "openai": openai, "anthropic": anthropic}
+
+
+#: The environment variable each built-in HTTP provider reads its key from.
+KEY_VARIABLES = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 
 
 def key_values(config: Config, aliases: Iterable[Mapping[str, Any]] = ()) -> list[str]:
     """Every API key the built-in providers could send in this run: the standard variables, those named by
     ``[providers.*] api_key_env`` and by model aliases, and keys written in ``llmflow.toml``."""
-    from llmflow.providers.anthropic import AnthropicProvider
-    from llmflow.providers.openai import OpenAIProvider
-
-    names = {OpenAIProvider.key_variable, AnthropicProvider.key_variable}
+    names = set(KEY_VARIABLES.values())
     found: list[str] = []
     for settings in config.providers.values():
         if settings.get("api_key_env"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmflow.errors import ProviderError
-from llmflow.providers import ChatRequest, ChatResponse, ChunkListener
+from llmflow.providers import KEY_VARIABLES, ChatRequest, ChatResponse, ChunkListener
 from llmflow.providers.http import Endpoint, HttpProvider, StreamReader
 
 #: The API version every request names (the header is required).
@@ -20,7 +20,7 @@ class AnthropicProvider(HttpProvider):
 
     name = "anthropic"
     default_base_url = "https://api.anthropic.com"
-    key_variable = "ANTHROPIC_API_KEY"
+    key_variable = KEY_VARIABLES["anthropic"]
     base_variable = "ANTHROPIC_BASE_URL"
     path = "/v1/messages"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from llmflow.providers import ChatRequest, ChatResponse, ChunkListener
+from llmflow.providers import KEY_VARIABLES, ChatRequest, ChatResponse, ChunkListener
 from llmflow.providers.http import Endpoint, HttpProvider, StreamReader
 
 
@@ -15,7 +15,7 @@ class OpenAIProvider(HttpProvider):
 
     name = "openai"
     default_base_url = "https://api.openai.com/v1"
-    key_variable = "OPENAI_API_KEY"
+    key_variable = KEY_VARIABLES["openai"]
     base_variable = "OPENAI_BASE_URL"
     path = "/chat/completions"
 
