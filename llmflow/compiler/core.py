@@ -325,6 +325,7 @@ class Compiler:
         self.scope.secrets = frozenset(data.get("secrets") or ())
         top = NodeFrame()
         env = self.value(data["env"], ("env",), top, timing="hook") if "env" in data else None
+        initial_vars = self._initial_vars(data.get("vars"), top)
         steps = self.steps(data["steps"], ("steps",), top)
         hooks = tuple(self._hook(hook, index) for index, hook in enumerate(data.get("hooks") or ()))
         outputs = self.value(data.get("outputs") or {}, ("outputs",), top, timing="outputs")
@@ -355,6 +356,7 @@ class Compiler:
             sources=MappingProxyType(sources),
             inputs=MappingProxyType(inputs),
             variables=MappingProxyType(dict(data.get("vars") or {})),
+            initial_vars=initial_vars,
             models=MappingProxyType(self.models),
             default_model=self.default_model,
             default_shell=self.default_shell,
@@ -386,6 +388,22 @@ class Compiler:
                 self.diagnostics.append(
                     self.doc.diagnostic("unused-input", message, ("inputs", name), key=True, severity="warning")
                 )
+
+    def _initial_vars(self, raw: Any, frame: NodeFrame) -> ValueTemplate | None:
+        """The ``vars:`` block, whose templates may use only what is known before any step runs."""
+        if not raw:
+            return None
+        template = self.value(raw, ("vars",), frame, timing="hook")
+        if template.is_static:
+            return None
+        for name, value in raw.items():
+            if not isinstance(value, str):
+                continue
+            for reference in _template_references(value):
+                if reference.root in ("steps", "vars"):
+                    message = f"the starting value of vars.{name} cannot use {reference.root}: no step has run yet"
+                    self.error_at("early-reference", message, ("vars", name))
+        return template
 
     def _collect_ids(self, data: dict[str, Any]) -> None:
         from llmflow.spec.validator import iter_nodes

@@ -299,6 +299,7 @@ class Workflow:
     )  # absolute path -> sha256 of every file compiled in
     inputs: Mapping[str, InputSpec] = field(default_factory=lambda: EMPTY)
     variables: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    initial_vars: ValueTemplate | None = None  # ``vars:`` when it holds templates (rendered at the start)
     models: Mapping[str, ModelSpec] = field(default_factory=lambda: EMPTY)
     default_model: str | None = None
     default_shell: str = "sh"

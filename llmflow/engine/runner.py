@@ -378,6 +378,11 @@ class Engine:
 
     async def run_workflow(self, workflow: Workflow, frame: Frame) -> Any:
         """Run a workflow's steps in ``frame`` and render its outputs."""
+        if workflow.initial_vars is not None:
+            try:
+                frame.vars.update(workflow.initial_vars.render(self.context(frame)))
+            except ExpressionError as error:
+                raise ActionError(f"workflow '{workflow.name}', vars: {error.message}") from None
         await self.sequence(workflow.steps, frame)
         if workflow.outputs is None:
             return {}
