@@ -7,6 +7,9 @@ Journal records that are not completions change what counts as done, in journal 
     and the composites around it are re-entered (their records are dropped too).
 ``{"s": "reset", "p": P}``
     ``P`` and everything under it runs again (the ``finally`` steps of a try that failed).
+``{"s": "caught", "p": P, "e": error}``
+    the body of try ``P`` failed and its ``catch`` began: a resume goes straight to ``catch`` with the same
+    ``error`` instead of trying the body again (kept in the index under ``P/#caught``).
 ``{"s": "rewind", "drop": [...], "reopen": [...]}``
     ``resume --from STEP``: instances of the static paths in ``drop`` (and under them) run again; the
     composites in ``reopen`` (those around STEP) are re-entered, their earlier children stay done.
@@ -24,6 +27,8 @@ from llmflow.errors import UsageError
 
 _INDEX = re.compile(r"\[\d+\]")
 _TRAILING_INDEX = re.compile(r"\[\d+\]$")
+#: Where the index keeps the "catch began" marker of a try instance.
+CAUGHT = "/#caught"
 #: Statuses of records that complete a node instance.
 REPLAYABLE = frozenset({SUCCEEDED, SKIPPED, FAILED})
 
@@ -59,6 +64,8 @@ def replay_index(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, An
         if status in REPLAYABLE:
             index.pop(path, None)  # the newest record wins, and moves to the end (journal order)
             index[path] = dict(record)
+        elif status == "caught":
+            index[path + CAUGHT] = dict(record)
         elif status in ("compensated", "reset"):
             dropped = [done for done in index if at_or_under(done, path)]
             if status == "compensated":
@@ -76,6 +83,10 @@ def replay_index(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, An
 def _rewound(path: str, drop: set[str], reopen: set[str]) -> bool:
     if path in reopen:
         return True
+    if path.endswith(CAUGHT):  # running part of the try body again means trying the body again
+        body = path[: -len(CAUGHT)] + "/try/"
+        if any(target.startswith(body) for target in drop):
+            return True
     parts = path.split("/")
     return any("/".join(parts[:depth]) in drop for depth in range(1, len(parts) + 1))
 
@@ -120,7 +131,7 @@ def check_edited(workflow: Workflow, records: Iterable[Mapping[str, Any]]) -> No
     """Refuse an edited workflow that no longer has every completed node instance's node."""
     missing: set[str] = set()
     for path in replay_index(records):
-        static = static_path(path)
+        static = static_path(path.removesuffix(CAUGHT))
         if node_at(workflow, static) is None:
             missing.add(static)
     if missing:

@@ -450,3 +450,56 @@ def test_a_second_resume_is_refused_while_the_first_drives_the_run(tmp_path: Pat
         assert first.wait(timeout=TIMEOUT) == 0
     assert json.loads((project.root / "resume.out").read_text(encoding="utf-8"))["status"] == "succeeded"
     assert project.lines() == Counter({"a -": 1, "b -": 1, "c -": 2, "d -": 1})
+
+
+CAUGHT_WORKFLOW = """
+version: 1
+name: caught
+inputs:
+  log: {type: string}
+  gate: {type: string}
+steps:
+  - id: guarded
+    try:
+      - id: body
+        run: 'echo body >> "{{ inputs.log }}"; test -e "{{ inputs.gate }}.ok" || exit 1'
+    catch:
+      - id: handler
+        run: 'echo catch >> "{{ inputs.log }}"; while [ ! -e "{{ inputs.gate }}" ]; do sleep 0.05; done'
+outputs:
+  branch: "{{ steps.guarded.branch }}"
+"""
+
+
+def test_a_run_killed_in_catch_resumes_in_catch_without_retrying_the_body(tmp_path: Path) -> None:
+    """Once a try's body failed and catch began, a resume finishes catch; it never tries the body again."""
+    workflow = tmp_path / "wf.yaml"
+    workflow.write_text(CAUGHT_WORKFLOW, encoding="utf-8")
+    log, gate = tmp_path / "log", tmp_path / "gate"
+    state = str(tmp_path / "state")
+    args = ["run", str(workflow), "--state-dir", state, "-i", f"log={log}", "-i", f"gate={gate}"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llmflow", *args],
+        cwd=tmp_path,
+        env=environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: log.exists() and "catch" in log.read_text(encoding="utf-8"), "catch to begin", process)
+    finally:
+        kill_tree(process)
+    (tmp_path / "gate.ok").touch()  # the body would succeed now: it must not be tried again
+    gate.touch()
+    resumed = subprocess.run(
+        [sys.executable, "-m", "llmflow", "resume", "--last", "--json", "--state-dir", state],
+        cwd=tmp_path,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["outputs"] == {"branch": "catch"}
+    assert log.read_text(encoding="utf-8").split() == ["body", "catch", "catch"]

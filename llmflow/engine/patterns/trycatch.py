@@ -5,12 +5,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from llmflow.engine.outcome import SUCCEEDED, NodeFailed, Outcome
+from llmflow.engine.resume import CAUGHT
 from llmflow.errors import RunError, StepError
 
 if TYPE_CHECKING:
     from llmflow.compiler.graph import TryNode
     from llmflow.engine.frame import Frame
     from llmflow.engine.runner import Engine
+
+
+class _AlreadyCaught(Exception):
+    """The journal says this try's body failed before: go to ``catch``."""
 
 
 def _caught(failure: StepError) -> dict[str, Any]:
@@ -31,16 +36,22 @@ async def execute_try(engine: Engine, node: TryNode, frame: Frame, path: str) ->
     """
     snapshot = dict(frame.vars)
     writes: dict[str, Any] = {}
-    caught: dict[str, Any] | None = None
+    earlier = engine.state.replay.get(path + CAUGHT)
+    caught: dict[str, Any] | None = dict(earlier["e"]) if earlier is not None else None
     try:
         try:
+            if caught is not None:  # a resume: the body failed before and catch had begun
+                raise _AlreadyCaught
             output, writes = await engine.sequence(node.body, frame)
-        except StepError as failure:
+        except (StepError, _AlreadyCaught) as failure:
             if node.catch is None:
                 raise
             frame.vars.clear()
             frame.vars.update(snapshot)
-            caught = _caught(failure)
+            if caught is None:
+                assert isinstance(failure, StepError)
+                caught = _caught(failure)
+                engine.state.handle.append({"p": path, "s": "caught", "e": caught})
             engine.state.emit("branch.selected", path, {"id": node.id, "branch": "catch", "error": caught})
             output, writes = await engine.sequence(node.catch, frame.with_locals(error=caught))
     except (StepError, RunError):
