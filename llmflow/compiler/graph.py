@@ -42,7 +42,7 @@ class RetryPolicy:
         return float(min(self.max_delay, self.delay * self.backoff ** max(0, attempt - 2)))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class Node:
     """What every node has. ``path`` is stable across runs and used by the journal, events and resume."""
 
@@ -60,6 +60,9 @@ class Node:
     compensate: tuple[Node, ...] = ()
     env: ValueTemplate | None = None
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path}>"
+
     @property
     def title(self) -> str:
         """The node's name for people: its ``name``, else its id."""
@@ -70,7 +73,7 @@ class Node:
         yield from self.compensate
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class ActionNode(Node):
     """A leaf: one action from the registry (``run``, ``llm``, ``http`` …) with its configuration."""
 
@@ -80,7 +83,7 @@ class ActionNode(Node):
     shell: ShellTemplate | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class GroupNode(Node):
     """A nested sequence of steps; its output is the output of its last step."""
 
@@ -91,7 +94,7 @@ class GroupNode(Node):
         yield from self.compensate
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class IfNode(Node):
     """``if`` + ``then`` (+ ``else``): ``test`` chooses the branch."""
 
@@ -114,7 +117,7 @@ class Case:
     steps: tuple[Node, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class SwitchNode(Node):
     """The first case whose condition holds runs; otherwise ``default``."""
 
@@ -128,7 +131,7 @@ class SwitchNode(Node):
         yield from self.compensate
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class LoopNode(Node):
     """Repeats ``steps``: over ``for_each``, ``times`` times, ``while`` or ``until`` a condition."""
 
@@ -153,7 +156,7 @@ class Branch:
     steps: tuple[Node, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class ParallelNode(Node):
     """Named branches run concurrently; variables they write are merged by ``merge``."""
 
@@ -182,7 +185,7 @@ class Tolerance:
         return failed <= self.count
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class MapNode(Node):
     """Runs ``steps`` once per item; output in input order, failed items listed in ``.errors``."""
 
@@ -199,7 +202,7 @@ class MapNode(Node):
         yield from self.compensate
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class StreamNode(Node):
     """Runs ``steps`` per item as a source (command, file, items, model) produces them."""
 
@@ -219,7 +222,7 @@ class StreamNode(Node):
         yield from self.compensate
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class TryNode(Node):
     """``try`` body; ``catch`` on failure (variable writes of the body rolled back); ``finally`` always."""
 
@@ -234,7 +237,7 @@ class TryNode(Node):
         yield from self.compensate
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class WorkflowNode(Node):
     """Runs another workflow file with inputs; its output is that workflow's ``outputs``."""
 
@@ -276,7 +279,7 @@ class Limits:
     max_cost: float | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class HookNode(ActionNode):
     """A YAML hook: a leaf action run when an event whose type and path match the globs happens."""
 
@@ -285,9 +288,13 @@ class HookNode(ActionNode):
     required: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class Workflow:
     """A compiled workflow, ready to run."""
+
+    def __repr__(self) -> str:
+        return f"<Workflow {self.name} from {self.file}>"
+
 
     name: str
     file: str
