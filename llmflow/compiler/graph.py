@@ -292,10 +292,6 @@ class HookNode(ActionNode):
 class Workflow:
     """A compiled workflow, ready to run."""
 
-    def __repr__(self) -> str:
-        return f"<Workflow {self.name} from {self.file}>"
-
-
     name: str
     file: str
     path: Path
@@ -318,6 +314,9 @@ class Workflow:
     steps: tuple[Node, ...] = ()
     outputs: ValueTemplate | None = None
     nodes: Mapping[str, Node] = field(default_factory=lambda: EMPTY)  # every node by path, in document order
+
+    def __repr__(self) -> str:
+        return f"<Workflow {self.name} from {self.file}>"
 
     @property
     def directory(self) -> Path:
