@@ -13,8 +13,6 @@ import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
-# Examples that use patterns the engine does not run yet; each entry names what is missing.
-NOT_YET_RUNNABLE = {"stream-and-memory.yaml": "uses the stream and memory steps, which the engine does not run yet"}
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -31,12 +29,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def runnable() -> list[str]:
-    return sorted(p.name for p in EXAMPLES.glob("*.yaml") if p.name not in NOT_YET_RUNNABLE)
-
-
-def test_not_yet_runnable_list_is_current() -> None:
-    present = {p.name for p in EXAMPLES.glob("*.yaml")}
-    assert set(NOT_YET_RUNNABLE) <= present
+    return sorted(p.name for p in EXAMPLES.glob("*.yaml"))
 
 
 @pytest.mark.parametrize("name", runnable())

@@ -7,12 +7,13 @@ from llmflow.engine.actions import Action
 
 def builtin_actions() -> dict[str, Action]:
     """Every built-in action by kind."""
-    from llmflow.actions import control, files, http, llm, python_call, shell, variables
+    from llmflow.actions import control, files, http, llm, memory, python_call, shell, variables
 
     return {
         "run": shell.run_command,
         "llm": llm.call_model,
         "http": http.send_request,
+        "memory": memory.use_memory,
         "python": python_call.call_python,
         "set": variables.set_variables,
         "write": files.write_file,

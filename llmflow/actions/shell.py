@@ -5,49 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
 from pathlib import Path
 from typing import Any
 
 from llmflow.engine.actions import ActionContext, ActionResult
 from llmflow.errors import ActionError, CommandError
+from llmflow.processes import start_process_group, stop_process_group
 
 _STDERR_TAIL = 2000
-_KILL_GRACE = 2.0
-
-
-def _kill_group(process: asyncio.subprocess.Process, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, sig)
-
-
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    """Terminate the whole process group, then kill it if it does not go."""
-    _kill_group(process, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(process.wait(), _KILL_GRACE)
-    except (asyncio.TimeoutError, TimeoutError):
-        _kill_group(process, signal.SIGKILL)
-        with contextlib.suppress(Exception):
-            await process.wait()
-    else:
-        _kill_group(process, signal.SIGKILL)
-
-
-async def _started(creation: asyncio.Future[asyncio.subprocess.Process]) -> asyncio.subprocess.Process:
-    """The started process, stopping its whole group when the step is cancelled while it starts.
-
-    Cancelled half-way, ``create_subprocess_exec`` kills only the direct child and then waits until its
-    pipes close, which a background grandchild holding them delays for as long as it lives. Shielded, the
-    start finishes and the whole process group is stopped instead.
-    """
-    try:
-        return await asyncio.shield(creation)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            await _stop(await creation)
-        raise
 
 
 async def _pump(stream: asyncio.StreamReader | None, sink: list[bytes], ctx: ActionContext, name: str) -> None:
@@ -122,7 +87,7 @@ async def run_command(ctx: ActionContext) -> ActionResult:
         )
     )
     try:
-        process = await _started(creation)
+        process = await start_process_group(creation)
     except (FileNotFoundError, PermissionError) as error:
         raise CommandError(f"step '{node.id}': cannot start {argv[0]!r}: {error.strerror}", path=ctx.path) from None
     out: list[bytes] = []
@@ -137,7 +102,7 @@ async def run_command(ctx: ActionContext) -> ActionResult:
         await asyncio.gather(_pump(process.stdout, out, ctx, "stdout"), _pump(process.stderr, err, ctx, "stderr"))
         code = await process.wait()
     except BaseException:
-        await _stop(process)
+        await stop_process_group(process)
         raise
     stdout = b"".join(out).decode("utf-8", "replace")
     stderr = b"".join(err).decode("utf-8", "replace")

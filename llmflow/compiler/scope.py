@@ -68,6 +68,7 @@ STEP_FIELDS = frozenset(
         "iterations",
         "caught",
         "bytes",
+        "count",
     }
 )
 

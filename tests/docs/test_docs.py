@@ -74,6 +74,8 @@ PATTERN_OUTPUTS: list[dict[str, Any]] = [
     },
     {"guarded": "recovered from guarded/try/run-2 (state is clean)", "attempts": 2, "slow": "failed"},
     {"label": "bug"},
+    {"sizes": [5, 4, 5, 5], "count": 4},
+    {"best": "the invoice is due in march"},
 ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from llmflow.engine.patterns import branching, concurrent, loop, subworkflow, trycatch
+from llmflow.engine.patterns import branching, concurrent, loop, stream, subworkflow, trycatch
 
 #: Pattern executors by node class name: ``(engine, node, frame, instance path) -> Outcome``.
 EXECUTORS: dict[str, Callable[..., Awaitable[Any]]] = dict(
@@ -17,6 +17,7 @@ EXECUTORS: dict[str, Callable[..., Awaitable[Any]]] = dict(
         "ParallelNode": concurrent.execute_parallel,
         "MapNode": concurrent.execute_map,
         "TryNode": trycatch.execute_try,
+        "StreamNode": stream.execute_stream,
         "WorkflowNode": subworkflow.execute_workflow,
     }
 )

@@ -10,7 +10,7 @@ from llmflow.engine.outcome import SUCCEEDED, NodeFailed, Outcome, PauseRun, jso
 from llmflow.errors import ActionError, StepError
 
 if TYPE_CHECKING:
-    from llmflow.compiler.graph import MapNode, ParallelNode
+    from llmflow.compiler.graph import MapNode, ParallelNode, StreamNode
     from llmflow.engine.frame import Frame
     from llmflow.engine.runner import Engine
 
@@ -101,7 +101,8 @@ def merge_writes(policy: str, lanes: list[tuple[str, dict[str, Any]]], node_id: 
     return merged
 
 
-def _concurrency(engine: Engine, node: MapNode | ParallelNode, frame: Frame, path: str) -> int | None:
+def concurrency_of(engine: Engine, node: MapNode | ParallelNode | StreamNode, frame: Frame, path: str) -> int | None:
+    """The node's ``concurrency``, rendered and checked (``None`` when not given)."""
     if node.concurrency is None:
         return None
     value = engine.render(node.concurrency, frame, node, "concurrency")
@@ -143,7 +144,7 @@ async def execute_parallel(engine: Engine, node: ParallelNode, frame: Frame, pat
 
     lanes = [lane(branch.name, branch.steps) for branch in node.branches]
     stop = first_failure if node.fail_fast else never
-    results = await run_lanes(lanes, _concurrency(engine, node, frame, path), stop)
+    results = await run_lanes(lanes, concurrency_of(engine, node, frame, path), stop)
     _pauses(results)
     names = [branch.name for branch in node.branches]
     failures = [result for result in results if isinstance(result, StepError)]
@@ -181,7 +182,7 @@ async def execute_map(engine: Engine, node: MapNode, frame: Frame, path: str) ->
     def stop(failed: int) -> bool:
         return node.fail_fast and not node.tolerance.allows(failed, total)
 
-    concurrency = _concurrency(engine, node, frame, path)
+    concurrency = concurrency_of(engine, node, frame, path)
     results = await run_lanes([lane(i, item) for i, item in enumerate(items)], concurrency, stop)
     _pauses(results)
     outputs: list[Any] = []

@@ -1,0 +1,208 @@
+"""Streams: process items as a source produces them, through a bounded buffer, with N workers.
+
+The source (a command's stdout, a file, a list) is read by one producer task into a queue of ``buffer``
+places, so a fast source waits for slow steps instead of filling memory. ``batch`` groups items into
+lists. Each item (or batch) runs the steps like a map item, on its own copy of the variables, at the
+instance path ``<stream>[<index>]/…``; indexes follow the source's order, so a resumed run, which reads
+the source again, restores every item that finished and continues with the first one that did not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llmflow.engine.outcome import SUCCEEDED, NodeFailed, Outcome, PauseRun
+from llmflow.engine.patterns.concurrent import concurrency_of, merge_writes
+from llmflow.errors import ActionError, CommandError, StepError
+from llmflow.processes import stop_process_group
+
+if TYPE_CHECKING:
+    from llmflow.compiler.graph import StreamNode
+    from llmflow.engine.frame import Frame
+    from llmflow.engine.runner import Engine
+
+_METRICS_EVERY = 1.0  # seconds between stream.metrics events
+_END = object()
+
+
+def _parse(line: str, how: str, number: int, node: StreamNode) -> Any:
+    if how == "jsonl":
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError as error:
+            message = f"stream '{node.id}': line {number} is not valid JSON ({error.msg})"
+            raise ActionError(message, path=node.path) from None
+    return line
+
+
+async def _lines_of_file(path: Path) -> AsyncIterator[str]:
+    with path.open("r", encoding="utf-8", newline="") as stream:
+        while True:
+            chunk = await asyncio.to_thread(stream.readlines, 1 << 16)
+            if not chunk:
+                return
+            for line in chunk:
+                yield line
+
+
+async def _lines_of_command(
+    engine: Engine, node: StreamNode, frame: Frame, config: dict[str, Any]
+) -> AsyncIterator[str]:
+    command = config.get("run")
+    env = dict(frame.env if frame.env is not None else engine.env_base)
+    if node.shell is not None:
+        rendered = node.shell.render(engine.context(frame))
+        env.update(rendered.env)
+        argv = ["sh", "-c", rendered.script]
+    elif isinstance(command, list) and command:
+        argv = [str(part) for part in command]
+    else:
+        raise ActionError(f"stream '{node.id}': the command is empty", path=node.path)
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=frame.workflow_dir,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+        limit=1 << 20,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        async for raw in process.stdout:
+            yield raw.decode("utf-8", "replace")
+        code = await process.wait()
+    except BaseException:
+        await stop_process_group(process)
+        raise
+    if code != 0:
+        tail = (await process.stderr.read()).decode("utf-8", "replace").strip()[-2000:]
+        message = f"stream '{node.id}': the source command failed with exit code {code}" + (f": {tail}" if tail else "")
+        raise CommandError(message, path=node.path, data={"exit_code": code})
+
+
+async def _items(engine: Engine, node: StreamNode, frame: Frame) -> AsyncIterator[Any]:
+    """The source's items, parsed by ``format``."""
+    config = engine.render(node.source_config, frame, node, "from")
+    if node.source == "items":
+        items = config.get("items")
+        if isinstance(items, str):
+            items = items.splitlines()
+        if not isinstance(items, list):
+            raise ActionError(f"stream '{node.id}': items must be a list", path=node.path)
+        for item in items:
+            yield item
+        return
+    if node.source == "file":
+        path = (Path(frame.workflow_dir) / str(config.get("file", ""))).resolve()
+        if not path.is_file():
+            raise ActionError(f"stream '{node.id}': file {config.get('file')!r} does not exist", path=node.path)
+        lines: AsyncIterator[str] = _lines_of_file(path)
+    elif node.source == "run":
+        lines = _lines_of_command(engine, node, frame, config)
+    else:
+        raise ActionError(f"stream '{node.id}': streaming from '{node.source}' is not supported", path=node.path)
+    header: list[str] | None = None
+    number = 0
+    async for raw in lines:
+        number += 1
+        line = raw.rstrip("\r\n")
+        if not line.strip():
+            continue
+        if node.format == "csv":
+            row = next(csv.reader(io.StringIO(line)))
+            if header is None:
+                header = row
+                continue
+            yield dict(zip(header, row, strict=False))
+        else:
+            yield _parse(line, node.format, number, node)
+
+
+async def execute_stream(engine: Engine, node: StreamNode, frame: Frame, path: str) -> Outcome:
+    """Producer → bounded buffer → workers; output the item count, or the outputs with ``collect``."""
+    workers = concurrency_of(engine, node, frame, path) or 1
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=max(1, node.buffer))
+    outputs: dict[int, Any] = {}
+    writes: list[tuple[int, dict[str, Any]]] = []
+    started = time.monotonic()
+    counters = {"produced": 0, "done": 0, "last_metrics": started}
+
+    async def produce() -> None:
+        batch: list[Any] = []
+        async for item in _items(engine, node, frame):
+            if node.batch > 1:
+                batch.append(item)
+                if len(batch) < node.batch:
+                    continue
+                item, batch = batch, []
+            await queue.put((counters["produced"], item))
+            counters["produced"] += 1
+        if batch:
+            await queue.put((counters["produced"], batch))
+            counters["produced"] += 1
+        for _ in range(workers):
+            await queue.put(_END)
+
+    def metrics(final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - counters["last_metrics"] < _METRICS_EVERY:
+            return
+        counters["last_metrics"] = now
+        elapsed = max(now - started, 1e-9)
+        data = {
+            "id": node.id,
+            "items": counters["done"],
+            "items_per_second": round(counters["done"] / elapsed, 2),
+            "buffer": queue.qsize(),
+            "buffer_size": node.buffer,
+            "final": final,
+        }
+        engine.state.emit("stream.metrics", path, data)
+
+    async def work() -> None:
+        while True:
+            entry = await queue.get()
+            if entry is _END:
+                return
+            index, item = entry
+            child = frame.nested(
+                node.path + "/", f"{path}[{index}]/", locals={node.variable: item, "index": index}, isolated=True
+            )
+            output, written = await engine.sequence(node.steps, child)
+            if node.collect:
+                outputs[index] = output
+            writes.append((index, written))
+            counters["done"] += 1
+            metrics()
+
+    tasks = [asyncio.ensure_future(produce())] + [asyncio.ensure_future(work()) for _ in range(workers)]
+    try:
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        failure = next((task.exception() for task in done if not task.cancelled() and task.exception()), None)
+        if failure is not None:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            if isinstance(failure, (StepError, PauseRun)) and not isinstance(failure, NodeFailed):
+                raise failure
+            raise failure
+    except asyncio.CancelledError:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    metrics(final=True)
+    merged = merge_writes(
+        "error", [(f"item {index}", w) for index, w in sorted(writes, key=lambda pair: pair[0])], node.id, path
+    )
+    output: Any = [outputs[index] for index in sorted(outputs)] if node.collect else counters["done"]
+    return Outcome(SUCCEEDED, output=output, writes=merged, extra={"count": counters["done"]})
