@@ -369,17 +369,3 @@ def test_write_with_artifact_keeps_a_copy_in_the_run(flow: Flow) -> None:
     assert kept.read_text() == "# hi"
     (record,) = [record for record in flow.journal(summary.run_id) if record["p"] == "w"]
     assert record["x"]["artifact"] == str(kept.resolve())
-
-
-def test_a_kind_the_engine_cannot_run_fails_the_step_cleanly(flow: Flow) -> None:
-    summary = flow.run(
-        """
-        steps:
-          - id: lines
-            stream:
-              from: {items: [1, 2]}
-              steps: [{id: each, run: "true"}]
-        """
-    )
-    assert summary.status == "failed"
-    assert summary.error == "step 'lines': stream steps cannot run yet"
