@@ -94,6 +94,12 @@ Events = Annotated[
     typer.Option("--events", help="Stream every event to stdout (progress goes to stderr).", show_default=False),
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress; only errors and the outputs.")]
+Webhook = Annotated[
+    str | None,
+    typer.Option(
+        "--webhook", help="POST run events to this URL as they happen (also LLMFLOW_WEBHOOK_URL).", metavar="URL"
+    ),
+]
 DurabilityOption = Annotated[
     Durability, typer.Option("--durability", help="How hard the journal pushes records to disk.")
 ]
@@ -154,6 +160,7 @@ def run(
     quiet: Quiet = False,
     state_dir: StateDir = None,
     durability: DurabilityOption = Durability.strict,
+    webhook: Webhook = None,
 ) -> None:
     """Run a workflow, journaling every step so that it can be resumed.
 
@@ -162,7 +169,7 @@ def run(
     """
     from llmflow.cli.run import Reporting, run_workflow
 
-    reporting = Reporting(json_output, events is not None, quiet, state_dir, durability.value)
+    reporting = Reporting(json_output, events is not None, quiet, state_dir, durability.value, webhook)
     raise typer.Exit(run_workflow(file, inputs or [], inputs_file, dry_run=dry_run, reporting=reporting))
 
 
@@ -190,6 +197,7 @@ def resume(
     quiet: Quiet = False,
     state_dir: StateDir = None,
     durability: DurabilityOption = Durability.strict,
+    webhook: Webhook = None,
 ) -> None:
     """Continue a run that failed, was interrupted or cancelled, or waits for approval.
 
@@ -197,7 +205,7 @@ def resume(
     """
     from llmflow.cli.run import Reporting, resume_workflow
 
-    reporting = Reporting(json_output, events is not None, quiet, state_dir, durability.value)
+    reporting = Reporting(json_output, events is not None, quiet, state_dir, durability.value, webhook)
     code = resume_workflow(
         run_id,
         last=last,
@@ -251,6 +259,27 @@ def logs(
     from llmflow.cli.runs import show_logs
 
     raise typer.Exit(show_logs(run_id, last=last, follow=follow, as_json=as_json, state_dir=state_dir))
+
+
+@app.command()
+def report(
+    run_id: RunId = None,
+    last: Last = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where to write the page (default: report-RUN_ID.html; - for stdout).",
+            dir_okay=False,
+        ),
+    ] = None,
+    state_dir: StateDir = None,
+) -> None:
+    """Write a run as one self-contained HTML page: graph, timeline, every step's details."""
+    from llmflow.cli.report import write_report
+
+    raise typer.Exit(write_report(run_id, last=last, output=output, state_dir=state_dir))
 
 
 @app.command()

@@ -39,6 +39,7 @@ class Reporting:
     quiet: bool = False
     state_dir: str | None = None
     durability: str = "strict"
+    webhook: str | None = None
 
     def check(self) -> None:
         """Refuse combinations that would mix two formats on stdout."""
@@ -171,6 +172,7 @@ def drive(
     import asyncio
 
     from llmflow.cli.console import make_console
+    from llmflow.observability import sinks_from_environment
     from llmflow.runtime import RunOptions, RunSummary
     from llmflow.sinks import StreamEventSink
 
@@ -178,6 +180,8 @@ def drive(
     sinks: list[Any] = [StreamEventSink(sys.stdout)] if reporting.events else []
     if console is not None:
         sinks.append(console)
+    # After the console, so that the live display stops before a webhook reports what it could not deliver.
+    sinks.extend(sinks_from_environment(webhook_url=reporting.webhook))
     started: list[str] = []
 
     def on_start(run_id: str, directory: Path) -> None:

@@ -11,10 +11,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from llmflow.cli import exits
-from llmflow.cli.console import describe_event, parent_path, preview, seconds, segment_label
+from llmflow.cli.console import describe_event, preview, seconds
 from llmflow.errors import UsageError
 
 if TYPE_CHECKING:
+    from llmflow.observability.timeline import Instance, RunTimeline
     from llmflow.store import FileRunHandle, FileRunStore
 
 _STATUS_COLORS = {
@@ -99,76 +100,67 @@ def list_runs(status: str | None, limit: int | None, *, as_json: bool, state_dir
 
 
 # -- show ------------------------------------------------------------------------------------------------
+#: Width of the timeline bars when stdout is not a terminal (a terminal gets what fits).
+_BAR_WIDTH = 32
+_ANSI = {"succeeded": "32", "failed": "31", "waiting": "33", "running": "36", "cancelled": "90", "skipped": "90"}
+
+
 def node_tree(handle: FileRunHandle) -> tuple[list[dict[str, Any]], list[str]]:
-    """The run's node instances from its journal (latest record per path, in tree order) and the paths
-    whose compensation ran. The failed step and approvals awaited come from ``run.json``."""
-    nodes: dict[str, dict[str, Any]] = {}
-    compensated: list[str] = []
-    for record in handle.records():
-        status, path = record.get("s"), str(record.get("p", ""))
-        if status == "compensated":
-            compensated.append(path)
-        elif status != "rewind":
-            started, ended = record.get("t") or (None, None)
-            nodes[path] = {
-                "path": path,
-                "status": status,
-                "started": started,
-                "ended": ended,
-                "duration": round(ended - started, 6) if started is not None and ended is not None else None,
-                "attempts": record.get("a", 1),
-                "output": record.get("output"),
-                "error": (record.get("e") or {}).get("message"),
-            }
-    meta = handle.meta
-    extra: list[tuple[Any, str]] = [(meta.get("failed_step"), "failed")] if meta.get("status") == "failed" else []
-    extra += [(waiting, "waiting") for waiting in meta.get("waiting_for") or ()]
-    for missing, status in extra:  # failed and paused steps leave no journal record
-        if missing and missing not in nodes:
-            nodes[missing] = {"path": missing, "status": status, "started": None, "ended": None, "duration": None}
-            nodes[missing].update(attempts=None, output=None, error=meta.get("error"))
-    children: dict[str, list[str]] = {}
-    for path in nodes:
-        while path:
-            parent = parent_path(path)
-            siblings = children.setdefault(parent, [])
-            if path in siblings:
-                break
-            siblings.append(path)
-            path = parent
+    """The run's node instances (latest journal record per path, completed from the events, in tree order)
+    as ``show --json`` lists them, and the paths whose compensation ran."""
+    from llmflow.observability.timeline import gather
 
-    def start_of(path: str) -> float:
-        own = nodes.get(path, {}).get("started")  # steps with no record (failed, waiting) came last
-        return float(own) if own is not None else min(map(start_of, children.get(path, ())), default=float("inf"))
+    timeline = gather(handle)
+    return [_node_document(node, timeline) for node in timeline.instances], timeline.compensated
 
-    def status_of(path: str) -> str:
-        """A placeholder (an item, an iteration, a section) has the status its children add up to."""
-        if path in nodes:
-            return str(nodes[path]["status"])
-        below = {status_of(child) for child in children.get(path, ())}
-        return next((s for s in ("failed", "waiting", "running") if s in below), "succeeded")
 
-    ordered: list[dict[str, Any]] = []
-
-    def visit(parent: str, depth: int) -> None:
-        for path in sorted(children.get(parent, ()), key=start_of):
-            node = nodes.get(path) or {"path": path, "status": status_of(path), "placeholder": True}
-            ordered.append({**node, "depth": depth, "compensated": path in compensated})
-            visit(path, depth + 1)
-
-    visit("", 0)
-    return ordered, compensated
+def _node_document(node: Instance, timeline: RunTimeline) -> dict[str, Any]:
+    document: dict[str, Any] = {"path": node.path, "status": node.status}
+    if node.placeholder:
+        document["placeholder"] = True
+    else:
+        document.update(
+            started=node.started,
+            ended=node.ended,
+            duration=node.duration,
+            attempts=node.attempts,
+            output=node.output,
+            error=node.error,
+            kind=node.kind,
+            usage=node.usage,
+        )
+    start, end = timeline.offset(node.started), timeline.offset(node.ended)
+    document["timeline"] = {"start": start, "end": end} if start is not None else None
+    document.update(depth=node.depth, compensated=node.compensated)
+    return document
 
 
 def show_run(selector: str | None, *, last: bool, as_json: bool, state_dir: str | None) -> int:
-    """``llmflow show``: the run's header and the tree of its node instances."""
+    """``llmflow show``: the run's header, and the tree of its node instances with a timeline bar each."""
+    from llmflow.observability.timeline import gather
+
     _, handle = _open(state_dir, selector, last)
-    meta = handle.meta
-    nodes, compensated = node_tree(handle)
+    timeline = gather(handle)
+    meta = timeline.meta
     if as_json:
-        listed = [{k: v for k, v in node.items() if k != "depth"} for node in nodes if not node.get("placeholder")]
-        sys.stdout.write(json.dumps({"run": meta, "nodes": listed}, indent=2, ensure_ascii=False) + "\n")
+        listed = [
+            {k: v for k, v in _node_document(node, timeline).items() if k != "depth"}
+            for node in timeline.instances
+            if not node.placeholder
+        ]
+        window = {"start": timeline.start, "end": timeline.end, "duration": round(timeline.duration, 6)}
+        document = {"run": meta, "nodes": listed, "timeline": window}
+        sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
         return exits.SUCCEEDED
+    lines = _show_header(meta, timeline.compensated)
+    lines.append("")
+    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+    lines.extend(_show_tree(timeline, color=color))
+    sys.stdout.write("\n".join(lines) + "\n")
+    return exits.SUCCEEDED
+
+
+def _show_header(meta: dict[str, Any], compensated: list[str]) -> list[str]:
     lines = [
         f"run {meta.get('id')}  {meta.get('workflow', '?')} ({meta.get('file', '?')})",
         f"status:   {meta.get('status')}" + (f" (resumed {meta['resumes']}×)" if meta.get("resumes") else ""),
@@ -186,27 +178,72 @@ def show_run(selector: str | None, *, last: bool, as_json: bool, state_dir: str 
         lines.append(f"usage:    {tokens} tokens, ${float(usage.get('cost') or 0):.4f}")
     if compensated:
         lines.append(f"compensated: {', '.join(compensated)}")
-    lines.append("")
-    for node in nodes:
-        status = node.get("status")
-        parts = [f"{'  ' * node['depth']}{_ICONS.get(str(status), '•')} {segment_label(node['path'])}"]
-        if node.get("duration") is not None:
-            parts.append(seconds(node["duration"]))
-        if (node.get("attempts") or 1) > 1:
-            parts.append(f"{node['attempts']} attempts")
-        if status == "skipped":
-            parts.append(status)
-        if node.get("compensated"):
-            parts.append("compensated")
-        if status == "waiting":
-            parts.append(f"waiting for approval: {preview(node.get('error') or '')}")
-        elif node.get("error"):
-            parts.append(f"error: {preview(node['error'])}")
-        elif node.get("output") is not None:
-            parts.append(f"→ {preview(node['output'])}")
-        lines.append("  ".join(parts))
-    sys.stdout.write("\n".join(lines) + "\n")
-    return exits.SUCCEEDED
+    return lines
+
+
+def _show_tree(timeline: RunTimeline, *, color: bool) -> list[str]:
+    """One line per instance: the tree, a bar placed by start and end within the run, then the details."""
+    import shutil
+
+    from llmflow.observability.timeline import tokens
+
+    def paint(text: str, status: str) -> str:
+        return f"\033[{_ANSI.get(status, '0')}m{text}\033[0m" if color else text
+
+    heads = [(f"{'  ' * node.depth}", _ICONS.get(node.status, "•"), node.label) for node in timeline.instances]
+    name_width = min(max((len(f"{a}{b} {c}") for a, b, c in heads), default=0), 48)
+    width = _BAR_WIDTH
+    if sys.stdout.isatty():
+        columns = shutil.get_terminal_size((120, 24)).columns
+        width = max(16, min(60, columns - name_width - 48))
+    total = seconds(timeline.duration) if timeline.start is not None else ""
+    lines = [f"{'':<{name_width}}   0s{total:>{width - 2}}" if width > len(total) + 3 else ""]
+    for (indent, icon, label), node in zip(heads, timeline.instances, strict=True):
+        pad = " " * max(0, name_width - len(f"{indent}{icon} {label}"))
+        head = f"{indent}{paint(icon, node.status)} {label}{pad}"
+        bar = f"│{paint(_bar(timeline, node, width), node.status)}│"
+        details = "" if node.placeholder else node_details(node, tokens(node.usage))
+        lines.append(f"{head}  {bar}  {details}".rstrip())
+    return lines
+
+
+def _bar(timeline: RunTimeline, node: Instance, width: int) -> str:
+    """``node``'s span as a run of blocks within ``width`` cells (``░`` for an item or section, ``·`` for a
+    skipped step); blank when its times are unknown."""
+    import math
+
+    if node.started is None or timeline.start is None:
+        return " " * width
+    scale = width / timeline.duration
+    end = node.ended if node.ended is not None else (timeline.end or node.started)
+    first = min(width - 1, max(0, int((node.started - timeline.start) * scale)))
+    last = min(width, max(first + 1, math.ceil((end - timeline.start) * scale)))
+    fill = "░" if node.placeholder else ("·" if node.status == "skipped" else "█")
+    return " " * first + fill * (last - first) + " " * (width - last)
+
+
+def node_details(node: Instance, token_count: int) -> str:
+    """What follows an instance's bar: duration, attempts, tokens and cost, status notes, then the error or a
+    preview of the output."""
+    parts: list[str] = []
+    if node.duration is not None and node.status != "skipped":
+        parts.append(seconds(node.duration))
+    if (node.attempts or 1) > 1:
+        parts.append(f"{node.attempts} attempts")
+    if token_count:
+        cost = float((node.usage or {}).get("cost") or 0)
+        parts.append(f"{token_count} tokens" + (f" ${cost:.4f}" if cost else ""))
+    if node.status in ("skipped", "cancelled", "running"):
+        parts.append(node.status)
+    if node.compensated:
+        parts.append("compensated")
+    if node.status == "waiting":
+        parts.append(f"waiting for approval: {preview(node.error or '')}")
+    elif node.error:
+        parts.append(f"error: {preview(node.error)}")
+    elif node.output is not None:
+        parts.append(f"→ {preview(node.output)}")
+    return "  ".join(parts)
 
 
 # -- logs ------------------------------------------------------------------------------------------------

@@ -99,7 +99,10 @@ def test_show_draws_the_node_tree_with_previews(shared: Shared) -> None:
     assert "status:   failed" in head
     assert 'inputs:   {"fail": true}' in head
     assert "error:    went wrong with hello (step boom)" in head
-    lines = [re.sub(r"\d+\.\d\ds", "T", line) for line in tree.splitlines()]
+    ruler, *rows = tree.splitlines()
+    assert ruler.split() == ["0s", re.search(r"duration: (\S+)", head).group(1)]  # type: ignore[union-attr]
+    assert all(re.search(r"│ *[█░·]+ *│", row) for row in rows), "every instance has a timeline bar"
+    lines = [re.sub(r"\d+\.\d\ds", "T", re.sub(r" *│[ █░·]*│", "", row)) for row in rows]
     assert lines == [
         "✓ hello  T  → hello",
         '✓ each  T  → ["item 1", "item 2"]',
@@ -107,7 +110,7 @@ def test_show_draws_the_node_tree_with_previews(shared: Shared) -> None:
         "    ✓ shout  T  → item 1",
         "  ✓ [1]",
         "    ✓ shout  T  → item 2",
-        "✗ boom  error: went wrong with hello",
+        "✗ boom  T  error: went wrong with hello",
     ]
 
 

@@ -1,0 +1,369 @@
+"""A run's node instances in tree order, with times, attempts and token usage from its journal and events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llmflow.engine.ports import RunHandle
+
+Event = dict[str, Any]
+
+#: Step events that end a node instance, and the status each gives it.
+_ENDINGS = {
+    "step.completed": "succeeded",
+    "step.failed": "failed",
+    "step.skipped": "skipped",
+    "step.cancelled": "cancelled",
+}
+#: Events that open an item, iteration or branch of a pattern node (the placeholder rows of the tree).
+_OPENINGS = ("map.item", "loop.iteration", "parallel.branch")
+_USAGE_KEYS = ("input_tokens", "output_tokens", "cost", "calls")
+#: Events kept per instance for the report (a step retried a thousand times keeps its first ones).
+_EVENTS_PER_PATH = 200
+
+
+def parent_path(path: str) -> str:
+    """The enclosing instance path: ``label[3]/classify`` → ``label[3]`` → ``label`` → ``""``.
+
+    The same rule as the console's; kept here too so that this module does not depend on the CLI.
+    """
+    if path.endswith("]") and "[" in path:
+        return path[: path.rindex("[")]
+    slash = path.rfind("/")
+    return path[:slash] if slash >= 0 else ""
+
+
+def segment_label(path: str) -> str:
+    """The last part of an instance path: ``classify``, or ``[3]`` for an item or iteration."""
+    if path.endswith("]") and "[" in path:
+        return path[path.rindex("[") :]
+    return path[path.rfind("/") + 1 :]
+
+
+def add_usage(total: dict[str, Any], usage: dict[str, Any]) -> None:
+    """Add one ``llm.usage`` (or journal ``x.usage``) mapping into ``total``."""
+    for key in _USAGE_KEYS:
+        value = usage.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            total[key] = total.get(key, 0) + value
+    if usage.get("model"):
+        total["model"] = usage["model"]
+
+
+def tokens(usage: dict[str, Any] | None) -> int:
+    """Input plus output tokens of a usage mapping."""
+    if not usage:
+        return 0
+    return int((usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0))
+
+
+@dataclass(slots=True)
+class Instance:
+    """One node instance (or, with ``placeholder``, an item, iteration or section holding some)."""
+
+    path: str
+    status: str
+    started: float | None = None  # seconds since the epoch
+    ended: float | None = None
+    attempts: int | None = None
+    output: Any = None
+    error: str | None = None
+    error_detail: dict[str, Any] | None = None
+    extra: dict[str, Any] | None = None
+    usage: dict[str, Any] | None = None
+    kind: str | None = None
+    name: str | None = None
+    preview: str | None = None
+    recorded: bool = False  # has a journal record
+    placeholder: bool = False
+    compensated: bool = False
+    depth: int = 0
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end, when both are known."""
+        if self.started is None or self.ended is None:
+            return None
+        return round(max(0.0, self.ended - self.started), 6)
+
+    @property
+    def label(self) -> str:
+        """The last part of the path, as a tree shows it."""
+        return segment_label(self.path)
+
+
+@dataclass(slots=True)
+class RunTimeline:
+    """Everything ``show`` and ``report`` draw: ``run.json``, the instances in tree order, the time window."""
+
+    meta: dict[str, Any]
+    instances: list[Instance]
+    compensated: list[str]
+    start: float | None
+    end: float | None
+
+    @property
+    def duration(self) -> float:
+        """The window the instances are drawn in, in seconds (never zero, so it can be divided by)."""
+        if self.start is None or self.end is None:
+            return 0.0
+        return max(self.end - self.start, 1e-6)
+
+    def offset(self, moment: float | None) -> float | None:
+        """Seconds from the start of the window to ``moment``."""
+        if moment is None or self.start is None:
+            return None
+        return round(moment - self.start, 6)
+
+
+@dataclass(slots=True)
+class _Seen:
+    """What the events say about one instance path."""
+
+    started: float | None = None
+    ended: float | None = None
+    status: str | None = None
+    attempts: int = 0
+    usage: dict[str, Any] | None = None
+    kind: str | None = None
+    name: str | None = None
+    preview: str | None = None
+    error: dict[str, Any] | None = None
+    events: list[Event] = field(default_factory=list)
+
+
+def read_events(handle: RunHandle) -> Iterator[Event]:
+    """The run's events from ``events.jsonl``; damaged lines are passed over."""
+    try:
+        data = handle.events_path().read_bytes()
+    except OSError:
+        return
+    for line in data.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            yield event
+
+
+def opening_path(event: Event) -> str | None:
+    """The path of the item, iteration or branch a ``map.item``, ``loop.iteration`` or ``parallel.branch``
+    event opens (``label[3]``, ``reviews/style``)."""
+    data, path = event.get("data") or {}, str(event.get("path", ""))
+    kind = event.get("type")
+    if kind == "map.item" and isinstance(data.get("index"), int):
+        return f"{path}[{data['index']}]"
+    if kind == "loop.iteration" and isinstance(data.get("iteration"), int):
+        return f"{path}[{data['iteration'] - 1}]"
+    if kind == "parallel.branch" and data.get("branch"):
+        return f"{path}/{data['branch']}"
+    return None
+
+
+def summarise_events(events: Iterable[Event], *, keep: bool = False) -> dict[str, _Seen]:
+    """Per instance path: first start, end, status, attempts, usage (summed over every call) and kind."""
+    seen: dict[str, _Seen] = {}
+    for event in events:
+        kind = str(event.get("type", ""))
+        if not (kind.startswith(("step.", "llm.usage")) or kind in _OPENINGS):
+            continue
+        path = opening_path(event) if kind in _OPENINGS else str(event.get("path", ""))
+        if not path:
+            continue
+        item = seen.get(path)
+        if item is None:
+            item = seen[path] = _Seen()
+        stamp = float(event.get("ts") or 0) / 1e9
+        attempt = int(event.get("attempt") or 0)
+        data = event.get("data") or {}
+        if keep and len(item.events) < _EVENTS_PER_PATH:
+            item.events.append(event)
+        if kind == "step.started" or kind in _OPENINGS:
+            if attempt <= 1 or item.started is None:  # a first attempt, or the instance run again on resume
+                item.started, item.ended, item.status = stamp, None, "running"
+            item.kind = str(data.get("kind") or item.kind or "") or None
+            item.name = data.get("name") or item.name
+        elif kind in _ENDINGS:
+            item.ended, item.status = stamp, _ENDINGS[kind]
+            item.started = item.started if item.started is not None else stamp
+            item.kind = str(data.get("kind") or item.kind or "") or None
+            if data.get("preview") is not None:
+                item.preview = str(data["preview"])
+            error = data.get("error")
+            item.error = error if isinstance(error, dict) else ({"message": str(error)} if error else None)
+        elif kind == "llm.usage":
+            if item.usage is None:
+                item.usage = {}
+            add_usage(item.usage, data)
+        item.attempts = max(item.attempts, attempt)
+    return seen
+
+
+def gather(handle: RunHandle, *, keep_events: bool = False) -> RunTimeline:
+    """The run's instances: the latest journal record per path, completed by what the events tell (steps
+    that failed or paused leave no record; usage counts every call, retries included)."""
+    meta = handle.meta
+    seen = summarise_events(read_events(handle), keep=keep_events)
+    nodes: dict[str, Instance] = {}
+    compensated: list[str] = []
+    for record in handle.records():
+        status, path = record.get("s"), str(record.get("p", ""))
+        if status == "compensated":
+            compensated.append(path)
+            continue
+        if status not in ("succeeded", "failed", "skipped", "cancelled"):
+            continue  # rewinds and resets change what runs again, not what happened
+        times = record.get("t") or (None, None)
+        error = record.get("e") if isinstance(record.get("e"), dict) else None
+        extra = record.get("x") if isinstance(record.get("x"), dict) else None
+        nodes[path] = Instance(
+            path=path,
+            status=str(status),
+            started=times[0],
+            ended=times[1],
+            attempts=int(record.get("a", 1)),
+            output=record.get("output"),
+            error=str(error.get("message")) if error else None,
+            error_detail=error,
+            extra=extra,
+            usage=dict(extra["usage"]) if extra and isinstance(extra.get("usage"), dict) else None,
+            recorded=True,
+        )
+    _add_unrecorded(nodes, seen, meta)
+    for path, node in nodes.items():
+        item = seen.get(path)
+        if item is None:
+            continue
+        node.kind, node.name, node.preview, node.events = item.kind, item.name, item.preview, item.events
+        if item.usage:  # every call counts, also those of failed attempts
+            node.usage = item.usage
+    instances = _tree(nodes, seen, compensated)
+    starts = [node.started for node in instances if node.started is not None]
+    ends = [node.ended for node in instances if node.ended is not None] + starts
+    start = min(starts, default=None)
+    run_start, run_end = _moment(meta.get("started") or meta.get("created")), _moment(meta.get("ended"))
+    if run_start is not None and (start is None or run_start < start):
+        start = run_start
+    end = max(ends, default=None)
+    if run_end is not None and (end is None or run_end > end):
+        end = run_end
+    return RunTimeline(meta=meta, instances=instances, compensated=compensated, start=start, end=end)
+
+
+def _moment(stamp: object) -> float | None:
+    from llmflow.store.ids import parse_timestamp
+
+    moment = parse_timestamp(stamp)
+    return moment.timestamp() if moment is not None else None
+
+
+def _add_unrecorded(nodes: dict[str, Instance], seen: dict[str, _Seen], meta: dict[str, Any]) -> None:
+    """Instances the journal does not hold: the step that failed the run, those waiting for approval, and
+    those the events show failing, cancelled or still running."""
+    failed_step = meta.get("failed_step") if meta.get("status") == "failed" else None
+    waiting = [str(path) for path in meta.get("waiting_for") or ()] if meta.get("status") == "waiting" else []
+    for path, item in seen.items():
+        if path in nodes or item.status not in ("failed", "cancelled", "running"):
+            continue
+        if item.status == "running" and (item.kind is None or path in waiting):
+            continue  # item, iteration and branch openings are placeholders; approvals are added below
+        error = item.error or {}
+        nodes[path] = Instance(
+            path=path,
+            status=item.status,
+            started=item.started,
+            ended=item.ended,
+            attempts=item.attempts or None,
+            error=str(error["message"]) if error.get("message") else None,
+            error_detail=item.error,
+        )
+    extra: list[tuple[Any, str]] = [(failed_step, "failed")] + [(path, "waiting") for path in waiting]
+    for missing, status in extra:
+        if not missing:
+            continue
+        node = nodes.get(missing)
+        if node is None:
+            item = seen.get(missing) or _Seen()
+            node = nodes[missing] = Instance(path=missing, status=status, started=item.started, ended=item.ended)
+            node.attempts = item.attempts or None
+        node.status = status
+        if node.error is None:
+            node.error = meta.get("error")
+
+
+def _tree(nodes: dict[str, Instance], seen: dict[str, _Seen], compensated: list[str]) -> list[Instance]:
+    """Instances in tree order (siblings by start time), with placeholder rows for the items, iterations and
+    sections between them; a placeholder spans its children and has the status they add up to."""
+    children: dict[str, dict[str, None]] = {}  # insertion-ordered sets
+    for path in nodes:
+        while path:
+            parent = parent_path(path)
+            siblings = children.setdefault(parent, {})
+            if path in siblings:
+                break
+            siblings[path] = None
+            path = parent
+    done: set[str] = set(compensated)
+    starts: dict[str, float] = {}
+
+    def start_of(path: str) -> float:
+        if path not in starts:
+            own = nodes[path].started if path in nodes else None
+            if own is None and path in seen:
+                own = seen[path].started
+            below = min(map(start_of, children.get(path, ())), default=float("inf"))
+            starts[path] = own if own is not None and own <= below else below
+        return starts[path]
+
+    ordered: list[Instance] = []
+
+    def visit(parent: str, depth: int) -> None:
+        for path in sorted(children.get(parent, ()), key=start_of):
+            node = nodes.get(path) or _placeholder(path, children, nodes, seen)
+            node.depth, node.compensated = depth, path in done
+            ordered.append(node)
+            visit(path, depth + 1)
+
+    visit("", 0)
+    return ordered
+
+
+def _placeholder(
+    path: str, children: dict[str, dict[str, None]], nodes: dict[str, Instance], seen: dict[str, _Seen]
+) -> Instance:
+    """The row of an item, iteration or section: its span and status come from the instances below it."""
+    below: list[Instance] = []
+
+    def collect(parent: str) -> None:
+        for child in children.get(parent, ()):
+            if child in nodes:
+                below.append(nodes[child])
+            collect(child)
+
+    collect(path)
+    statuses = {node.status for node in below}
+    worst = next((s for s in ("failed", "waiting", "running", "cancelled") if s in statuses), None)
+    status = worst or ("skipped" if statuses == {"skipped"} else "succeeded")
+    starts = [node.started for node in below if node.started is not None]
+    ends = [node.ended for node in below if node.ended is not None]
+    item = seen.get(path)
+    if item is not None and item.started is not None:
+        starts.append(item.started)
+    usage: dict[str, Any] = {}
+    for node in below:
+        if node.usage:
+            add_usage(usage, node.usage)
+    return Instance(
+        path=path,
+        status=status,
+        started=min(starts, default=None),
+        ended=max(ends, default=None) if status not in ("running", "waiting") else None,
+        usage=usage or None,
+        placeholder=True,
+    )
