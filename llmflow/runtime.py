@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,9 @@ from llmflow.engine.ports import RunHandle, RunStore
 from llmflow.engine.resume import check_edited, replay_index, rerun_set, rewind_record, static_path
 from llmflow.engine.runner import Engine, RunState
 from llmflow.errors import UsageError
-from llmflow.providers import ProviderRegistry, builtin_providers
+from llmflow.plugins import Plugins, load_plugins
+from llmflow.plugins.loading import builtin_plugins, declared_plugins
+from llmflow.providers import ProviderRegistry
 from llmflow.providers.pricing import DEFAULT_PRICES
 
 __all__ = [
@@ -44,22 +46,53 @@ def open_store(state_dir: str | None = None) -> RunStore:
 
 
 def registry() -> ActionRegistry:
-    """Every action: built-ins (and, later, plugins) through one door."""
-    from llmflow.actions import builtin_actions
-
-    return ActionRegistry(builtin_actions())
+    """The built-in actions, registered by the built-in plugin's ``register_actions`` (a run then lets its
+    other plugins add theirs through the same hook)."""
+    actions = ActionRegistry()
+    builtin_plugins(shared=True).register_actions(actions, builtin=True)
+    return actions
 
 
 def providers(config: Config | None = None) -> ProviderRegistry:
-    """Every model provider: built-ins (and, later, plugins) through one door, with the run's settings."""
-    return ProviderRegistry(builtin_providers(config), config)
+    """The built-in model providers with the run's settings, registered by the built-in plugin's
+    ``register_providers`` (a run then lets its other plugins add theirs)."""
+    models = ProviderRegistry(config=config)
+    builtin_plugins(shared=True).register_providers(models, builtin=True)
+    return models
+
+
+@dataclass(slots=True)
+class _Wiring:
+    """What a run's plugins give it: the plugins, every action and every model provider."""
+
+    plugins: Plugins
+    actions: ActionRegistry
+    models: ProviderRegistry
+
+
+def _wire(plugins: Plugins, config: Config) -> _Wiring:
+    """The built-ins, then every other plugin's actions and providers (a later registration of a name wins)."""
+    actions = registry()
+    plugins.register_actions(actions)
+    models = providers(config)
+    plugins.register_providers(models)
+    return _Wiring(plugins, actions, models)
 
 
 def _source_layout(workflow: Workflow) -> tuple[Path, dict[str, str], str]:
-    """The common folder of every source file, each file's text by relative path, and the main file's."""
+    """The common folder of every source file, each file's text by relative path, and the main file's.
+
+    Plugin files named in ``plugins:`` are frozen with the workflow files, so that the frozen copy compiles
+    on resume (the resumed run imports them from their original folder, as ``python`` steps do).
+    """
     files = [Path(path) for path in workflow.sources]
-    root = Path(os.path.commonpath([str(path.parent) for path in files]))
-    texts = {str(path.relative_to(root)): path.read_text(encoding="utf-8") for path in files}
+    plugin_files = [
+        path
+        for directory, entry in declared_plugins(workflow)
+        if entry.endswith(".py") and (path := (directory / entry).resolve()).is_file()
+    ]
+    root = Path(os.path.commonpath([str(path.parent) for path in [*files, *plugin_files]]))
+    texts = {str(path.relative_to(root)): path.read_text(encoding="utf-8") for path in [*plugin_files, *files]}
     return root, texts, str(workflow.path.relative_to(root))
 
 
@@ -71,6 +104,7 @@ async def start_run(workflow: Workflow, inputs: Mapping[str, Any], options: RunO
     values = resolve_inputs(workflow.inputs, inputs)
     store = open_store(options.state_dir)
     config = _settings(store)  # before the run exists: a malformed llmflow.toml leaves no run behind
+    wiring = _wire(load_plugins(workflow, options.plugins), config)  # nor does a plugin that does not load
     root, texts, main = _source_layout(workflow)
     meta = {
         "workflow": workflow.name,
@@ -85,8 +119,9 @@ async def start_run(workflow: Workflow, inputs: Mapping[str, Any], options: RunO
     handle = store.create_run(meta, texts, durability=options.durability)
     handle.lock()
     try:
-        state = _state(workflow, handle, store, options, config=config)
-    except BaseException:
+        state = _state(workflow, handle, store, options, wiring, config=config)
+    except BaseException as error:
+        handle.update(status="failed", ended=now(), error=str(error) or type(error).__name__)
         handle.close()
         raise
     engine = Engine(state)
@@ -107,6 +142,7 @@ def _state(
     handle: RunHandle,
     store: RunStore,
     options: RunOptions,
+    wiring: _Wiring,
     start_seq: int = 0,
     config: Config | None = None,
 ) -> RunState:
@@ -117,7 +153,11 @@ def _state(
     project = project_root(store.root)
     config = config if config is not None else _settings(store)
     secrets, redactor = run_secrets(workflow, config)
-    sinks = [FileEventSink(handle.events_path()), *options.sinks]
+    sinks = [
+        FileEventSink(handle.events_path()),
+        *options.sinks,
+        *wiring.plugins.sinks(handle.run_id, handle.directory),
+    ]
     if redactor:  # only runs with secrets pay for masking: journal records, run.json, events, cache, output
         handle = masked_handle(handle, redactor)
         store = masked_store(store, redactor)
@@ -128,7 +168,7 @@ def _state(
     bus = EventBus(handle.run_id, start_seq)
     for sink in sinks:
         bus.add(sink)
-    models = providers(config)
+    models = wiring.models
     models.redactor = redactor if redactor else None  # streamed text is masked as it arrives
     env = dict(os.environ)
     state = RunState(
@@ -136,7 +176,7 @@ def _state(
         workflow=workflow,
         handle=handle,
         bus=bus,
-        registry=registry(),
+        registry=wiring.actions,
         project_dir=project,
         store=store,
         env=env,
@@ -144,6 +184,7 @@ def _state(
         output_listener=redacting_listener(options.output_listener, redactor),
         providers=models,
         prices={**DEFAULT_PRICES, **config.prices},
+        interceptor=wiring.plugins.interceptor(),
     )
     if workflow.limits.max_concurrency:
         state.action_slots = asyncio.Semaphore(workflow.limits.max_concurrency)
@@ -194,6 +235,20 @@ def _rebase(workflow: Workflow, original: Path) -> Workflow:
     return replace(workflow, path=original)
 
 
+def _original_folders(store: RunStore, run_id: str, meta: Mapping[str, Any]) -> Callable[[Workflow], Path]:
+    """The original folder of a (sub-)workflow compiled from the run's frozen copy (as ``source_dir_for``)."""
+    frozen = store.source_dir(run_id).resolve()
+    original = Path(str(meta["source_root"]))
+
+    def folder(flow: Workflow) -> Path:
+        try:
+            return original / flow.directory.resolve().relative_to(frozen)
+        except ValueError:
+            return flow.directory
+
+    return folder
+
+
 def _map_sources(state: RunState, store: RunStore, run_id: str, meta: Mapping[str, Any]) -> None:
     state.frozen_root = store.source_dir(run_id).resolve()
     state.original_root = Path(str(meta["source_root"]))
@@ -215,11 +270,14 @@ async def resume_run(request: ResumeRequest, options: RunOptions | None = None) 
         waiting = _check_resumable(run_id, meta, request)
         records = handle.records()
         workflow = _resume_workflow(store, run_id, meta, request, records)
+        directory_of = _original_folders(store, run_id, meta) if request.workflow_file is None else None
+        config = _settings(store)
+        wiring = _wire(load_plugins(workflow, options.plugins, directory_of=directory_of), config)
         rewind = rewind_record(workflow, request.from_step) if request.from_step is not None else None
         values = _resume_inputs(workflow, meta, request)
         _end_torn_event(handle.events_path())
         start_seq = max(int(meta.get("last_seq") or 0), handle.last_event_seq())
-        state = _state(workflow, handle, store, options, start_seq=start_seq)
+        state = _state(workflow, handle, store, options, wiring, start_seq=start_seq, config=config)
     except BaseException:
         handle.close()
         raise

@@ -1,8 +1,9 @@
-"""The built-in leaf actions, registered through the same door as plugin actions."""
+"""The built-in leaf actions, registered through the same door as plugin actions (``register_actions``)."""
 
 from __future__ import annotations
 
-from llmflow.engine.actions import Action
+from llmflow.engine.actions import Action, ActionRegistry
+from llmflow.plugins.hookspecs import hookimpl
 
 
 def builtin_actions() -> dict[str, Action]:
@@ -22,3 +23,10 @@ def builtin_actions() -> dict[str, Action]:
         "emit": control.emit,
         "approval": control.approval,
     }
+
+
+@hookimpl(tryfirst=True)  # before every other plugin, so that a plugin may replace a built-in action
+def register_actions(registry: ActionRegistry) -> None:
+    """Register the built-in actions."""
+    for kind, action in builtin_actions().items():
+        registry.register(kind, action)

@@ -332,6 +332,30 @@ def new(
     raise typer.Exit(new_workflow(name, template, assignments or [], force=force, directory=directory))
 
 
+@app.command()
+def plugins(
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Also load this workflow's plugins: files.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            metavar="FILE",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """List the plugins a run loads: built-in, installed entry points (group llmflow), a workflow's files.
+
+    Exit status: 0 listed; 2 a plugin cannot be imported, or FILE is not a valid workflow.
+    """
+    from llmflow.cli.plugins import list_plugins
+
+    raise typer.Exit(list_plugins(file, as_json=as_json))
+
+
 app.add_typer(templates_app, name="templates")
 
 

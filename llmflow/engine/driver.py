@@ -15,6 +15,7 @@ from typing import Any
 from llmflow.compiler.graph import Workflow
 from llmflow.engine.compensation import compensate
 from llmflow.engine.events import Sink
+from llmflow.engine.hooks import HookRunner
 from llmflow.engine.outcome import PauseRun
 from llmflow.engine.ports import Durability, RunHandle
 from llmflow.engine.runner import Engine, RunState
@@ -31,6 +32,8 @@ class RunOptions:
     output_listener: Callable[[str, str, str], None] | None = None
     started_listener: Callable[[str, Path], None] | None = None
     handle_signals: bool = True
+    #: Plugin objects (modules, classes or instances with ``@hookimpl`` functions) added for this run.
+    plugins: list[Any] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -88,6 +91,7 @@ async def drive(
     loop = asyncio.get_running_loop()
     handlers: list[signal.Signals] = []
     outer_cancelled = False
+    hooks = HookRunner(engine, frame, workflow.hooks) if workflow.hooks else None
     try:
         driver = {"pid": os.getpid(), "host": socket.gethostname()}
         if start_event == "run.resumed":
@@ -95,12 +99,18 @@ async def drive(
         handle.update(status="running", **driver)
         if options.started_listener is not None:
             options.started_listener(handle.run_id, handle.directory)
+        if hooks is not None:
+            hooks.attach()
         state.emit(start_event, "", {"workflow": workflow.name, "inputs": redacted_inputs(workflow, inputs)})
         task = asyncio.ensure_future(_main(engine, workflow, frame))
+        if hooks is not None:
+            hooks.on_failure = _hook_stopper(task, reason)
+            if hooks.failure is not None:  # a required hook on the start event failed at once
+                hooks.on_failure()
         if options.handle_signals:
             for sig, why in ((signal.SIGINT, "interrupted"), (signal.SIGTERM, "cancelled")):
                 try:
-                    loop.add_signal_handler(sig, _stopper(task, reason, why))
+                    loop.add_signal_handler(sig, _stopper(task, reason, why, hooks))
                     handlers.append(sig)
                 except (NotImplementedError, RuntimeError, ValueError):
                     pass
@@ -115,7 +125,9 @@ async def drive(
                 reason.append("timeout")
             task.cancel()
             await asyncio.wait({task})
-        await _settle(task, engine, frame, summary, reason)
+        await _settle(task, engine, frame, summary, reason, hooks)
+        if hooks is not None and not outer_cancelled:
+            await _settle_hooks(hooks, engine, frame, summary)
     except asyncio.CancelledError:
         outer_cancelled = True
         summary.status = "interrupted"
@@ -126,7 +138,12 @@ async def drive(
     finally:
         for sig in handlers:
             loop.remove_signal_handler(sig)
-        _record_end(state, handle, summary)
+        try:
+            _announce_end(state, summary)
+            if hooks is not None:
+                await _end_hooks(hooks, cancel=outer_cancelled)
+        finally:
+            _record_end(state, handle, summary)
     if outer_cancelled:
         raise asyncio.CancelledError
     return summary
@@ -144,7 +161,12 @@ async def _main(engine: Engine, workflow: Workflow, frame: Any) -> Any:
 
 
 async def _settle(
-    task: asyncio.Future[Any], engine: Engine, frame: Any, summary: RunSummary, reason: list[str]
+    task: asyncio.Future[Any],
+    engine: Engine,
+    frame: Any,
+    summary: RunSummary,
+    reason: list[str],
+    hooks: HookRunner | None = None,
 ) -> None:
     """Turn how the workflow task ended into the summary (compensating a failure)."""
     workflow = engine.state.workflow
@@ -157,6 +179,10 @@ async def _settle(
         if reason[0] == "timeout":
             summary.status = "failed"
             summary.error = f"the run timed out after {workflow.limits.timeout:g}s (limits.timeout)"
+        elif reason[0] == "hook" and hooks is not None:
+            summary.status = "failed"
+            summary.error = hooks.failure
+            summary.compensated = await compensate(engine, frame)
         else:
             summary.status = reason[0]
     except PauseRun as pause:
@@ -171,20 +197,51 @@ async def _settle(
             summary.compensated = await compensate(engine, frame)
 
 
-def _record_end(state: RunState, handle: RunHandle, summary: RunSummary) -> None:
-    """Emit the run's last event, write the end state to ``run.json`` and release the run."""
+async def _settle_hooks(hooks: HookRunner, engine: Engine, frame: Any, summary: RunSummary) -> None:
+    """Wait for the hooks the run's steps started (cancel them when the run was stopped); a required hook
+    that failed meanwhile fails a run that had succeeded."""
+    if summary.status in ("interrupted", "cancelled"):
+        await hooks.cancel()
+        return
+    await hooks.drain()
+    if hooks.failure is not None and summary.status == "succeeded":
+        summary.status = "failed"
+        summary.error = hooks.failure
+        summary.outputs = None
+        summary.compensated = await compensate(engine, frame)
+
+
+async def _end_hooks(hooks: HookRunner, *, cancel: bool) -> None:
+    """Let the hooks of the run's last event finish (their failures can no longer change the status)."""
     try:
-        if summary.status == "running":  # stopped by something no one could handle
+        if cancel:
+            await hooks.cancel()
+        else:
+            await hooks.drain()
+    finally:
+        hooks.detach()
+
+
+def _announce_end(state: RunState, summary: RunSummary) -> None:
+    """Settle a status nobody set and emit the run's last event."""
+    if summary.status == "running":  # stopped by something no one could handle
+        summary.status = "interrupted"
+    summary.usage = dict(state.usage)
+    data: dict[str, Any] = {"status": summary.status}
+    if summary.error:
+        data["error"] = summary.error
+    if summary.failed_step:
+        data["failed_step"] = summary.failed_step
+    if summary.waiting_for:
+        data["waiting_for"] = summary.waiting_for
+    state.emit(_END_EVENTS[summary.status], "", data)
+
+
+def _record_end(state: RunState, handle: RunHandle, summary: RunSummary) -> None:
+    """Write the end state to ``run.json`` and release the run."""
+    try:
+        if summary.status == "running":
             summary.status = "interrupted"
-        summary.usage = dict(state.usage)
-        data: dict[str, Any] = {"status": summary.status}
-        if summary.error:
-            data["error"] = summary.error
-        if summary.failed_step:
-            data["failed_step"] = summary.failed_step
-        if summary.waiting_for:
-            data["waiting_for"] = summary.waiting_for
-        state.emit(_END_EVENTS[summary.status], "", data)
         handle.sync()
         handle.update(
             status=summary.status,
@@ -202,11 +259,24 @@ def _record_end(state: RunState, handle: RunHandle, summary: RunSummary) -> None
         handle.close()
 
 
-def _stopper(task: asyncio.Future[Any], reason: list[str], why: str) -> Callable[[], None]:
+def _stopper(
+    task: asyncio.Future[Any], reason: list[str], why: str, hooks: HookRunner | None = None
+) -> Callable[[], None]:
     def stop() -> None:
         if reason:  # a second signal: stop waiting for clean-up
             os._exit(130 if why == "interrupted" else 143)
         reason.append(why)
+        task.cancel()
+        if hooks is not None:  # hooks still running (the run may be waiting for them at its end) stop too
+            hooks.stop()
+
+    return stop
+
+
+def _hook_stopper(task: asyncio.Future[Any], reason: list[str]) -> Callable[[], None]:
+    def stop() -> None:
+        if not reason:
+            reason.append("hook")
         task.cancel()
 
     return stop

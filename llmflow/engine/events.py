@@ -38,6 +38,7 @@ EVENT_TYPES = (
     "llm.retry",
     "checkpoint.saved",
     "hook.failed",
+    "hook.decision",
 )
 
 Event = dict[str, Any]

@@ -64,6 +64,8 @@ class Outcome:
         """
         record: dict[str, Any] = {"p": path, "s": self.status}
         if self.status == SKIPPED:
+            if self.extra:  # a plugin's decision to skip it
+                record["x"] = self.extra
             return record
         record["t"] = [round(self.started, 3), round(self.ended, 3)]
         if self.output is not None:

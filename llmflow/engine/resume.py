@@ -10,6 +10,9 @@ Journal records that are not completions change what counts as done, in journal 
 ``{"s": "caught", "p": P, "e": error}``
     the body of try ``P`` failed and its ``catch`` began: a resume goes straight to ``catch`` with the same
     ``error`` instead of trying the body again (kept in the index under ``P/#caught``).
+``{"s": "decided", "p": P, "h": hook, "d": decision}``
+    a plugin's ``hook`` decided how composite ``P`` goes on (a branch taken, a loop broken) while it ran: a
+    resume re-entering ``P`` follows the same decision without asking again (kept under ``P/#decided``).
 ``{"s": "rewind", "drop": [...], "reopen": [...]}``
     ``resume --from STEP``: instances of the static paths in ``drop`` (and under them) run again; the
     composites in ``reopen`` (those around STEP) are re-entered, their earlier children stay done.
@@ -29,6 +32,8 @@ _INDEX = re.compile(r"\[\d+\]")
 _TRAILING_INDEX = re.compile(r"\[\d+\]$")
 #: Where the index keeps the "catch began" marker of a try instance.
 CAUGHT = "/#caught"
+#: Where the index keeps a plugin's decision about a composite instance (``engine.interception``).
+DECIDED = "/#decided"
 #: Statuses of records that complete a node instance.
 REPLAYABLE = frozenset({SUCCEEDED, SKIPPED, FAILED})
 
@@ -66,6 +71,8 @@ def replay_index(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, An
             index[path] = dict(record)
         elif status == "caught":
             index[path + CAUGHT] = dict(record)
+        elif status == "decided":
+            index[path + DECIDED] = dict(record)
         elif status in ("compensated", "reset"):
             dropped = [done for done in index if at_or_under(done, path)]
             if status == "compensated":
@@ -131,7 +138,7 @@ def check_edited(workflow: Workflow, records: Iterable[Mapping[str, Any]]) -> No
     """Refuse an edited workflow that no longer has every completed node instance's node."""
     missing: set[str] = set()
     for path in replay_index(records):
-        static = static_path(path.removesuffix(CAUGHT))
+        static = static_path(path.removesuffix(CAUGHT).removesuffix(DECIDED))
         if node_at(workflow, static) is None:
             missing.add(static)
     if missing:

@@ -18,24 +18,16 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Iterator, Mapping
-from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from llmflow.compiler.graph import ActionNode, GroupNode, IfNode, Node, ParallelNode, SwitchNode, TryNode, Workflow
+from llmflow.engine import interception
 from llmflow.engine.actions import Action, ActionContext, ActionResult
 from llmflow.engine.cache import cache_key, cached, remember
 from llmflow.engine.frame import Frame, StepsView
-from llmflow.engine.outcome import (
-    FAILED,
-    SKIPPED,
-    SUCCEEDED,
-    NodeFailed,
-    Outcome,
-    error_info,
-    json_encoder,
-    jsonable,
-)
+from llmflow.engine.outcome import FAILED, SKIPPED, SUCCEEDED, NodeFailed, Outcome, error_info, jsonable
 from llmflow.engine.patterns import EXECUTORS
+from llmflow.engine.preview import preview
 from llmflow.engine.state import RunState
 from llmflow.errors import ActionError, ExpressionError, LlmflowError, StepError, StepTimeout
 
@@ -43,53 +35,6 @@ if TYPE_CHECKING:
     from llmflow.expressions import Condition, ValueTemplate
 
 __all__ = ["Engine", "RunState", "preview"]
-
-#: Characters of an output shown in ``step.completed`` events (what the console and ``logs`` show).
-_PREVIEW = 80
-#: Items of a list or mapping that are sure to fill a preview (each takes at least 3 characters).
-_PREVIEW_ITEMS = 32
-_PREVIEW_JSON = json_encoder(", ", ": ", default=str)
-
-
-def preview(value: Any) -> str:
-    """A short text form of a value for events and listings (text as ``stringify`` shows it, cut short).
-
-    The cost is bounded by the preview's length, not the value's: long strings and big lists or mappings
-    are clipped before they are encoded.
-    """
-    kind = type(value)
-    if kind is str:
-        text: str = value
-    elif value is None:
-        return ""
-    elif kind is bool:
-        return "true" if value else "false"
-    elif kind is int or kind is float:
-        text = str(value)
-    elif kind is list or kind is dict:
-        text = _PREVIEW_JSON(_clipped(value, 0))
-    else:
-        from llmflow.expressions import stringify
-
-        text = stringify(value)
-    return text if len(text) <= _PREVIEW else text[: _PREVIEW - 1] + "…"
-
-
-def _clipped(value: Any, depth: int) -> Any:
-    """``value`` with everything past what a preview can show cut off (the JSON's start stays the same)."""
-    kind = type(value)
-    if kind is str:
-        return value if len(value) <= _PREVIEW else value[: _PREVIEW + 1]
-    if kind is list:
-        return [_clipped(item, depth + 1) for item in value[:_PREVIEW_ITEMS]] if depth < _PREVIEW else []
-    if kind is dict:
-        if depth >= _PREVIEW:
-            return {}
-        return {
-            key[: _PREVIEW + 1] if type(key) is str else key: _clipped(item, depth + 1)
-            for key, item in islice(value.items(), _PREVIEW_ITEMS)
-        }
-    return value
 
 
 class Engine:
@@ -202,10 +147,21 @@ class Engine:
         if skip:
             outcome = Outcome(SKIPPED, attempts=0, started=started, ended=started)
             await self.journal(path, outcome)
-            state.emit("step.skipped", path, {"id": node.id, "kind": node.kind})
             self._finish(node, frame, outcome)
+            state.emit("step.skipped", path, {"id": node.id, "kind": node.kind})
             return outcome
 
+        interceptor = state.interceptor
+        changes: dict[str, Any] | None = None
+        decisions: list[dict[str, Any]] | None = None
+        if interceptor is not None:
+            try:
+                early = interception.before(self, node, frame, path, started)
+            except StepError as error:  # the plugin failed: the node fails, once, without retries
+                return await self._failed(node, frame, path, error, 1, started, None)
+            if isinstance(early, Outcome):
+                return await self._skipped_by_plugin(node, frame, path, early)
+            changes, decisions = early
         leaf = isinstance(node, ActionNode)
         before = dict(frame.vars) if node.continue_on_error and not leaf else None
         policy = node.retry
@@ -217,7 +173,9 @@ class Engine:
                 self.forget(path)  # a retried composite starts afresh, as it would in an unbroken run
             state.emit("step.started", path, _started_data(node), attempt)
             try:
-                outcome = await self._attempt(node, frame, path, attempt)
+                outcome = await self._attempt(node, frame, path, attempt, changes)
+                if interceptor is not None:
+                    interception.after(self, node, frame, path, attempt, started, outcome, decisions)
                 break
             except StepError as error:
                 failure: StepError = error
@@ -226,10 +184,20 @@ class Engine:
             except asyncio.CancelledError:
                 state.emit("step.cancelled", path, {"id": node.id, "kind": node.kind}, attempt)
                 raise
-            if attempt < attempts and policy is not None and _retryable(failure, policy.on):
+            delay: float | None = None
+            if interceptor is not None:
+                verdict = interception.on_error(self, node, frame, path, attempt, failure, decisions)
+                if isinstance(verdict, Outcome):
+                    outcome = verdict
+                    break
+                if isinstance(verdict, StepError):
+                    return await self._failed(node, frame, path, verdict, attempt, started, before)
+                delay = verdict
+            if delay is None and attempt < attempts and policy is not None and _retryable(failure, policy.on):
                 delay = policy.delay_before(attempt + 1)
                 if policy.jitter:
                     delay *= 1 + random.uniform(-policy.jitter, policy.jitter)
+            if delay is not None:
                 data = {"id": node.id, "error": failure.message, "delay": round(delay, 3), "next_attempt": attempt + 1}
                 state.emit("step.retrying", path, data, attempt)
                 await asyncio.sleep(max(0.0, delay))
@@ -239,14 +207,28 @@ class Engine:
         outcome.attempts = attempt
         outcome.started = started
         outcome.ended = time.time()
+        if decisions:
+            interception.keep(outcome, decisions)
         await self.journal(path, outcome)
+        self._finish(node, frame, outcome)
         data = {"id": node.id, "kind": node.kind, "duration": round(outcome.duration, 6)}
         if outcome.output is not None:
             data["preview"] = preview(outcome.output)
         state.emit("step.completed", path, data, attempt)
-        self._finish(node, frame, outcome)
         if leaf and "usage" in outcome.extra:
             state.check_limits()
+        return outcome
+
+    async def _skipped_by_plugin(self, node: Node, frame: Frame, path: str, outcome: Outcome) -> Outcome:
+        """Journal and announce a node a plugin's ``skip`` decided (skipped, or succeeded with its output)."""
+        await self.journal(path, outcome)
+        self._finish(node, frame, outcome)
+        data: dict[str, Any] = {"id": node.id, "kind": node.kind, "decision": "skip"}
+        if outcome.status == SKIPPED:
+            self.state.emit("step.skipped", path, data)
+        else:
+            data.update(duration=0.0, preview=preview(outcome.output))
+            self.state.emit("step.completed", path, data)
         return outcome
 
     async def _failed(
@@ -296,10 +278,12 @@ class Engine:
                 frame.steps.record(child.id, inner)
             self._restore_scope(child, frame, inner)
 
-    async def _attempt(self, node: Node, frame: Frame, path: str, attempt: int) -> Outcome:
+    async def _attempt(
+        self, node: Node, frame: Frame, path: str, attempt: int, changes: Mapping[str, Any] | None = None
+    ) -> Outcome:
         work: Awaitable[Outcome]
         if isinstance(node, ActionNode):
-            work = self._action(node, frame, path, attempt)
+            work = self._action(node, frame, path, attempt, changes)
         else:
             executor = EXECUTORS.get(type(node).__name__)
             if executor is None:
@@ -310,9 +294,14 @@ class Engine:
         outcome: Outcome = await work
         return outcome
 
-    async def _action(self, node: ActionNode, frame: Frame, path: str, attempt: int) -> Outcome:
-        state = self.state
+    def action_context(
+        self, node: ActionNode, frame: Frame, path: str, attempt: int, changes: Mapping[str, Any] | None = None
+    ) -> tuple[ActionContext, dict[str, str]]:
+        """Render a leaf action's configuration, command and env (``changes`` laid over the configuration):
+        what one attempt of it receives, and the step's own env."""
         config = self.render(node.config, frame, node, node.action)
+        if changes:
+            config = {**config, **changes}
         shell = None
         if node.shell is not None:
             try:
@@ -330,22 +319,33 @@ class Engine:
             path=path,
             attempt=attempt,
             frame=frame,
-            services=state,
+            services=self.state,
             env=env,
             shell=shell,
         )
+        return context, own_env
+
+    def action_for(self, node: ActionNode, path: str) -> Action:
+        """The registered action of a leaf node."""
         try:
-            action = state.registry.get(node.action)
+            return self.state.registry.get(node.action)
         except KeyError:
             raise ActionError(f"no action is registered for '{node.action}' steps", path=path) from None
+
+    async def _action(
+        self, node: ActionNode, frame: Frame, path: str, attempt: int, changes: Mapping[str, Any] | None
+    ) -> Outcome:
+        state = self.state
+        context, own_env = self.action_context(node, frame, path, attempt, changes)
+        action = self.action_for(node, path)
         key = cache_key(context, own_env) if node.cache else None
         if key is not None and (hit := cached(state.store, key)) is not None:
             return hit
         if state.action_slots is not None:
             async with state.action_slots:
-                result = await _guarded(action, context)
+                result = await guarded(action, context)
         else:
-            result = await _guarded(action, context)
+            result = await guarded(action, context)
         if result.usage:
             state.emit("llm.usage", path, dict(result.usage), attempt)
             state.add_usage(result.usage)
@@ -461,7 +461,7 @@ def _retryable(error: StepError, on: frozenset[str]) -> bool:
     return "any" in on or error.kind in on
 
 
-async def _guarded(action: Action, context: ActionContext) -> ActionResult:
+async def guarded(action: Action, context: ActionContext) -> ActionResult:
     """Run an action; a bug in it (any exception that is not an llmflow error) fails the step, not the run."""
     try:
         return await action(context)

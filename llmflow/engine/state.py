@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from llmflow.compiler.graph import Workflow
     from llmflow.engine.actions import ActionRegistry, ModelProviders
     from llmflow.engine.events import EventBus
+    from llmflow.engine.interception import Interceptor
     from llmflow.engine.ports import RunHandle, RunStore
 
 _USAGE_KEYS = ("input_tokens", "output_tokens", "cost")
@@ -44,6 +45,7 @@ class RunState:
     providers: ModelProviders | None = None
     prices: dict[str, tuple[float, float]] = field(default_factory=dict)
     model_calls: dict[str, int] = field(default_factory=dict)
+    interceptor: Interceptor | None = None  # plugins that intercept node instances; None: none do
     _run_info: dict[str, Any] | None = field(default=None, init=False, repr=False)
 
     def next_call_index(self, model: str) -> int:

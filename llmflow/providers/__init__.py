@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from llmflow.config import Config
+from llmflow.plugins.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from llmflow.providers.resilience import Limiter
@@ -121,6 +122,13 @@ def builtin_providers(config: Config | None = None) -> dict[str, Callable[[], Pr
         return AnthropicProvider(settings)
 
     return {"mock": mock, "openai": openai, "anthropic": anthropic}
+
+
+@hookimpl(tryfirst=True)  # before every other plugin, so that a plugin may replace a built-in provider
+def register_providers(registry: ProviderRegistry) -> None:
+    """Register the built-in providers (the HTTP ones are imported when first used)."""
+    for name, factory in builtin_providers(registry.config).items():
+        registry.register(name, factory)
 
 
 #: The environment variable each built-in HTTP provider reads its key from.

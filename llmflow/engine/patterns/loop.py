@@ -1,9 +1,10 @@
-"""Loops: ``for_each``, ``times``, ``while`` (checked before) and ``until`` (checked after)."""
+"""Loops: ``for_each``, ``times``, ``while`` (checked before) and ``until`` (checked after); plugins may break."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from llmflow.engine.interception import IterationGate
 from llmflow.engine.outcome import SUCCEEDED, Outcome, jsonable
 from llmflow.errors import ActionError
 
@@ -50,6 +51,7 @@ async def execute_loop(engine: Engine, node: LoopNode, frame: Frame, path: str) 
     writes: dict[str, Any] = {}
     index = 0
     static_base = node.path + "/"
+    gate = IterationGate(engine, node, path) if engine.state.interceptor is not None else None
     while total is None or index < total:
         if index >= node.max_iterations:
             message = f"loop '{node.id}' stopped after max_iterations ({node.max_iterations}) without finishing"
@@ -59,6 +61,8 @@ async def execute_loop(engine: Engine, node: LoopNode, frame: Frame, path: str) 
         child = frame.nested(static_base, f"{path}[{index}]/", locals=names)
         if node.while_ is not None and not engine.check(node.while_, child, node, "while"):
             break
+        if gate is not None and gate.stops(child, index):
+            break
         engine.state.emit("loop.iteration", path, {"id": node.id, "iteration": index + 1})
         output, written = await engine.sequence(node.steps, child)
         outputs.append(output)
@@ -66,4 +70,7 @@ async def execute_loop(engine: Engine, node: LoopNode, frame: Frame, path: str) 
         index += 1
         if node.until is not None and engine.check(node.until, child, node, "until"):
             break
-    return Outcome(SUCCEEDED, output=outputs, writes=writes, extra={"iterations": index})
+    extra: dict[str, Any] = {"iterations": index}
+    if gate is not None and gate.decisions:
+        extra["decisions"] = gate.decisions
+    return Outcome(SUCCEEDED, output=outputs, writes=writes, extra=extra)

@@ -1,0 +1,15 @@
+"""Plugins (pluggy): what a plugin module imports, and how the runtime loads a run's plugins.
+
+A plugin is a module (or any object) with functions marked ``@hookimpl`` whose names are hooks of
+:mod:`llmflow.plugins.hookspecs`. It is found as an installed package's entry point in the group ``llmflow``,
+or named in a workflow's ``plugins:``; llmflow's own actions and providers register through the same hooks.
+"""
+
+from __future__ import annotations
+
+from llmflow.engine.interception import Decision, StepContext
+from llmflow.plugins.hookspecs import hookimpl
+from llmflow.plugins.loading import GROUP, load_plugins
+from llmflow.plugins.manager import PluginError, Plugins, RunSinks
+
+__all__ = ["GROUP", "Decision", "PluginError", "Plugins", "RunSinks", "StepContext", "hookimpl", "load_plugins"]

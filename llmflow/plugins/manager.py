@@ -1,0 +1,188 @@
+"""The plugins of a run: one pluggy manager, where each plugin came from, and what the runtime asks of them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from llmflow.errors import UsageError
+from llmflow.plugins import hookspecs
+
+if TYPE_CHECKING:
+    from llmflow.config import Config
+    from llmflow.engine.actions import ActionRegistry
+    from llmflow.engine.events import Sink
+    from llmflow.engine.interception import Interceptor
+    from llmflow.providers import ProviderRegistry
+
+#: The hooks that intercept node instances (a run pays for interception only when a plugin has one).
+INTERCEPTION_HOOKS = ("before_step", "after_step", "on_error", "on_branch", "before_iteration")
+#: The modules that make up llmflow's own (built-in) plugin, registered before any other.
+BUILTIN_MODULES = ("llmflow.actions", "llmflow.providers")
+
+
+class PluginError(UsageError):
+    """A plugin could not be loaded or registered: the message names the file or entry point."""
+
+
+class Origin:
+    """Where a plugin came from: ``source`` is ``builtin``, ``entry point``, ``file``, ``module`` or ``object``.
+
+    (Plain classes rather than dataclasses here: building dataclasses costs milliseconds at every start.)
+    """
+
+    __slots__ = ("distribution", "entry_point", "path", "shown", "source")
+
+    def __init__(
+        self,
+        source: str,
+        shown: str,
+        *,
+        path: str | None = None,
+        entry_point: str | None = None,
+        distribution: str | None = None,
+    ) -> None:
+        self.source = source
+        self.shown = shown  # how messages and listings name it: a module, an entry point, a path as written
+        self.path = path  # the file, for file plugins
+        self.entry_point = entry_point  # ``name = value``
+        self.distribution = distribution  # ``name version`` of the package declaring the entry point
+
+    def __repr__(self) -> str:
+        return f"<Origin {self.source} {self.shown}>"
+
+
+class RunSinks:
+    """What ``register_sinks`` receives: the run it is about, and a place to add sinks."""
+
+    __slots__ = ("run_dir", "run_id", "sinks")
+
+    def __init__(self, run_id: str, run_dir: Path) -> None:
+        self.run_id = run_id
+        self.run_dir = run_dir
+        self.sinks: list[Sink] = []
+
+    def add(self, sink: Sink) -> None:
+        """Attach ``sink`` (``put(event)`` must return at once; ``close()`` flushes) to the run's events."""
+        self.sinks.append(sink)
+
+
+class Plugins:
+    """A pluggy manager with the plugins of one run, each with its origin, in registration order."""
+
+    def __init__(self) -> None:
+        self.manager = pluggy.PluginManager("llmflow")
+        self.manager.add_hookspecs(hookspecs)
+        self.origins: dict[str, Origin] = {}
+
+    def add(self, plugin: object, name: str, origin: Origin) -> None:
+        """Register ``plugin`` under ``name``; a plugin with a bad hook is refused with a ``PluginError``."""
+        manager = self.manager
+        if manager.is_registered(plugin):
+            return
+        try:
+            manager.register(plugin, name=name)
+        except pluggy.PluginValidationError as error:
+            raise PluginError(f"plugin {origin.shown}: {_invalid(error)}") from None
+        except ValueError as error:  # a name registered before, e.g. two entry points with the same name
+            raise PluginError(f"plugin {origin.shown}: {error}") from None
+        unknown = sorted(
+            caller.name
+            for caller in manager.get_hookcallers(plugin) or ()
+            if caller.spec is None
+            and any(impl.plugin is plugin and not impl.optionalhook for impl in caller.get_hookimpls())
+        )
+        if unknown:
+            manager.unregister(plugin)
+            named = ", ".join(f"'{hook}'" for hook in unknown)
+            raise PluginError(f"plugin {origin.shown}: unknown hook {named} (hooks: {', '.join(hook_names())})")
+        self.origins[name] = origin
+
+    def plugins(self) -> Iterator[tuple[str, object, Origin]]:
+        """Every plugin with its name and origin, in registration order."""
+        for name, origin in self.origins.items():
+            plugin = self.manager.get_plugin(name)
+            if plugin is not None:
+                yield name, plugin, origin
+
+    # -- what the runtime asks -------------------------------------------------------------------
+    def register_actions(self, registry: ActionRegistry, *, builtin: bool = False) -> None:
+        """Let the plugins (only the built-in ones with ``builtin``, else every other) add actions."""
+        self._call("register_actions", builtin, registry=registry)
+
+    def register_providers(self, registry: ProviderRegistry, *, builtin: bool = False) -> None:
+        """Let the plugins (only the built-in ones with ``builtin``, else every other) add providers."""
+        self._call("register_providers", builtin, registry=registry)
+
+    def sinks(self, run_id: str, run_dir: Path) -> list[Sink]:
+        """The event sinks the plugins add to a run."""
+        found = RunSinks(run_id, run_dir)
+        self._call("register_sinks", False, sinks=found)
+        return found.sinks
+
+    def interceptor(self) -> Interceptor | None:
+        """The interception port answered by the plugins; ``None`` when none implements an interception hook."""
+        hook = self.manager.hook
+        if not any(getattr(hook, name).get_hookimpls() for name in INTERCEPTION_HOOKS):
+            return None
+        from llmflow.plugins.interception import PluginInterceptor
+
+        return PluginInterceptor(hook)
+
+    def _call(self, hook: str, builtin: bool, **arguments: Any) -> None:
+        """Call a registration hook on the built-in plugins or on the others, naming a plugin that fails."""
+        for _name, plugin, origin in list(self.plugins()):
+            if (origin.source == "builtin") != builtin:
+                continue
+            caller = self._only(hook, plugin)
+            try:
+                caller(**arguments)
+            except UsageError:
+                raise
+            except Exception as error:
+                raise PluginError(f"plugin {origin.shown}: {hook} failed: {type(error).__name__}: {error}") from error
+
+    def _only(self, hook: str, plugin: object) -> Callable[..., Any]:
+        """``hook`` called on ``plugin`` alone."""
+        others = [other for other in self.manager.get_plugins() if other is not plugin]
+        return self.manager.subset_hook_caller(hook, remove_plugins=others)
+
+    def describe(self, config: Config | None = None) -> list[dict[str, Any]]:
+        """What ``llmflow plugins`` shows: each plugin, where it came from, its hooks, actions and providers."""
+        from llmflow.config import Config
+        from llmflow.engine.actions import ActionRegistry
+        from llmflow.providers import ProviderRegistry
+
+        listed = []
+        for name, plugin, origin in self.plugins():
+            hooks = sorted(caller.name for caller in self.manager.get_hookcallers(plugin) or ())
+            actions, models = ActionRegistry(), ProviderRegistry(config=config or Config())
+            try:
+                self._only("register_actions", plugin)(registry=actions)
+                self._only("register_providers", plugin)(registry=models)
+            except Exception as error:
+                raise PluginError(
+                    f"plugin {origin.shown}: registering failed: {type(error).__name__}: {error}"
+                ) from error
+            entry: dict[str, Any] = {"name": name, "source": origin.source}
+            for key in ("path", "entry_point", "distribution"):
+                if getattr(origin, key) is not None:
+                    entry[key] = getattr(origin, key)
+            entry.update(hooks=hooks, actions=actions.kinds(), providers=models.names())
+            listed.append(entry)
+        return listed
+
+
+def hook_names() -> list[str]:
+    """Every hook a plugin may implement."""
+    return sorted(name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "llmflow_spec"))
+
+
+def _invalid(error: pluggy.PluginValidationError) -> str:
+    """pluggy's several lines about a hook implementation that does not fit its hook, as one."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    definition = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("hookimpl definition:")), "")
+    return f"{definition}: {lines[-1]}" if definition else " ".join(lines)

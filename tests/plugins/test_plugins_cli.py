@@ -1,0 +1,145 @@
+"""``llmflow plugins`` lists what a run loads and from where; a plugin that does not load is one line and exit 2
+for every command; ``validate`` and ``run --dry-run`` never import plugins."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from plugin_helpers import Project
+
+from llmflow.actions import builtin_actions
+
+PLUGIN = """
+from pathlib import Path
+from llmflow.plugins import Decision, hookimpl
+
+(Path(__file__).parent / "imported").write_text("yes")
+
+
+@hookimpl
+def before_step(step, context):
+    return None
+
+
+@hookimpl
+def on_error(step, context, error):
+    return None
+"""
+
+
+def llmflow(project: Project, *args: str, pythonpath: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, NO_COLOR="1", COLUMNS="200")
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), env.get("PYTHONPATH", "")])
+    command = [sys.executable, "-m", "llmflow", *args]
+    return subprocess.run(command, cwd=project.root, env=env, capture_output=True, text=True, timeout=60)
+
+
+def builtin_lines() -> list[str]:
+    return [
+        "built-in     llmflow.actions",
+        "             hooks: register_actions",
+        f"             actions: {', '.join(sorted(builtin_actions()))}",
+        "built-in     llmflow.providers",
+        "             hooks: register_providers",
+        "             providers: anthropic, mock, openai",
+    ]
+
+
+def test_plugins_lists_the_built_ins_and_a_workflow_s_files(project: Project) -> None:
+    plugin = project.write("hooks.py", PLUGIN)
+    project.workflow("plugins: [./hooks.py]\nsteps: [{run: echo}]\n")
+    done = llmflow(project, "plugins", "flow.yaml")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        *builtin_lines(),
+        f"file         {plugin}",
+        "             hooks: before_step, on_error",
+    ]
+    assert done.stderr == ""
+
+
+def test_plugins_json_names_where_each_plugin_comes_from(project: Project) -> None:
+    plugin = project.write("hooks.py", PLUGIN)
+    project.workflow("plugins: [./hooks.py]\nsteps: [{run: echo}]\n")
+    done = llmflow(project, "plugins", "flow.yaml", "--json")
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(done.stdout)["plugins"]
+    assert [(p["name"], p["source"]) for p in listed] == [
+        ("llmflow.actions", "builtin"),
+        ("llmflow.providers", "builtin"),
+        (str(plugin), "file"),
+    ]
+    assert listed[2] == {
+        "name": str(plugin),
+        "source": "file",
+        "path": str(plugin),
+        "hooks": ["before_step", "on_error"],
+        "actions": [],
+        "providers": [],
+    }
+
+
+def test_plugins_shows_an_entry_point_with_its_distribution(project: Project, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    info = site / "tidy_plugin-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tidy-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[llmflow]\ntidy = tidy_plugin\n")
+    (site / "tidy_plugin.py").write_text(
+        "from llmflow.plugins import hookimpl\n\n@hookimpl\ndef register_sinks(sinks):\n    pass\n"
+    )
+    done = llmflow(project, "plugins", pythonpath=site)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[len(builtin_lines()) :] == [
+        "entry point  tidy = tidy_plugin  (tidy-plugin 1.0)",
+        "             hooks: register_sinks",
+    ]
+
+
+def test_a_broken_entry_point_is_one_line_and_exit_2(project: Project, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    info = site / "oops_plugin-2.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: oops-plugin\nVersion: 2.0\n")
+    (info / "entry_points.txt").write_text("[llmflow]\noops = oops_plugin\n")
+    (site / "oops_plugin.py").write_text("raise RuntimeError('half installed')\n")
+    project.workflow("steps: [{run: echo}]\n")
+    expected = (
+        "error: plugin entry point 'oops = oops_plugin' (oops-plugin 2.0): importing it failed: "
+        "RuntimeError: half installed\n"
+    )
+    for args in (["plugins"], ["run", "flow.yaml"]):
+        done = llmflow(project, *args, pythonpath=site)
+        assert (done.returncode, done.stderr) == (2, expected), args
+
+
+def test_run_with_a_plugin_that_fails_to_import_exits_2_without_a_traceback(project: Project) -> None:
+    bad = project.write("bad.py", "import os\n\nvalue = undefined_name + 1\n")
+    project.workflow("plugins: [./bad.py]\nsteps: [{run: echo}]\n")
+    done = llmflow(project, "run", "flow.yaml", "--state-dir", "state")
+    assert done.returncode == 2
+    why = "importing it failed: line 3: NameError: name 'undefined_name' is not defined"
+    assert done.stderr == f"error: plugin ./bad.py ({bad}): {why}\n"
+    assert not (project.root / "state" / "runs").exists() or not any((project.root / "state" / "runs").iterdir())
+
+
+def test_validate_and_dry_run_never_import_plugins(project: Project) -> None:
+    project.write("hooks.py", PLUGIN)
+    project.workflow("plugins: [./hooks.py]\nsteps: [{run: echo}]\n")
+    assert llmflow(project, "validate", "flow.yaml").returncode == 0
+    assert llmflow(project, "run", "flow.yaml", "--dry-run").returncode == 0
+    assert not (project.root / "imported").exists()
+    assert llmflow(project, "run", "flow.yaml", "-q").returncode == 0
+    assert (project.root / "imported").exists()
+
+
+def test_plugins_of_an_invalid_workflow_shows_its_diagnostics(project: Project) -> None:
+    project.workflow("plugins: [./missing.py]\nsteps: [{run: echo}]\n")
+    done = llmflow(project, "plugins", "flow.yaml")
+    assert done.returncode == 2
+    assert "plugin file './missing.py' does not exist" in done.stderr
