@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from pathlib import Path
 
 _KILL_GRACE = 2.0
 
@@ -42,3 +43,57 @@ async def start_process_group(creation: asyncio.Future[asyncio.subprocess.Proces
         with contextlib.suppress(Exception):
             await stop_process_group(await creation)
         raise
+
+
+def _start_time(pid: int) -> str | None:
+    """When the process started (clock ticks since boot), to tell it from a later one with the same pid."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stream:
+            fields = stream.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[19] if len(fields) > 19 else None
+
+
+class ProcessRecord:
+    """A marker file per running process group in a run's folder, so that a resume after ``kill -9`` can
+    stop commands the dead driver left running (Linux: identified by pid and start time)."""
+
+    def __init__(self, folder: Path, process: asyncio.subprocess.Process) -> None:
+        self.path: Path | None = None
+        started = _start_time(process.pid)
+        if started is None:
+            return
+        with contextlib.suppress(OSError):
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{process.pid}-{started}"
+            path.touch()
+            self.path = path
+
+    def close(self) -> None:
+        """The process ended: forget it."""
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+
+
+def stop_leftovers(folder: Path) -> list[int]:
+    """Kill the process groups a dead driver left running (their markers are in ``folder``); return their pids.
+
+    Call only while holding the run's lock: then no live driver owns these processes.
+    """
+    stopped: list[int] = []
+    if not folder.is_dir():
+        return stopped
+    for marker in folder.iterdir():
+        pid_text, _, started = marker.name.partition("-")
+        with contextlib.suppress(OSError):
+            marker.unlink()
+        if not pid_text.isdigit():
+            continue
+        pid = int(pid_text)
+        if _start_time(pid) == started:  # still the same process, not a new one that got its pid
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+                stopped.append(pid)
+    return stopped

@@ -21,6 +21,7 @@ from llmflow.engine.runner import Engine, RunState
 from llmflow.errors import UsageError
 from llmflow.plugins import Plugins, load_plugins
 from llmflow.plugins.loading import builtin_plugins, declared_plugins
+from llmflow.processes import stop_leftovers
 from llmflow.providers import ProviderRegistry
 from llmflow.providers.pricing import DEFAULT_PRICES
 
@@ -268,6 +269,8 @@ async def resume_run(request: ResumeRequest, options: RunOptions | None = None) 
     try:
         meta = handle.meta
         waiting = _check_resumable(run_id, meta, request)
+        # Commands a killed driver left running would race the steps about to run again: stop them.
+        stop_leftovers(handle.directory / "processes")
         records = handle.records()
         workflow = _resume_workflow(store, run_id, meta, request, records)
         directory_of = _original_folders(store, run_id, meta) if request.workflow_file is None else None

@@ -10,7 +10,7 @@ from typing import Any
 
 from llmflow.engine.actions import ActionContext, ActionResult
 from llmflow.errors import ActionError, CommandError
-from llmflow.processes import start_process_group, stop_process_group
+from llmflow.processes import ProcessRecord, start_process_group, stop_process_group
 
 _STDERR_TAIL = 2000
 
@@ -92,6 +92,7 @@ async def run_command(ctx: ActionContext) -> ActionResult:
         raise CommandError(f"step '{node.id}': cannot start {argv[0]!r}: {error.strerror}", path=ctx.path) from None
     out: list[bytes] = []
     err: list[bytes] = []
+    record = ProcessRecord(ctx.services.artifacts_dir().parent / "processes", process)
     try:
         if stdin is not None and process.stdin is not None:
             data = stdin if isinstance(stdin, str) else json.dumps(stdin)
@@ -104,6 +105,8 @@ async def run_command(ctx: ActionContext) -> ActionResult:
     except BaseException:
         await stop_process_group(process)
         raise
+    finally:
+        record.close()
     stdout = b"".join(out).decode("utf-8", "replace")
     stderr = b"".join(err).decode("utf-8", "replace")
     if code != 0:

@@ -503,3 +503,62 @@ def test_a_run_killed_in_catch_resumes_in_catch_without_retrying_the_body(tmp_pa
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["outputs"] == {"branch": "catch"}
     assert log.read_text(encoding="utf-8").split() == ["body", "catch", "catch"]
+
+
+LEFTOVER_WORKFLOW = """
+version: 1
+name: leftover
+inputs:
+  dir: {type: string}
+steps:
+  - id: slow
+    run: >-
+      n=$(ls "{{ inputs.dir }}" | wc -l); echo $$ > "{{ inputs.dir }}/pid-$n";
+      while [ ! -e "{{ inputs.dir }}/../gate-$n" ]; do sleep 0.05; done
+"""
+
+
+def test_a_resume_stops_the_commands_a_killed_driver_left_running(tmp_path: Path) -> None:
+    """kill -9 of llmflow alone leaves its step commands running; the resume stops them before going on."""
+    workflow = tmp_path / "wf.yaml"
+    workflow.write_text(LEFTOVER_WORKFLOW, encoding="utf-8")
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    state = str(tmp_path / "state")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llmflow", "run", str(workflow), "--state-dir", state, "-i", f"dir={pids}"],
+        cwd=tmp_path,
+        env=environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: any(pids.iterdir()), "the step to start", process)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)  # the driver only: its step command keeps running
+        process.wait(timeout=TIMEOUT)
+    (first,) = list(pids.iterdir())
+    leftover = int(first.read_text().strip())
+    os.kill(leftover, 0)  # still alive
+    (tmp_path / "gate-1").touch()  # lets the resumed step finish; the leftover waits for gate-0 forever
+    resumed = subprocess.run(
+        [sys.executable, "-m", "llmflow", "resume", "--last", "--json", "--state-dir", state],
+        cwd=tmp_path,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            os.kill(leftover, 0)
+        except ProcessLookupError:
+            break
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(leftover, os.WNOHANG)
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"the leftover command {leftover} is still running")

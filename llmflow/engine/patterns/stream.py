@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from llmflow.engine.outcome import SUCCEEDED, NodeFailed, Outcome, PauseRun
 from llmflow.engine.patterns.concurrent import concurrency_of, merge_writes
 from llmflow.errors import ActionError, CommandError, StepError
-from llmflow.processes import stop_process_group
+from llmflow.processes import ProcessRecord, stop_process_group
 
 if TYPE_CHECKING:
     from llmflow.compiler.graph import StreamNode
@@ -76,6 +76,7 @@ async def _lines_of_command(
         limit=1 << 20,
     )
     assert process.stdout is not None and process.stderr is not None
+    record = ProcessRecord(engine.state.handle.directory / "processes", process)
     try:
         async for raw in process.stdout:
             yield raw.decode("utf-8", "replace")
@@ -83,6 +84,8 @@ async def _lines_of_command(
     except BaseException:
         await stop_process_group(process)
         raise
+    finally:
+        record.close()
     if code != 0:
         tail = (await process.stderr.read()).decode("utf-8", "replace").strip()[-2000:]
         message = f"stream '{node.id}': the source command failed with exit code {code}" + (f": {tail}" if tail else "")
