@@ -5,7 +5,8 @@
     LlmflowError                    base of everything below
     ├── WorkflowError               the workflow file is not valid; carries every Diagnostic   (exit 2)
     ├── UsageError                  a bad command-line argument, input value or option         (exit 2)
-    │   └── InputError              an input value does not match its declared type
+    │   ├── InputError              an input value does not match its declared type
+    │   └── PluginError             a plugin could not be loaded or registered
     ├── ExpressionError             a condition or template failed to compile or evaluate
     ├── StepError                   a step failed while running; carries the step path        (exit 1)
     │   ├── CommandError            a `run` step exited non-zero (exit code, stderr tail)
@@ -14,6 +15,7 @@
     │   └── ProviderError           a model or HTTP provider failed
     ├── RunError                    the run as a whole cannot go on                           (exit 1)
     │   ├── LimitExceeded           a run limit (timeout, tokens, cost, iterations) was hit
+    │   ├── RunAborted              a plugin decided to abort the run
     │   └── RunCancelled            the run was cancelled from outside
     └── StoreError                  the run store refused an operation                        (exit 2)
         ├── RunNotFound             no run matches an id or prefix
@@ -118,12 +120,20 @@ class ProviderError(StepError):
         self.retry_after = retry_after
 
 
+class PluginError(UsageError):
+    """A plugin could not be loaded or registered: the message names the file or entry point."""
+
+
 class RunError(LlmflowError):
     """The run as a whole cannot continue."""
 
 
 class LimitExceeded(RunError):
     """A run limit was reached; the run stops cleanly and can be resumed."""
+
+
+class RunAborted(RunError):
+    """A plugin decided to abort the run."""
 
 
 class RunCancelled(RunError):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from llmflow.compiler.graph import ActionNode
 from llmflow.engine.outcome import SKIPPED, SUCCEEDED, NodeFailed, Outcome, error_info, jsonable
 from llmflow.engine.resume import DECIDED
-from llmflow.errors import ActionError, RunError, StepError
+from llmflow.errors import ActionError, RunAborted, RunError, StepError
 
 if TYPE_CHECKING:
     from llmflow.compiler.graph import Node
@@ -36,10 +36,6 @@ ALLOWED: Mapping[str, frozenset[str]] = MappingProxyType(
         "before_iteration": frozenset({"break", "abort"}),
     }
 )
-
-
-class RunAborted(RunError):
-    """A plugin decided to abort the run."""
 
 
 @dataclass(frozen=True, slots=True)

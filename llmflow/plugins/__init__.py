@@ -8,8 +8,9 @@ or named in a workflow's ``plugins:``; llmflow's own actions and providers regis
 from __future__ import annotations
 
 from llmflow.engine.interception import Decision, StepContext
+from llmflow.errors import PluginError
 from llmflow.plugins.hookspecs import hookimpl
 from llmflow.plugins.loading import GROUP, load_plugins
-from llmflow.plugins.manager import PluginError, Plugins, RunSinks
+from llmflow.plugins.manager import Plugins, RunSinks
 
 __all__ = ["GROUP", "Decision", "PluginError", "Plugins", "RunSinks", "StepContext", "hookimpl", "load_plugins"]

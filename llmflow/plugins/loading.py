@@ -15,7 +15,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from llmflow.plugins.manager import BUILTIN_MODULES, Origin, PluginError, Plugins
+from llmflow.errors import PluginError
+from llmflow.plugins.manager import BUILTIN_MODULES, Origin, Plugins
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint

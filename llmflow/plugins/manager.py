@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from llmflow.errors import UsageError
+from llmflow.errors import PluginError, UsageError
 from llmflow.plugins import hookspecs
 
 if TYPE_CHECKING:
@@ -22,10 +22,6 @@ if TYPE_CHECKING:
 INTERCEPTION_HOOKS = ("before_step", "after_step", "on_error", "on_branch", "before_iteration")
 #: The modules that make up llmflow's own (built-in) plugin, registered before any other.
 BUILTIN_MODULES = ("llmflow.actions", "llmflow.providers")
-
-
-class PluginError(UsageError):
-    """A plugin could not be loaded or registered: the message names the file or entry point."""
 
 
 class Origin:

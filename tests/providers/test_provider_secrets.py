@@ -87,7 +87,8 @@ def test_keys_and_secrets_are_masked_everywhere_a_run_writes_or_prints(
     assert [str(path) for path, data in stored.items() if b"SECRET" in data] == []
     assert "invalid credentials Bearer ***" in printed
     assert any(b"shell saw *** and ***" in data for data in stored.values())
-    first_events = sorted((tmp_path / ".llmflow" / "runs").glob("*/events.jsonl"))[0].read_text()
+    first_run = json.loads(first.stdout.splitlines()[0])["run_id"]  # two runs may share a second: not by sort
+    first_events = (tmp_path / ".llmflow" / "runs" / first_run / "events.jsonl").read_text()
     chunks = [json.loads(line) for line in first_events.splitlines() if '"llm.chunk"' in line]
     assert len(chunks) > 1 and "".join(c["data"]["text"] for c in chunks) == "echo: key=*** token=***"
     journals = [data for path, data in stored.items() if path.name == "journal.jsonl"]
