@@ -12,8 +12,23 @@ from llmflow.errors import WorkflowError
 def check_workflow(path: str | Path, *, display_name: str | None = None) -> tuple[Workflow | None, list[Diagnostic]]:
     """Load, validate and compile ``path``: the workflow (None when there is an error) and every diagnostic.
 
-    The diagnostics are sorted by position and include warnings, which do not stop compiling.
+    The diagnostics are sorted by position and include warnings, which do not stop compiling. A file compiled
+    before with the same content (and the same included files) comes from the graph cache.
     """
+    from llmflow import graphcache
+
+    entry = graphcache.entry(path, display_name if display_name is not None else str(path))
+    if entry is not None:
+        remembered = graphcache.recall(entry)
+        if remembered is not None:
+            return remembered[0], list(remembered[1])
+    workflow, diagnostics = _compile_file(path, display_name)
+    if workflow is not None and entry is not None:
+        graphcache.remember(entry, workflow, diagnostics)
+    return workflow, diagnostics
+
+
+def _compile_file(path: str | Path, display_name: str | None) -> tuple[Workflow | None, list[Diagnostic]]:
     from llmflow.compiler.core import Compiler
     from llmflow.compiler.subworkflows import CompileSession
     from llmflow.spec.loader import load_file
