@@ -301,8 +301,7 @@ async def resume_run(request: ResumeRequest, options: RunOptions | None = None) 
     changes: dict[str, Any] = {"resumes": int(meta.get("resumes") or 0) + 1}
     if request.workflow_file is not None:
         changes["edited_workflow"] = str(Path(request.workflow_file).resolve())
-    handle.update(**changes)
-    return await _finish(state, drive(engine, frame, state.handle, options, "run.resumed", values))
+    return await _finish(state, drive(engine, frame, state.handle, options, "run.resumed", values, meta=changes))
 
 
 def _check_resumable(run_id: str, meta: Mapping[str, Any], request: ResumeRequest) -> list[str]:

@@ -78,8 +78,11 @@ async def drive(
     options: RunOptions,
     start_event: str,
     inputs: Mapping[str, Any],
+    meta: Mapping[str, Any] | None = None,
 ) -> RunSummary:
     """Run the workflow to an end state and record it; the lock is released however it ends.
+
+    ``meta``: more fields for ``run.json``, written with the ``running`` status (one write, not two).
 
     Cancelling the task that awaits this (as ``asyncio.run`` does on Ctrl-C) stops the run as
     ``interrupted`` (in-flight steps are cancelled, the journal stays consistent) and re-raises.
@@ -96,7 +99,7 @@ async def drive(
         driver = {"pid": os.getpid(), "host": socket.gethostname()}
         if start_event == "run.resumed":
             driver["resumed"] = now()
-        handle.update(status="running", **driver)
+        handle.update(**(meta or {}), status="running", **driver)
         if options.started_listener is not None:
             options.started_listener(handle.run_id, handle.directory)
         if hooks is not None:
