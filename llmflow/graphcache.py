@@ -140,7 +140,7 @@ class _Pickler(pickle.Pickler):
 
 def remember(entry: Entry, workflow: Workflow, warnings: list[Diagnostic]) -> None:
     """Store a successfully compiled workflow (best effort: any failure just leaves no entry)."""
-    files = {os.path.relpath(name, entry.root): _digest(name) for name in workflow.sources}
+    files = {os.path.relpath(name, entry.root): _digest(name) for name in _dependencies(workflow)}
     if None in files.values():
         return
     buffer = io.BytesIO()
@@ -157,6 +157,19 @@ def remember(entry: Entry, workflow: Workflow, warnings: list[Diagnostic]) -> No
         os.replace(temporary, entry.file)
     except OSError:
         pass
+
+
+def _dependencies(workflow: Workflow) -> set[str]:
+    """Every file the compile read or checked: workflow files, and plugin files (which must exist)."""
+    from llmflow.compiler.graph import WorkflowNode
+
+    found = set(workflow.sources)
+    stack = [workflow]
+    while stack:
+        flow = stack.pop()
+        found.update(str(flow.directory / entry) for entry in flow.plugins if entry.endswith(".py"))
+        stack.extend(node.workflow for node in flow.walk() if isinstance(node, WorkflowNode))
+    return found
 
 
 # -- reading -------------------------------------------------------------------------------------------------

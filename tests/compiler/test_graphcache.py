@@ -219,3 +219,14 @@ def test_a_resume_reads_the_graph_its_run_remembered(tmp_path: Path) -> None:
     assert "ruamel.yaml" in imported("run", "gate.yaml", "-q", code=3)
     resumed = imported("resume", "--last", "--approve", "-q", code=0)  # compiles the run's frozen copy
     assert "ruamel.yaml" not in resumed and "llmflow.compiler.core" not in resumed
+
+
+def test_a_missing_plugin_file_is_reported_again(tmp_path: Path) -> None:
+    (tmp_path / "hooks.py").write_text("", encoding="utf-8")
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("version: 1\nname: p\nplugins: [./hooks.py]\nsteps:\n  - set: {a: 1}\n", encoding="utf-8")
+    assert check_workflow(flow)[0] is not None
+    (tmp_path / "hooks.py").unlink()
+    workflow, diagnostics = check_workflow(flow)
+    assert workflow is None
+    assert [d.code for d in diagnostics] == ["plugin-not-found"]
