@@ -223,6 +223,14 @@ async def call_model(ctx: ActionContext) -> ActionResult:
         raise
 
 
+def _cache_material(ctx: ActionContext) -> list[list[Any]]:
+    """What ``cache: true`` must key on besides the step as written: the models chosen when it runs."""
+    return [[choice.model, dict(choice.options)] for choice in model_choices(ctx)]
+
+
+call_model.cache_material = _cache_material  # type: ignore[attr-defined]
+
+
 async def _try_models(
     ctx: ActionContext, choices: list[ModelChoice], messages: list[dict[str, str]], schema: Any, usage: dict[str, Any]
 ) -> ActionResult:

@@ -17,11 +17,14 @@ if TYPE_CHECKING:
 _KEY_VERSION = 1
 
 
-def cache_key(ctx: ActionContext, own_env: Mapping[str, str]) -> str:
+def cache_key(ctx: ActionContext, own_env: Mapping[str, str], action: object = None) -> str:
     """The sha256 of everything that decides the step's result: kind, options, rendered config and command.
 
     The process environment is left out on purpose (it holds volatile values such as ``PWD``); the step's
-    own ``env`` (``own_env``) and the values a shell command receives are in.
+    own ``env`` (``own_env``) and the values a shell command receives are in. An action whose result also
+    depends on things chosen when it runs (the ``llm`` action's model, which may come from ``LLMFLOW_MODEL``
+    or ``llmflow.toml``) says what they are with a ``cache_material(ctx)`` attribute; what it returns is in
+    the key too (and any error it raises is the step's error).
     """
     node = ctx.node
     shell = {"script": ctx.shell.script, "values": dict(ctx.shell.env)} if ctx.shell is not None else None
@@ -33,6 +36,9 @@ def cache_key(ctx: ActionContext, own_env: Mapping[str, str]) -> str:
         "shell": shell,
         "env": dict(own_env),
     }
+    chosen = getattr(action, "cache_material", None)
+    if chosen is not None:
+        material["chosen"] = chosen(ctx)
     text = json.dumps(material, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -338,7 +338,7 @@ class Engine:
         state = self.state
         context, own_env = self.action_context(node, frame, path, attempt, changes)
         action = self.action_for(node, path)
-        key = cache_key(context, own_env) if node.cache else None
+        key = cache_key(context, own_env, action) if node.cache else None
         if key is not None and (hit := cached(state.store, key)) is not None:
             return hit
         if state.action_slots is not None:

@@ -136,6 +136,20 @@ def test_a_cached_step_makes_no_request_the_second_time(project: Project, openai
     assert any((project.state / "cache").rglob("*"))
 
 
+def test_the_cache_keys_on_the_model_chosen_at_run_time(
+    project: Project, openai_server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_server(project, openai_server)
+    body = "steps:\n  - {id: ask, cache: true, llm: hi}\n"  # no model in the file: LLMFLOW_MODEL decides
+    monkeypatch.setenv("LLMFLOW_MODEL", "openai/first-model")
+    project.run(body)
+    project.run(body)
+    monkeypatch.setenv("LLMFLOW_MODEL", "openai/second-model")
+    project.run(body)  # another model: its answer is not the first model's
+    project.run(body)
+    assert [received.body["model"] for received in openai_server.requests] == ["first-model", "second-model"]
+
+
 COSTLY = """
 limits: {max_cost: LIMIT}
 steps:
