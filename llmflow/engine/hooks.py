@@ -46,9 +46,12 @@ def _matcher(globs: Iterable[str]) -> Matcher | None:
 class HookRunner:
     """Runs a workflow's YAML hooks for the events of one run (attach, then ``drain`` before the run ends)."""
 
-    def __init__(self, engine: Engine, frame: Frame, hooks: Iterable[HookNode]) -> None:
+    def __init__(self, engine: Engine, frame: Frame, hooks: Iterable[HookNode], *, scope: str = "") -> None:
         self.engine = engine
         self.frame = frame
+        #: The instance path prefix of the events these hooks see (a sub-workflow's: ``call/``); ``steps``
+        #: globs match paths relative to it.
+        self.scope = scope
         self._hooks = [(hook, _matcher(hook.events), _matcher(hook.step_globs)) for hook in hooks]
         self._pending: set[asyncio.Task[None]] = set()
         self._loop = asyncio.get_running_loop()
@@ -76,8 +79,13 @@ class HookRunner:
         if _ACTIVE.get() is not None:
             return
         kind = event["type"]
+        path = event["path"]
+        if self.scope:
+            if not path.startswith(self.scope):
+                return
+            path = path[len(self.scope) :]
         for hook, types, steps in self._hooks:
-            if (types is None or types(kind)) and (steps is None or _step_matches(steps, event)):
+            if (types is None or types(kind)) and (steps is None or _step_matches(steps, path, event)):
                 if threading.get_ident() == self._thread:
                     self._start(hook, event)
                 else:  # an event emitted by a worker thread: start the hook on the run's loop
@@ -149,9 +157,9 @@ class HookRunner:
         await asyncio.gather(*pending, return_exceptions=True)
 
 
-def _step_matches(matches: Matcher, event: Event) -> bool:
-    """Whether a ``steps`` glob matches the event's step: its id, its instance path or its static path."""
-    path = event["path"]
+def _step_matches(matches: Matcher, path: str, event: Event) -> bool:
+    """Whether a ``steps`` glob matches the event's step: its id, its instance path (``path``, relative to
+    the hooks' scope) or its static path."""
     if matches(path):
         return True
     step_id = (event.get("data") or {}).get("id")

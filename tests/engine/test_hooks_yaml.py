@@ -250,3 +250,76 @@ def test_ctrl_c_while_the_run_waits_for_a_hook_stops_the_hook(flow: Flow) -> Non
     assert not (flow.root / "hook.finished").exists()
     run_id = flow.only_run()
     assert flow.meta(run_id)["status"] == "succeeded"
+
+
+SUB_WITH_HOOKS = """
+version: 1
+name: child
+hooks:
+  - on: step.completed
+    steps: "mark*"
+    write: {path: child-hooks.txt, content: "{{ event.path }} {{ steps.mark_one.output }}\\n", append: true}
+  - on: step.failed
+    write: {path: child-failed.txt, content: "failed {{ event.data.id }}\\n", append: true}
+steps:
+  - {id: mark_one, run: echo one}
+  - {id: other, run: echo other}
+  - {id: mark_two, run: echo two}
+  - {id: maybe, if: "inputs.fail", run: "exit 4"}
+inputs:
+  fail: {type: boolean, default: false}
+"""
+
+
+def test_a_sub_workflow_s_hooks_see_its_own_steps_with_relative_globs(flow: Flow) -> None:
+    flow.write("lib/child.yaml", SUB_WITH_HOOKS)
+    summary = flow.run(
+        """
+        steps:
+          - {id: mark_outside, run: echo outside}
+          - {id: call, workflow: lib/child.yaml}
+          - {id: again, workflow: lib/child.yaml}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    lines = (flow.root / "lib" / "child-hooks.txt").read_text().splitlines()
+    # The main workflow's mark_outside is not the child's business; each call's steps are, named by full path.
+    assert sorted(lines) == ["again/mark_one one", "again/mark_two one", "call/mark_one one", "call/mark_two one"]
+    assert not (flow.root / "lib" / "child-failed.txt").exists()
+
+
+def test_a_failing_sub_workflow_still_runs_its_hooks(flow: Flow) -> None:
+    flow.write("lib/child.yaml", SUB_WITH_HOOKS)
+    summary = flow.run(
+        """
+        steps:
+          - {id: call, workflow: lib/child.yaml, with: {fail: true}}
+        """
+    )
+    assert summary.status == "failed"
+    assert (flow.root / "lib" / "child-failed.txt").read_text() == "failed maybe\n"
+
+
+def test_a_required_hook_of_a_sub_workflow_fails_its_node(flow: Flow) -> None:
+    flow.write(
+        "lib/strict.yaml",
+        """
+version: 1
+name: strict
+hooks:
+  - {id: must, on: step.completed, required: true, run: "exit 9"}
+steps:
+  - {id: inner, run: echo inner}
+""",
+    )
+    summary = flow.run(
+        """
+        steps:
+          - {id: call, workflow: lib/strict.yaml, continue_on_error: true}
+          - {id: after, run: echo after}
+        outputs:
+          error: "{{ steps.call.error.message }}"
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs["error"].startswith("sub-workflow 'call': required hook 'must' failed on step.completed")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from typing import TYPE_CHECKING, Any
 
 from llmflow.engine.frame import Frame, StepsView
 from llmflow.engine.inputs import resolve_inputs
@@ -39,5 +40,34 @@ async def execute_workflow(engine: Engine, node: WorkflowNode, frame: Frame, pat
             raise ActionError(f"sub-workflow '{node.id}', env: {error.message}", path=path) from None
         base = frame.env if frame.env is not None else engine.env_base
         child.env = {**base, **{str(key): str(value) for key, value in rendered.items()}}
-    outputs = await engine.run_workflow(sub, child)
+    if not sub.hooks:
+        return Outcome(SUCCEEDED, output=await engine.run_workflow(sub, child))
+    outputs = await _with_hooks(engine, node, child, path)
     return Outcome(SUCCEEDED, output=outputs)
+
+
+async def _with_hooks(engine: Engine, node: WorkflowNode, child: Frame, path: str) -> Any:
+    """Run the sub-workflow with its own ``hooks:`` listening to the events of its steps (and only those).
+
+    The node completes once the hooks its steps started have finished; a ``required`` hook that failed
+    fails the node. Hooks still run for the steps of a sub-workflow that failed, and are cancelled with it.
+    """
+    from llmflow.engine.hooks import HookRunner
+
+    hooks = HookRunner(engine, child, node.workflow.hooks, scope=path + "/")
+    hooks.attach()
+    try:
+        outputs = await engine.run_workflow(node.workflow, child)
+    except asyncio.CancelledError:
+        hooks.detach()
+        await hooks.cancel()
+        raise
+    except BaseException:
+        hooks.detach()
+        await hooks.drain()
+        raise
+    hooks.detach()
+    await hooks.drain()
+    if hooks.failure is not None:
+        raise ActionError(f"sub-workflow '{node.id}': {hooks.failure}", path=path)
+    return outputs
