@@ -6,7 +6,7 @@
     ├── WorkflowError               the workflow file is not valid; carries every Diagnostic   (exit 2)
     ├── UsageError                  a bad command-line argument, input value or option         (exit 2)
     │   ├── InputError              an input value does not match its declared type
-    │   └── PluginError             a plugin could not be loaded or registered
+    │   └── PluginError             a plugin could not be loaded, or no plugin registers a step's action
     ├── ExpressionError             a condition or template failed to compile or evaluate
     ├── StepError                   a step failed while running; carries the step path        (exit 1)
     │   ├── CommandError            a `run` step exited non-zero (exit code, stderr tail)
@@ -121,7 +121,8 @@ class ProviderError(StepError):
 
 
 class PluginError(UsageError):
-    """A plugin could not be loaded or registered: the message names the file or entry point."""
+    """A plugin could not be loaded or registered (the message names the file or entry point), or a step
+    names an action no plugin registers (the message names the step and where it is written)."""
 
 
 class RunError(LlmflowError):

@@ -177,10 +177,12 @@ def _action_details(node: ActionNode, context: Context | None) -> Iterator[PlanD
         from llmflow.durations import format_duration
 
         yield PlanDetail("duration", format_duration(float(node.options.get("seconds", 0))))
-    else:
+    elif action in ("write", "approval", "fail", "emit", "memory"):
         for key in ("path", "message", "event", "collection"):
             if key in config:
                 yield _shown(key, config[key], context)
+    elif config:  # an action a plugin registers (`action:`), shown without loading the plugin
+        yield _shown("with", node.config, context)
 
 
 def _command(node: ActionNode, config: dict[str, Any], context: Context | None) -> PlanDetail:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from llmflow.compiler.graph import Workflow
+from llmflow.compiler.graph import ActionNode, HookNode, Workflow, WorkflowNode
 from llmflow.config import Config
 from llmflow.engine.actions import ActionRegistry
 from llmflow.engine.driver import RunOptions, RunSummary, drive, now, redacted_inputs
@@ -18,7 +18,7 @@ from llmflow.engine.events import EventBus
 from llmflow.engine.ports import RunHandle, RunStore
 from llmflow.engine.resume import check_edited, replay_index, rerun_set, rewind_record, static_path
 from llmflow.engine.runner import Engine, RunState
-from llmflow.errors import UsageError
+from llmflow.errors import PluginError, UsageError
 from llmflow.plugins import Plugins, load_plugins
 from llmflow.plugins.loading import builtin_plugins, declared_plugins
 from llmflow.processes import stop_leftovers
@@ -71,13 +71,56 @@ class _Wiring:
     models: ProviderRegistry
 
 
-def _wire(plugins: Plugins, config: Config) -> _Wiring:
-    """The built-ins, then every other plugin's actions and providers (a later registration of a name wins)."""
+def _wire(workflow: Workflow, plugins: Plugins, config: Config) -> _Wiring:
+    """The built-ins, then every other plugin's actions and providers (a later registration of a name wins).
+
+    Raises ``PluginError`` when a step of ``workflow`` names an action no plugin registers.
+    """
     actions = registry()
     plugins.register_actions(actions)
+    check_actions(workflow, actions)
     models = providers(config)
     plugins.register_providers(models)
     return _Wiring(plugins, actions, models)
+
+
+def check_actions(workflow: Workflow, actions: ActionRegistry) -> None:
+    """Refuse a workflow with an ``action:`` step (or hook) whose name no plugin registers.
+
+    Validation never imports plugins, so this is the first moment the names can be checked; a run checks
+    them before it writes anything, so a misspelt name leaves no run behind. The steps and hooks of
+    sub-workflows count too.
+    """
+    unknown = next((node for node in _leaves(workflow) if node.action not in actions), None)
+    if unknown is None:
+        return
+    from llmflow.compiler.nodes import RESERVED_ACTIONS
+    from llmflow.spec.validator import suggest
+
+    usable = [name for name in actions.kinds() if name not in RESERVED_ACTIONS]
+    what = f"hook '{unknown.id}'" if isinstance(unknown, HookNode) else f"step '{unknown.id}'"
+    message = f"{what} at {unknown.location}: no plugin registers the action '{unknown.action}'"
+    close = suggest(unknown.action, usable)
+    if close:
+        message += f" (did you mean '{close}'?)"
+    message += f"; plugin actions: {', '.join(usable)}" if usable else "; no plugin registers any action"
+    raise PluginError(message)
+
+
+def _leaves(workflow: Workflow) -> Iterator[ActionNode]:
+    """Every leaf step of the workflow, then its hooks; then the same for each sub-workflow (once each)."""
+    queue, seen = [workflow], set[int]()
+    while queue:
+        current = queue.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        for node in current.walk():
+            if isinstance(node, ActionNode):
+                yield node
+            elif isinstance(node, WorkflowNode):
+                queue.append(node.workflow)
+        yield from current.hooks
 
 
 def _source_layout(workflow: Workflow) -> tuple[Path, dict[str, str], str]:
@@ -105,7 +148,7 @@ async def start_run(workflow: Workflow, inputs: Mapping[str, Any], options: RunO
     values = resolve_inputs(workflow.inputs, inputs)
     store = open_store(options.state_dir)
     config = _settings(store)  # before the run exists: a malformed llmflow.toml leaves no run behind
-    wiring = _wire(load_plugins(workflow, options.plugins), config)  # nor does a plugin that does not load
+    wiring = _wire(workflow, load_plugins(workflow, options.plugins), config)  # nor does a plugin that does not load
     root, texts, main = _source_layout(workflow)
     meta = {
         "workflow": workflow.name,
@@ -275,7 +318,7 @@ async def resume_run(request: ResumeRequest, options: RunOptions | None = None) 
         workflow = _resume_workflow(store, run_id, meta, request, records)
         directory_of = _original_folders(store, run_id, meta) if request.workflow_file is None else None
         config = _settings(store)
-        wiring = _wire(load_plugins(workflow, options.plugins, directory_of=directory_of), config)
+        wiring = _wire(workflow, load_plugins(workflow, options.plugins, directory_of=directory_of), config)
         rewind = rewind_record(workflow, request.from_step) if request.from_step is not None else None
         values = _resume_inputs(workflow, meta, request)
         _end_torn_event(handle.events_path())

@@ -34,7 +34,7 @@ from llmflow.spec.validator import KIND_KEYS, suggest
 if TYPE_CHECKING:
     from llmflow.expressions import Condition, ShellTemplate, ValueTemplate
 
-_HOOK_ACTIONS = ("run", "http", "python", "write", "emit")
+_HOOK_ACTIONS = ("run", "http", "python", "write", "emit", "action")
 
 
 @dataclass(frozen=True, slots=True)
@@ -477,7 +477,7 @@ class Compiler:
         on = spec.get("on", ())
         step_globs = spec.get("steps", "*")
         return HookNode(
-            kind=action,
+            kind=built.kind,
             id=hook_id,
             path=frame.path,
             location=built.location,

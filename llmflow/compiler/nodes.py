@@ -151,6 +151,16 @@ def compile_memory(compiler: Compiler, spec: Spec, frame: NodeFrame, common: dic
     return _action(compiler, frame, common, dict(spec["memory"]), field="memory")
 
 
+def compile_action(compiler: Compiler, spec: Spec, frame: NodeFrame, common: dict[str, Any]) -> Node:
+    name = spec["action"]
+    if name in RESERVED_ACTIONS:
+        message = f"'{name}' is a built-in kind, not a plugin action: write the step with its own key ({name}: ...)"
+        compiler.error("builtin-action", message, frame, "action")
+    config = compiler.value(dict(spec.get("with") or {}), (*frame.doc_path, "with"), frame)
+    # The node is shown (events, `show`, `graph`, plugin hooks) under the name of the action it runs.
+    return ActionNode(action=name, config=config, **{**common, "kind": name})
+
+
 def compile_workflow(compiler: Compiler, spec: Spec, frame: NodeFrame, common: dict[str, Any]) -> Node:
     arguments = dict(spec.get("with") or {})
     sub = compiler.sub_workflow(spec["workflow"], arguments, frame)
@@ -323,6 +333,7 @@ BUILDERS: dict[str, Builder] = {
     "fail": compile_fail,
     "emit": compile_emit,
     "memory": compile_memory,
+    "action": compile_action,
     "workflow": compile_workflow,
     "steps": compile_group,
     "then": compile_if,
@@ -336,3 +347,7 @@ BUILDERS: dict[str, Builder] = {
 
 #: The graph kind of each kind key (``then`` marks the if/else pattern).
 KIND_NAMES = {key: key for key in BUILDERS} | {"then": "if", "steps": "group"}
+
+#: Names ``action:`` refuses: the built-in kinds are written with their own key (``run: ...``), which checks
+#: and compiles what the generic form cannot (a shell command, a model, a duration …).
+RESERVED_ACTIONS = frozenset(BUILDERS) | frozenset(KIND_NAMES.values())

@@ -24,6 +24,7 @@ KIND_KEYS: tuple[str, ...] = (
     "fail",
     "emit",
     "memory",
+    "action",
     "workflow",
     "steps",
     "switch",
@@ -80,6 +81,9 @@ _PATTERN_HELP = {
         "an event name uses lowercase letters, digits, '.', '-' and '_', starting with a letter, e.g. report.ready"
     ),
     r"^[0-9]+(\.[0-9]+)?%$": "give a count such as 2, or a percentage such as '10%'",
+    r"^[A-Za-z_][\w.-]*$": (
+        "an action name uses letters, digits, '_', '.' and '-', starting with a letter or '_', e.g. shout"
+    ),
     r"\{\{": "give a number, or a template such as '{{ inputs.limit }}'",
 }
 

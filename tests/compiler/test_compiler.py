@@ -705,6 +705,49 @@ BAD = {
         3,
         11,
     ),
+    "builtin-action": Bad(
+        """
+        version: 1
+        name: t
+        steps:
+          - id: listing
+            action: run
+            with: {argv: [ls]}
+        """,
+        "builtin-action",
+        "'run' is a built-in kind, not a plugin action: write the step with its own key (run: ...)",
+        5,
+        13,
+    ),
+    "builtin-action-in-hook": Bad(
+        """
+        version: 1
+        name: t
+        hooks:
+          - {on: run.completed, action: emit, with: {event: done}}
+        steps:
+          - run: echo
+        """,
+        "builtin-action",
+        "'emit' is a built-in kind, not a plugin action: write the step with its own key (emit: ...)",
+        4,
+        33,
+    ),
+    "unknown-step-in-action-with": Bad(
+        """
+        version: 1
+        name: t
+        steps:
+          - id: loud
+            action: shout
+            with:
+              text: "{{ steps.nope.output }}"
+        """,
+        "unknown-step",
+        "unknown step 'nope'",
+        7,
+        17,
+    ),
 }
 
 
@@ -1231,3 +1274,52 @@ GOOD_REFERENCES = {
 @pytest.mark.parametrize("body", GOOD_REFERENCES.values(), ids=GOOD_REFERENCES.keys())
 def test_good_references_compile(body: str) -> None:
     compile_snippet("version: 1\nname: t\n" + textwrap.dedent(body).lstrip("\n"))
+
+
+def test_an_action_step_runs_the_registered_name_with_its_with_mapping() -> None:
+    workflow = compile_snippet(
+        """
+        version: 1
+        name: t
+        inputs:
+          who: {type: string, default: ada}
+        defaults: {timeout: 2m}
+        hooks:
+          - {id: page, on: step.failed, action: pager.send, with: {text: "{{ event.path }}"}}
+        steps:
+          - id: loud
+            action: shout
+            with: {text: "hello {{ inputs.who }}", times: 2}
+          - action: whisper
+        """
+    )
+    loud = workflow.node("loud")
+    assert isinstance(loud, ActionNode)
+    assert (loud.kind, loud.action, loud.timeout) == ("shout", "shout", 120.0)
+    assert loud.config.render({"inputs": {"who": "bob"}}) == {"text": "hello bob", "times": 2}
+    assert (loud.location.line, loud.location.column) == (9, 5)
+    quiet = workflow.node("action-2")
+    assert isinstance(quiet, ActionNode)
+    assert (quiet.kind, quiet.action, quiet.named) == ("whisper", "whisper", False)
+    assert quiet.config.render({}) == {}
+    (hook,) = workflow.hooks
+    assert (hook.id, hook.kind, hook.action) == ("page", "pager.send", "pager.send")
+    assert hook.config.render({"event": {"path": "loud"}}) == {"text": "loud"}
+
+
+def test_action_keeps_the_other_kinds_named_after_their_key() -> None:
+    workflow = compile_snippet(
+        """
+        version: 1
+        name: t
+        steps:
+          - {id: a, action: shout}
+          - {id: b, run: echo}
+          - {id: c, write: {path: out.txt, content: hi}}
+        """
+    )
+    assert [(node.kind, getattr(node, "action", None)) for node in workflow.walk()] == [
+        ("shout", "shout"),
+        ("run", "run"),
+        ("write", "write"),
+    ]

@@ -22,12 +22,12 @@ EXAMPLES_DIR = ROOT / "examples"
 
 KIND_KEYS = (
     "run", "llm", "http", "python", "set", "write", "wait", "approval", "fail", "emit",
-    "memory", "workflow", "steps", "switch", "then", "loop", "parallel", "map", "stream", "try",
+    "memory", "action", "workflow", "steps", "switch", "then", "loop", "parallel", "map", "stream", "try",
 )  # fmt: skip
 COMMON_KEYS = (
     "id", "name", "description", "if", "timeout", "retry", "continue_on_error", "cache", "compensate", "env",
 )  # fmt: skip
-HOOK_ACTIONS = ("run", "http", "python", "write", "emit")
+HOOK_ACTIONS = ("run", "http", "python", "write", "emit", "action")
 
 # Object schemas that are free-form on purpose (JSON pointers into the schema file), and why.
 FREE_FORM = {
@@ -37,6 +37,7 @@ FREE_FORM = {
     "/$defs/python_call/properties/with": "keyword arguments of a user function",
     "/$defs/python_with": "keyword arguments of a user function",
     "/$defs/workflow_node/properties/with": "inputs of another workflow, checked against its own inputs",
+    "/$defs/action_with": "the configuration of an action a plugin registers",
     "/$defs/emit_event/properties/data": "an event payload",
     "/$defs/http_request/properties/headers": "HTTP headers",
     "/$defs/http_request/properties/params": "query parameters",
@@ -324,6 +325,8 @@ GOOD: list[tuple[str, dict[str, Any]]] = [
     ("memory-add", _workflow("[{memory: {collection: notes, add: [a, b], metadata: {source: x}, id: n1}}]")),
     ("memory-search", _workflow("[{memory: {collection: notes, search: due, k: 3, where: {source: x}}}]")),
     ("workflow", _workflow("[{workflow: lib/normalize.yaml, with: {text: hi}}]")),
+    ("action", _workflow("[{id: loud, action: shout, with: {text: 'hi {{ inputs.name }}', n: 3}, retry: 2}]")),
+    ("action-without-with", _workflow("[{action: my_team.notify-v2}]")),
     # patterns
     ("group", _workflow("[{id: prepare, steps: [{run: mkdir -p out}, {run: date}]}]")),
     (
@@ -506,6 +509,7 @@ GOOD: list[tuple[str, dict[str, Any]]] = [
               - {on: 'step.*', steps: [fetch, 'label*'], python: 'hooks:record', with: {level: info}}
               - {on: run.completed, write: {path: out/done.txt, content: done}}
               - {on: step.failed, emit: {event: alert.raised, data: {severity: high}}}
+              - {on: step.completed, steps: fetch, action: shout, with: {text: "{{ event.path }}"}}
             """
         ),
     ),
@@ -583,6 +587,14 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("memory-neither", _workflow("[{memory: {collection: c}}]"), "oneOf"),
     ("memory-k-without-search", _workflow("[{memory: {collection: c, add: a, k: 3}}]"), "dependentRequired"),
     ("workflow-with-list", _workflow("[{workflow: lib/x.yaml, with: [a]}]"), "type"),
+    # action
+    ("action-number", _workflow("[{action: 12}]"), "type"),
+    ("action-null", _workflow("[{action: null, with: {a: 1}}]"), "type"),
+    ("action-bad-name", _workflow("[{action: 'shout loud'}]"), "pattern"),
+    ("action-digit-first", _workflow("[{action: 1shout}]"), "pattern"),
+    ("action-with-list", _workflow("[{action: shout, with: [a]}]"), "type"),
+    ("action-unknown-key", _workflow("[{action: shout, text: hi}]"), "additionalProperties"),
+    ("action-beside-run", _workflow("[{action: shout, run: echo}]"), "additionalProperties"),
     # patterns
     ("group-null", _workflow("[{steps: null}]"), "type"),
     ("switch-no-cases", _workflow("[{switch: {default: [{run: echo}]}}]"), "required"),
@@ -633,6 +645,8 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("hook-no-on", _top("hooks: [{run: echo}]"), "required"),
     ("hook-with-on-run", _top("hooks: [{on: step.failed, run: echo, with: {a: 1}}]"), "additionalProperties"),
     ("hook-llm-action", _top("hooks: [{on: step.failed, llm: hi}]"), "anyOf"),
+    ("hook-action-number", _top("hooks: [{on: step.failed, action: 3}]"), "type"),
+    ("hook-action-unknown-key", _top("hooks: [{on: step.failed, action: shout, retry: 2}]"), "additionalProperties"),
     ("plugins-string", _top("plugins: ./hooks.py"), "type"),
     ("outputs-bad-name", _top("outputs: {bad-name: 1}"), "pattern"),
 ]

@@ -576,7 +576,7 @@ BAD = {
           - run: echo
         """,
         "one-of",
-        "this hook needs one of run, http, python, write, emit",
+        "this hook needs one of run, http, python, write, emit, action",
         4,
         5,
     ),
@@ -591,10 +591,124 @@ BAD = {
           - run: echo
         """,
         "one-of",
-        "this hook needs one of run, http, python, write, emit",
+        "this hook needs one of run, http, python, write, emit, action",
         4,
         5,
         "did you mean 'emit'?",
+    ),
+    # -- action: an action a plugin registers -------------------------------------------------------
+    "action-number": Bad(
+        """
+        version: 1
+        name: t
+        steps:
+          - id: loud
+            action: 12
+        """,
+        "wrong-type",
+        "'action' must be a string, not an integer",
+        5,
+        13,
+    ),
+    "action-without-a-name": Bad(
+        """
+        version: 1
+        name: t
+        steps:
+          - id: loud
+            action:
+            with: {text: hi}
+        """,
+        "wrong-type",
+        "'action' must be a string, not null",
+        5,
+        12,
+    ),
+    "action-bad-name": Bad(
+        """
+        version: 1
+        name: t
+        steps:
+          - action: shout loudly
+        """,
+        "bad-value",
+        "invalid value 'shout loudly' for 'action': an action name uses letters, digits, '_', '.' and '-', "
+        "starting with a letter or '_', e.g. shout",
+        4,
+        13,
+    ),
+    "action-unknown-key": Bad(
+        """
+        version: 1
+        name: t
+        steps:
+          - id: loud
+            action: shout
+            text: hi
+        """,
+        "unknown-key",
+        "unknown key 'text' in step 'loud'; allowed keys: action, cache, compensate, continue_on_error, "
+        "description, env, id, if, name, retry, timeout, with",
+        6,
+        5,
+    ),
+    "action-misspelt-with": Bad(
+        """
+        version: 1
+        name: t
+        steps:
+          - action: shout
+            whit: {text: hi}
+        """,
+        "unknown-key",
+        "unknown key 'whit' in this 'action' step",
+        5,
+        5,
+        "did you mean 'with'?",
+    ),
+    "action-with-a-list": Bad(
+        """
+        version: 1
+        name: t
+        steps:
+          - id: loud
+            action: shout
+            with: [hi]
+        """,
+        "wrong-type",
+        "'with' must be a mapping, not a list",
+        6,
+        11,
+    ),
+    "hook-action-unknown-key": Bad(
+        """
+        version: 1
+        name: t
+        hooks:
+          - on: step.failed
+            action: page
+            timeout: 5s
+        steps:
+          - run: echo
+        """,
+        "unknown-key",
+        "unknown key 'timeout' in this hook; allowed keys: action, id, if, name, on, required, steps, with",
+        6,
+        5,
+    ),
+    "action-misspelt-kind-key": Bad(
+        """
+        version: 1
+        name: t
+        steps:
+          - id: loud
+            acton: shout
+        """,
+        "missing-kind",
+        f"this step does not say what to do: it needs one of {ALL_KINDS}",
+        5,
+        5,
+        "did you mean 'action'?",
     ),
     # -- kind keys -------------------------------------------------------------------------------------
     "missing-kind": Bad(
@@ -798,6 +912,7 @@ GOOD = {
         env: {LC_ALL: C}
         hooks:
           - {on: step.failed, steps: "fetch*", emit: alert}
+          - {on: step.completed, action: notify, with: {path: "{{ event.path }}"}}
         steps:
           - {id: shell, run: "echo {{ inputs.topic }}", parse: text}
           - {id: argv, run: [echo, hi]}
@@ -810,6 +925,8 @@ GOOD = {
           - {id: ok, approval: "Go on?"}
           - {id: note, emit: {event: report.ready, data: {n: 1}}}
           - {id: mem, memory: {collection: notes, add: hi}}
+          - {id: loud, action: shout, with: {text: "{{ inputs.topic }}"}, retry: 2, timeout: 5s}
+          - {action: my_team.notify-v2}
         """,
     "patterns": """
         version: 1
