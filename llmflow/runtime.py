@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -316,6 +317,7 @@ async def resume_run(request: ResumeRequest, options: RunOptions | None = None) 
         stop_leftovers(handle.directory / "processes")
         records = handle.records()
         workflow = _resume_workflow(store, run_id, meta, request, records)
+        _check_approvals(run_id, meta, request, workflow, waiting)
         directory_of = _original_folders(store, run_id, meta) if request.workflow_file is None else None
         config = _settings(store)
         wiring = _wire(workflow, load_plugins(workflow, options.plugins, directory_of=directory_of), config)
@@ -339,6 +341,11 @@ async def resume_run(request: ResumeRequest, options: RunOptions | None = None) 
     if request.approve or request.reject:
         decision = {"approved": request.approve, "comment": request.comment}
         state.approvals = {path: decision for path in waiting}
+    asked = meta.get("approvals_asked") or {}
+    again = rerun_set(workflow, request.from_step) if request.from_step is not None else set()
+    state.approvals_asked = {  # an approval run again with --from is asked afresh
+        path: float(asked[path]) for path in waiting if path in asked and static_path(path) not in again
+    }
     engine = Engine(state)
     frame = engine.root_frame(values)
     changes: dict[str, Any] = {"resumes": int(meta.get("resumes") or 0) + 1}
@@ -355,13 +362,42 @@ def _check_resumable(run_id: str, meta: Mapping[str, Any], request: ResumeReques
     if request.approve and request.reject:
         raise UsageError("--approve and --reject cannot be given together")
     waiting = [str(path) for path in meta.get("waiting_for") or []]
-    if status == "waiting" and not (request.approve or request.reject):
-        raise UsageError(
-            f"run {run_id} is waiting for approval at {', '.join(waiting)}; resume with --approve or --reject"
-        )
     if (request.approve or request.reject) and status != "waiting":
         raise UsageError(f"run {run_id} is not waiting for approval (status: {status})")
     return waiting
+
+
+def _check_approvals(
+    run_id: str, meta: Mapping[str, Any], request: ResumeRequest, workflow: Workflow, waiting: list[str]
+) -> None:
+    """A waiting run needs a decision while its approvals are in time; a decision given after an approval's
+    ``timeout`` is refused (a plain resume lets that approval fail as timed out). ``--from`` asks again."""
+    if meta.get("status") != "waiting" or request.from_step is not None:
+        return
+    asked = meta.get("approvals_asked") or {}
+    deadlines: dict[str, float] = {}
+    for path in waiting:
+        node = workflow.nodes.get(static_path(path))
+        timeout = node.options.get("timeout") if isinstance(node, ActionNode) and node.action == "approval" else None
+        if timeout is not None and isinstance(asked.get(path), (int, float)):
+            deadlines[path] = float(asked[path]) + float(timeout)
+    expired = [path for path, deadline in deadlines.items() if deadline < time.time()]
+    if (request.approve or request.reject) and expired:
+        path = expired[0]
+        node = workflow.nodes[static_path(path)]
+        raise UsageError(
+            f"the approval at {path} of run {run_id} timed out at {_utc(deadlines[path])}: resume without "
+            f"--approve/--reject to let it fail, or with --from {node.id} to ask again"
+        )
+    if not (request.approve or request.reject) and not expired:
+        note = f" (it times out at {_utc(min(deadlines.values()))})" if deadlines else ""
+        raise UsageError(
+            f"run {run_id} is waiting for approval at {', '.join(waiting)}{note}; resume with --approve or --reject"
+        )
+
+
+def _utc(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
 
 
 def _resume_workflow(

@@ -48,6 +48,9 @@ class RunServices(Protocol):
     def approval_decision(self, path: str) -> dict[str, Any] | None:
         """The decision given with ``resume --approve/--reject`` for an approval at ``path``, if any."""
 
+    def approval_asked(self, path: str) -> float:
+        """When the approval at ``path`` was first asked (epoch seconds; now, when this is the first time)."""
+
     def output_line(self, path: str, stream: str, line: str) -> None:
         """Show one line of a step's live output (stdout/stderr)."""
 

@@ -245,6 +245,7 @@ def _record_end(state: RunState, handle: RunHandle, summary: RunSummary) -> None
     try:
         if summary.status == "running":
             summary.status = "interrupted"
+        waiting = set(summary.waiting_for)
         handle.sync()
         handle.update(
             status=summary.status,
@@ -252,6 +253,7 @@ def _record_end(state: RunState, handle: RunHandle, summary: RunSummary) -> None
             error=summary.error,
             failed_step=summary.failed_step,
             waiting_for=summary.waiting_for,
+            approvals_asked={path: asked for path, asked in state.approvals_asked.items() if path in waiting},
             outputs=summary.outputs,
             usage=summary.usage,
             last_seq=state.bus.seq,

@@ -36,6 +36,8 @@ class RunState:
     env: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
     approvals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: When each approval was first asked (epoch seconds), kept in ``run.json`` while the run waits.
+    approvals_asked: dict[str, float] = field(default_factory=dict)
     usage: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_USAGE_KEYS, 0.0))
     output_listener: Callable[[str, str, str], None] | None = None
     action_slots: asyncio.Semaphore | None = None
@@ -87,6 +89,10 @@ class RunState:
     def approval_decision(self, path: str) -> dict[str, Any] | None:
         """The decision given on resume for the approval at ``path``, if any."""
         return self.approvals.get(path)
+
+    def approval_asked(self, path: str) -> float:
+        """When the approval at ``path`` was first asked (recorded now when this is the first time)."""
+        return self.approvals_asked.setdefault(path, time.time())
 
     def output_line(self, path: str, stream: str, line: str) -> None:
         """Pass one line of live output to the listener."""

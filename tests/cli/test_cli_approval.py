@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -65,3 +66,81 @@ def test_resume_of_an_unknown_run_is_one_line(cli: Cli) -> None:
     result = cli("resume", "nosuchrun")
     assert result.code == 2
     assert result.stderr == "error: no run matches 'nosuchrun'\n"
+
+
+TIMED = """\
+version: 1
+name: timed
+steps:
+  - id: guarded
+    try:
+      - id: gate
+        approval: {message: 'Ship it?', timeout: 1s}
+      - id: ship
+        run: echo shipped
+    catch:
+      - id: fallback
+        run: echo "not shipped ({{ error.kind }})"
+outputs:
+  result: "{{ steps.guarded.output }}"
+"""
+
+
+def _past_the_deadline() -> None:
+    """Let the approval's 1s timeout pass (real time: the deadline is checked against the clock)."""
+    time.sleep(1.2)
+
+
+def test_an_approval_decided_in_time_goes_on(cli: Cli, workflow: Write, runs_dir: Path) -> None:
+    workflow(TIMED)
+    waiting = cli("run", "flow.yaml", "--json")
+    assert waiting.code == 3
+    run_id = waiting.json()["run_id"]
+    meta = json.loads((runs_dir / run_id / "run.json").read_text(encoding="utf-8"))
+    assert list(meta["approvals_asked"]) == ["guarded/try/gate"]
+    early = cli("resume", run_id)
+    assert early.code == 2
+    assert "is waiting for approval at guarded/try/gate (it times out at " in early.stderr
+    approved = cli("resume", run_id, "--approve", "--json", "-q")
+    assert approved.code == 0, approved.stderr
+    assert approved.json()["outputs"] == {"result": "shipped"}
+
+
+def test_an_approval_not_decided_in_time_fails_as_a_timeout(cli: Cli, workflow: Write) -> None:
+    workflow(TIMED)
+    run_id = cli("run", "flow.yaml", "--json").json()["run_id"]
+    _past_the_deadline()
+    resumed = cli("resume", run_id, "--json", "-q")  # no decision needed any more: the step times out
+    assert resumed.code == 0, resumed.stderr
+    assert resumed.json()["outputs"] == {"result": "not shipped (timeout)"}
+    shown = cli("show", run_id, "--json").json()
+    errors = json.dumps(shown)
+    assert "no decision within the approval's timeout of 1s" in errors
+
+
+def test_a_decision_after_the_timeout_is_refused_and_changes_nothing(cli: Cli, workflow: Write, runs_dir: Path) -> None:
+    workflow(TIMED)
+    run_id = cli("run", "flow.yaml", "--json").json()["run_id"]
+    _past_the_deadline()
+    before = (runs_dir / run_id / "run.json").read_bytes()
+    late = cli("resume", run_id, "--approve")
+    assert late.code == 2
+    assert late.stderr.startswith(f"error: the approval at guarded/try/gate of run {run_id} timed out at ")
+    assert late.stderr.rstrip().endswith(
+        "resume without --approve/--reject to let it fail, or with --from gate to ask again"
+    )
+    assert (runs_dir / run_id / "run.json").read_bytes() == before
+
+
+def test_from_the_gate_asks_a_timed_out_approval_again(cli: Cli, workflow: Write, runs_dir: Path) -> None:
+    workflow(TIMED)
+    run_id = cli("run", "flow.yaml", "--json").json()["run_id"]
+    first = json.loads((runs_dir / run_id / "run.json").read_text(encoding="utf-8"))["approvals_asked"]
+    _past_the_deadline()
+    asked_again = cli("resume", run_id, "--from", "gate", "-q")
+    assert asked_again.code == 3, asked_again.stderr
+    second = json.loads((runs_dir / run_id / "run.json").read_text(encoding="utf-8"))["approvals_asked"]
+    assert second["guarded/try/gate"] > first["guarded/try/gate"] + 1
+    approved = cli("resume", run_id, "--approve", "--json", "-q")
+    assert approved.code == 0, approved.stderr
+    assert approved.json()["outputs"] == {"result": "shipped"}
