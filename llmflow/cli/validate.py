@@ -72,6 +72,7 @@ def validate_files(files: Sequence[Path], output_format: str, *, strict: bool = 
         if text:
             sys.stdout.write(text + "\n")
     if output_format == "text":
+        sys.stdout.flush()  # the summary after the diagnostics, also when both streams go to one pipe
         sys.stderr.write(_summary(everything, len(files), invalid) + "\n")
     return exits.FAILED if invalid else exits.SUCCEEDED
 

@@ -490,6 +490,7 @@ class Compiler:
             events=(on,) if isinstance(on, str) else tuple(on),
             step_globs=(step_globs,) if isinstance(step_globs, str) else tuple(step_globs),
             required=bool(spec.get("required", False)),
+            timeout=self.duration(spec["timeout"], frame, "timeout") if "timeout" in spec else None,
         )
 
     def _plugins(self, plugins: Any) -> tuple[str, ...]:

@@ -22,7 +22,7 @@ from llmflow.engine.actions import Action, ActionContext
 from llmflow.engine.events import Event
 from llmflow.engine.outcome import PauseRun
 from llmflow.engine.resume import static_path
-from llmflow.errors import ActionError, StepError
+from llmflow.errors import ActionError, StepError, StepTimeout
 
 if TYPE_CHECKING:
     from llmflow.compiler.graph import HookNode
@@ -116,7 +116,14 @@ class HookRunner:
         from llmflow.engine.runner import guarded
 
         try:
-            await guarded(action, context)
+            if hook.timeout is None:
+                await guarded(action, context)
+            else:
+                try:
+                    await asyncio.wait_for(guarded(action, context), hook.timeout)
+                except asyncio.TimeoutError:
+                    limit = f"{hook.timeout:g}s"
+                    raise StepTimeout(f"hook '{hook.id}' ran longer than its timeout of {limit}") from None
         except Exception as error:
             self._failed(hook, event, error)
         except PauseRun:

@@ -10,7 +10,10 @@ import subprocess
 import sys
 import time
 
+import pytest
 from engine_helpers import Flow
+
+import llmflow
 
 
 def test_a_step_failed_hook_with_step_globs_writes_a_file(flow: Flow) -> None:
@@ -323,3 +326,38 @@ steps:
     )
     assert summary.status == "succeeded", summary.error
     assert summary.outputs["error"].startswith("sub-workflow 'call': required hook 'must' failed on step.completed")
+
+
+def test_a_hook_that_outlives_its_timeout_is_stopped_and_reported(flow: Flow) -> None:
+    started = time.monotonic()
+    summary = flow.run(
+        """
+        hooks:
+          - {id: slow, on: step.completed, timeout: 300ms, run: "echo $$ > hook.pid; exec sleep 30"}
+        steps:
+          - {id: a, run: echo a}
+        """
+    )
+    assert summary.status == "succeeded"
+    assert time.monotonic() - started < 20  # the run did not wait for the 30 s command
+    failed = flow.events(summary.run_id, "hook.failed")
+    assert [(e["data"]["hook"], e["data"]["kind"], e["data"]["error"]) for e in failed] == [
+        ("slow", "timeout", "hook 'slow' ran longer than its timeout of 0.3s")
+    ]
+    pid = int((flow.root / "hook.pid").read_text())
+    with pytest.raises(ProcessLookupError):  # the command's process was stopped with the hook
+        os.kill(pid, 0)
+
+
+def test_a_hook_timeout_must_be_a_duration(flow: Flow) -> None:
+    path = flow.workflow(
+        """
+        hooks:
+          - {on: step.completed, timeout: soon, run: echo}
+        steps:
+          - {id: a, run: echo a}
+        """
+    )
+    diagnostics = llmflow.validate(path)
+    assert [(d.code, d.line, d.column) for d in diagnostics] == [("bad-value", 4, 35)]
+    assert diagnostics[0].message.startswith("invalid value 'soon' for 'timeout': a duration looks like 500ms")

@@ -687,12 +687,12 @@ BAD = {
         hooks:
           - on: step.failed
             action: page
-            timeout: 5s
+            retry: 2
         steps:
           - run: echo
         """,
         "unknown-key",
-        "unknown key 'timeout' in this hook; allowed keys: action, id, if, name, on, required, steps, with",
+        "unknown key 'retry' in this hook; allowed keys: action, id, if, name, on, required, steps, timeout, with",
         6,
         5,
     ),
