@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import hashlib
 import importlib
 import importlib.util
 import inspect
 import sys
+import threading
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -78,9 +83,53 @@ async def call_python(ctx: ActionContext) -> ActionResult:
         if inspect.iscoroutinefunction(function):
             result = await function(**arguments)
         else:
-            result = await asyncio.to_thread(function, **arguments)
+            result = await _in_thread(function, arguments)
     except TypeError as error:
         raise ActionError(f"step '{node.id}': {error}", path=ctx.path) from None
     except Exception as error:
         raise ActionError(f"step '{node.id}': {type(error).__name__}: {error}", path=ctx.path) from None
     return ActionResult(output=result)
+
+
+#: At most this many sync functions run at once per event loop (as with asyncio's default executor).
+MAX_THREADS = 32
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+async def _in_thread(function: Callable[..., Any], arguments: dict[str, Any]) -> Any:
+    """Call a sync function in a daemon thread of its own and wait for it.
+
+    Not ``asyncio.to_thread``: the threads of the default executor are joined when the interpreter exits, so
+    a function still running after its step timed out (or the run was interrupted) would hold the whole
+    process until it returned. A daemon thread does not: the step ends on time and the process can exit.
+    """
+    loop = asyncio.get_running_loop()
+    slots = _slots.get(loop)
+    if slots is None:
+        slots = _slots[loop] = asyncio.Semaphore(MAX_THREADS)
+    async with slots:
+        future: asyncio.Future[Any] = loop.create_future()
+        context = contextvars.copy_context()
+
+        def settle(result: Any, error: BaseException | None) -> None:
+            if future.cancelled():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+        def work() -> None:
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = context.run(function, **arguments)
+            except Exception as raised:
+                error = raised
+            except BaseException as raised:  # SystemExit, KeyboardInterrupt: a failure of the step, no more
+                error = RuntimeError(f"the function raised {type(raised).__name__}: {raised}")
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for this result any more
+                loop.call_soon_threadsafe(settle, result, error)
+
+        threading.Thread(target=work, name="llmflow-python", daemon=True).start()
+        return await future

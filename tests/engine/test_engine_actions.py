@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -247,6 +251,44 @@ def test_python_step_returning_an_object_fails_clearly(flow: Flow) -> None:
     summary = flow.run("steps:\n  - {id: t, python: 'helpers:thing'}\n")
     assert summary.status == "failed"
     assert summary.error == "the output of step 't' holds a value of type object, which cannot be stored as JSON"
+
+
+def test_a_timed_out_sync_python_step_does_not_hold_the_process(flow: Flow) -> None:
+    flow.write("slow.py", "import time\n\n\ndef nap():\n    time.sleep(120)\n    return 'woke'\n")
+    path = flow.workflow(
+        """
+        steps:
+          - {id: nap, python: "slow:nap", timeout: 300ms, continue_on_error: true}
+          - {id: after, run: echo after}
+        outputs: {after: "{{ steps.after.output }}", nap: "{{ steps.nap.status }}"}
+        """
+    )
+    env = {**os.environ, "LLMFLOW_HOME": str(flow.root / "state")}
+    # The function sleeps for two minutes; the process must exit long before (a joined thread would hold it).
+    done = subprocess.run(
+        [sys.executable, "-m", "llmflow", "run", str(path), "--json"],
+        cwd=flow.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["outputs"] == {"after": "after", "nap": "failed"}
+
+
+def test_a_sync_python_step_that_calls_sys_exit_fails_the_step_only(flow: Flow) -> None:
+    flow.write("quits.py", "import sys\n\n\ndef quit():\n    sys.exit(3)\n")
+    summary = flow.run(
+        """
+        steps:
+          - {id: q, python: "quits:quit", continue_on_error: true}
+          - {id: after, run: echo after}
+        outputs: {error: "{{ steps.q.error.message }}", after: "{{ steps.after.output }}"}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {"error": "step 'q': RuntimeError: the function raised SystemExit: 3", "after": "after"}
 
 
 def test_set_with_a_non_json_value_converts_or_fails_clearly(flow: Flow) -> None:
