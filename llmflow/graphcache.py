@@ -127,7 +127,8 @@ class _Pickler(pickle.Pickler):
                 return _functions, ()
             return _proxy, (dict(obj),)
         if type(obj) is Condition:  # without its pool of idle evaluators
-            return _condition, (obj.source, obj.references, obj._tree, obj._functions, obj._positions)
+            state = (obj.source, obj.references, obj._tree, obj._functions, obj._positions, obj.plugin_functions)
+            return _condition, state
         if type(obj) is Workflow:
             sources = {os.path.relpath(name, self.root): digest for name, digest in obj.sources.items()}
             fields = {name: getattr(obj, name) for name in obj.__dataclass_fields__}
@@ -207,10 +208,10 @@ def _functions() -> Mapping[str, Callable[..., Any]]:
     return FUNCTIONS
 
 
-def _condition(source: str, references: Any, tree: Any, functions: Any, positions: Any) -> Any:
+def _condition(source: str, references: Any, tree: Any, functions: Any, positions: Any, plugin_functions: Any) -> Any:
     from llmflow.expressions.conditions import Condition
 
-    return Condition(source, references, tree, functions, positions)
+    return Condition(source, references, tree, functions, positions, plugin_functions)
 
 
 def _workflow(fields: dict[str, Any], sources: dict[str, str]) -> Any:

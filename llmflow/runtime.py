@@ -20,6 +20,7 @@ from llmflow.engine.ports import RunHandle, RunStore
 from llmflow.engine.resume import check_edited, replay_index, rerun_set, rewind_record, static_path
 from llmflow.engine.runner import Engine, RunState
 from llmflow.errors import PluginError, UsageError
+from llmflow.expressions.extensions import Extensions, Kind, builtin_names, extensions_of_run
 from llmflow.plugins import Plugins, load_plugins
 from llmflow.plugins.loading import builtin_plugins, declared_plugins
 from llmflow.processes import stop_leftovers
@@ -65,24 +66,29 @@ def providers(config: Config | None = None) -> ProviderRegistry:
 
 @dataclass(slots=True)
 class _Wiring:
-    """What a run's plugins give it: the plugins, every action and every model provider."""
+    """What a run's plugins give it: the plugins, every action and model provider, their filters and functions."""
 
     plugins: Plugins
     actions: ActionRegistry
     models: ProviderRegistry
+    extensions: Extensions
 
 
 def _wire(workflow: Workflow, plugins: Plugins, config: Config) -> _Wiring:
-    """The built-ins, then every other plugin's actions and providers (a later registration of a name wins).
+    """The built-ins, then every other plugin's actions, providers, template filters and condition functions
+    (a later registration of a name wins).
 
-    Raises ``PluginError`` when a step of ``workflow`` names an action no plugin registers.
+    Raises ``PluginError`` when a step of ``workflow`` names an action, or one of its expressions a filter or
+    function, that no plugin registers.
     """
     actions = registry()
     plugins.register_actions(actions)
     check_actions(workflow, actions)
+    extensions = plugins.extensions()
+    check_expressions(workflow, extensions)
     models = providers(config)
     plugins.register_providers(models)
-    return _Wiring(plugins, actions, models)
+    return _Wiring(plugins, actions, models, extensions)
 
 
 def check_actions(workflow: Workflow, actions: ActionRegistry) -> None:
@@ -108,19 +114,48 @@ def check_actions(workflow: Workflow, actions: ActionRegistry) -> None:
     raise PluginError(message)
 
 
-def _leaves(workflow: Workflow) -> Iterator[ActionNode]:
-    """Every leaf step of the workflow, then its hooks; then the same for each sub-workflow (once each)."""
+def check_expressions(workflow: Workflow, extensions: Extensions) -> None:
+    """Refuse a workflow whose conditions or templates use a filter or function that no plugin registers.
+
+    The compiler records those it does not know (only in files that name plugins: validation never imports
+    them); the run checks them, in sub-workflows too, once its plugins are loaded and before it writes anything.
+    """
+    from llmflow.spec.validator import suggest
+
+    for current in _workflows(workflow):
+        for used in current.plugin_names:
+            kind: Kind = "filter" if used.kind == "filter" else "function"
+            registered = extensions.registered(kind)
+            if used.name in registered:
+                continue
+            where = f"{used.owner} at {used.location}" if used.owner else str(used.location)
+            message = f"{where}: no plugin registers the {kind} '{used.name}'"
+            close = suggest(used.name, [*registered, *builtin_names(kind)])
+            if close:
+                message += f" (did you mean '{close}'?)"
+            names = sorted(registered)
+            message += f"; plugin {kind}s: {', '.join(names)}" if names else f"; no plugin registers any {kind}"
+            raise PluginError(message)
+
+
+def _workflows(workflow: Workflow) -> Iterator[Workflow]:
+    """The workflow, then each of its sub-workflows (once each)."""
     queue, seen = [workflow], set[int]()
     while queue:
         current = queue.pop(0)
         if id(current) in seen:
             continue
         seen.add(id(current))
+        yield current
+        queue.extend(node.workflow for node in current.walk() if isinstance(node, WorkflowNode))
+
+
+def _leaves(workflow: Workflow) -> Iterator[ActionNode]:
+    """Every leaf step of the workflow, then its hooks; then the same for each sub-workflow (once each)."""
+    for current in _workflows(workflow):
         for node in current.walk():
             if isinstance(node, ActionNode):
                 yield node
-            elif isinstance(node, WorkflowNode):
-                queue.append(node.workflow)
         yield from current.hooks
 
 
@@ -171,7 +206,8 @@ async def start_run(workflow: Workflow, inputs: Mapping[str, Any], options: RunO
         raise
     engine = Engine(state)
     frame = engine.root_frame(values)
-    return await _finish(state, drive(engine, frame, state.handle, options, "run.started", values))
+    with extensions_of_run(wiring.extensions):  # this run's plugin filters and functions, for its tasks alone
+        return await _finish(state, drive(engine, frame, state.handle, options, "run.started", values))
 
 
 def _settings(store: RunStore) -> Config:
@@ -351,7 +387,8 @@ async def resume_run(request: ResumeRequest, options: RunOptions | None = None) 
     changes: dict[str, Any] = {"resumes": int(meta.get("resumes") or 0) + 1}
     if request.workflow_file is not None:
         changes["edited_workflow"] = str(Path(request.workflow_file).resolve())
-    return await _finish(state, drive(engine, frame, state.handle, options, "run.resumed", values, meta=changes))
+    with extensions_of_run(wiring.extensions):
+        return await _finish(state, drive(engine, frame, state.handle, options, "run.resumed", values, meta=changes))
 
 
 def _check_resumable(run_id: str, meta: Mapping[str, Any], request: ResumeRequest) -> list[str]:

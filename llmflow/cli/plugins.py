@@ -48,7 +48,7 @@ def render(listed: list[dict[str, Any]]) -> str:
         else:
             where = plugin["name"]
         lines.append(f"{source:<12} {where}")
-        for key in ("hooks", "actions", "providers"):
+        for key in ("hooks", "actions", "providers", "filters", "functions"):
             if plugin[key]:
                 lines.append(f"{'':<12} {key}: {', '.join(plugin[key])}")
     return "\n".join(lines) + "\n"

@@ -18,6 +18,7 @@ from llmflow.compiler.graph import (
     Location,
     ModelSpec,
     Node,
+    PluginName,
     RetryPolicy,
     Workflow,
 )
@@ -32,7 +33,8 @@ from llmflow.spec.document import DocPath, Document
 from llmflow.spec.validator import KIND_KEYS, suggest
 
 if TYPE_CHECKING:
-    from llmflow.expressions import Condition, ShellTemplate, ValueTemplate
+    from llmflow.expressions import Condition, ShellTemplate, Template, ValueTemplate
+    from llmflow.expressions.references import PluginNames
 
 _HOOK_ACTIONS = ("run", "http", "python", "write", "emit", "action")
 
@@ -91,6 +93,9 @@ class Compiler:
     default_timeout: float | None = None
     default_retry: RetryPolicy | None = None
     limits: Limits = field(default_factory=Limits)
+    #: The file names plugins: filters and functions the compiler does not know may be theirs.
+    with_plugins: bool = False
+    plugin_names: list[PluginName] = field(default_factory=list)
     _order: int = 0
 
     # -- diagnostics -------------------------------------------------------------------------------
@@ -124,11 +129,12 @@ class Compiler:
 
         text = ("True" if source else "False") if isinstance(source, bool) else str(source)
         try:
-            condition = compile_condition(text)
+            condition = compile_condition(text, plugins=self.with_plugins)
         except ExpressionError as error:
             self._expression_error("bad-condition", error, path)
             return compile_condition("False")
         self._use(frame, path, condition.references, timing, names, conditions=True)
+        self._plugin_names("function", condition.plugin_functions, path, frame)
         return condition
 
     def value(self, raw: Any, path: DocPath, frame: NodeFrame, *, timing: Timing = "before") -> ValueTemplate:
@@ -136,15 +142,17 @@ class Compiler:
         from llmflow.expressions import compile_value
 
         try:
-            template = compile_value(raw)
+            template = compile_value(raw, plugins=self.with_plugins)
         except ExpressionError:
             for sub_path, text in _strings(raw, path):
                 self._check_template(text, sub_path)
             return compile_value(None)
         if not template.is_static:
             for sub_path, text in _strings(raw, path):
-                if "{" in text:
-                    self._use(frame, sub_path, _template_references(text), timing, None)
+                compiled = _template(text, self.with_plugins) if "{" in text else None
+                if compiled is not None:
+                    self._use(frame, sub_path, compiled.references, timing, None)
+                    self._plugin_names("filter", compiled.plugin_filters, sub_path, frame)
         return template
 
     def shell(self, source: str, path: DocPath, frame: NodeFrame) -> ShellTemplate | None:
@@ -152,20 +160,33 @@ class Compiler:
         from llmflow.expressions import compile_shell
 
         try:
-            template = compile_shell(source)
+            template = compile_shell(source, self.with_plugins)
         except ExpressionError as error:
             self._expression_error("bad-template", error, path)
             return None
         self._use(frame, path, template.references, "before", None)
+        self._plugin_names("filter", template.plugin_filters, path, frame)
         return template
 
     def _check_template(self, text: str, path: DocPath) -> None:
         from llmflow.expressions import compile_template
 
         try:
-            compile_template(text)
+            compile_template(text, self.with_plugins)
         except ExpressionError as error:
             self._expression_error("bad-template", error, path)
+
+    def _plugin_names(self, kind: str, names: PluginNames, path: DocPath, frame: NodeFrame) -> None:
+        """Remember the filters or functions of one field that a plugin must register, where they are used."""
+        for name, offset in names:
+            at = point_into(self.doc, self.doc.diagnostic("plugin-name", name, path), path, offset=offset)
+            if frame.path.startswith("hooks/"):
+                owner = f"hook '{frame.path[len('hooks/') :]}'"
+            elif frame.path:
+                owner = f"step '{frame.path.rsplit('/', 1)[-1]}'"
+            else:
+                owner = str(path[0])  # outputs, env, vars
+            self.plugin_names.append(PluginName(kind, name, Location(self.doc.file, at.line, at.column), owner))
 
     def _use(
         self,
@@ -315,6 +336,7 @@ class Compiler:
         Warnings (which do not stop compiling) are left in ``diagnostics``.
         """
         data: dict[str, Any] = self.doc.data
+        self.with_plugins = bool(data.get("plugins"))
         self._collect_ids(data)
         inputs = compile_inputs(data.get("inputs") or {}, self.error_at)
         self.models = self._models(data.get("models") or {})
@@ -365,6 +387,7 @@ class Compiler:
             env=env,
             hooks=hooks,
             plugins=plugins,
+            plugin_names=tuple(self.plugin_names),
             steps=steps,
             outputs=outputs,
             # Built in running order (a `catch` after its `try`); kept in the order the file is written.
@@ -397,9 +420,8 @@ class Compiler:
         if template.is_static:
             return None
         for name, value in raw.items():
-            if not isinstance(value, str):
-                continue
-            for reference in _template_references(value):
+            compiled = _template(value, self.with_plugins) if isinstance(value, str) else None
+            for reference in compiled.references if compiled is not None else ():
                 if reference.root in ("steps", "vars"):
                     message = f"the starting value of vars.{name} cannot use {reference.root}: no step has run yet"
                     self.error_at("early-reference", message, ("vars", name))
@@ -525,13 +547,14 @@ def _strings(value: Any, path: DocPath) -> Iterator[tuple[DocPath, str]]:
             stack.extend(((*where, index), sub) for index, sub in enumerate(item))
 
 
-def _template_references(text: str) -> frozenset[Any]:
+def _template(text: str, plugins: bool) -> Template | None:
+    """The compiled template (from the cache ``compile_value`` filled); None when it does not compile."""
     from llmflow.expressions import compile_template
 
     try:
-        return compile_template(text).references
+        return compile_template(text, plugins)
     except ExpressionError:
-        return frozenset()
+        return None
 
 
 def _set_names(steps: Any) -> set[str]:

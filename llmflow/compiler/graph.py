@@ -27,6 +27,20 @@ class Location:
 
 
 @dataclass(frozen=True, slots=True)
+class PluginName:
+    """A template filter (``kind`` filter) or condition function (``kind`` function) that the compiler does not
+    know, used where the workflow names plugins: a plugin of the run must register it.
+
+    ``owner`` says whose field it is in (``step 'x'``, ``hook 'y'``, or a top-level key such as ``outputs``).
+    """
+
+    kind: str
+    name: str
+    location: Location
+    owner: str
+
+
+@dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """How often and how patiently a failed node is tried again."""
 
@@ -311,6 +325,8 @@ class Workflow:
     env: ValueTemplate | None = None
     hooks: tuple[HookNode, ...] = ()
     plugins: tuple[str, ...] = ()
+    #: Filters and functions of this file's expressions that a plugin must register (checked when a run starts).
+    plugin_names: tuple[PluginName, ...] = ()
     steps: tuple[Node, ...] = ()
     outputs: ValueTemplate | None = None
     nodes: Mapping[str, Node] = field(default_factory=lambda: EMPTY)  # every node by path, in document order

@@ -11,7 +11,7 @@ from types import MappingProxyType
 from typing import Any
 
 from llmflow.errors import ExpressionError
-from llmflow.expressions.references import Reference, condition_references
+from llmflow.expressions.references import PluginNames, Reference, condition_references, valid_plugin_name
 from llmflow.expressions.values import (
     MAX_CONDITION_LENGTH,
     MAX_INT_BITS,
@@ -151,13 +151,18 @@ class _Positions:
 
 @dataclass(frozen=True)
 class Condition:
-    """A compiled condition: evaluate it against a context of plain data."""
+    """A compiled condition: evaluate it against a context of plain data.
+
+    ``plugin_functions`` lists the functions it calls that are not built in, with their offsets: only a
+    condition of a workflow that names plugins may have them, and the run's plugins must register them.
+    """
 
     source: str
     references: frozenset[Reference]
     _tree: ast.expr = field(repr=False, compare=False)
     _functions: Mapping[str, Callable[..., Any]] = field(repr=False, compare=False)
     _positions: _Positions = field(repr=False, compare=False)
+    plugin_functions: PluginNames = ()
     _idle: list[Any] = field(default_factory=list, repr=False, compare=False)
 
     def _run(self, context: Mapping[str, Any]) -> Any:
@@ -194,33 +199,38 @@ class Condition:
         return bool(result)
 
 
-def compile_condition(source: str, *, functions: Mapping[str, Callable[..., Any]] | None = None) -> Condition:
+def compile_condition(
+    source: str, *, functions: Mapping[str, Callable[..., Any]] | None = None, plugins: bool = False
+) -> Condition:
     """Parse and check a condition once; raises ExpressionError (with ``offset``) when it is not allowed.
 
-    ``functions`` adds plugin functions to the whitelist (FUNCTIONS).
+    ``functions`` adds functions to the whitelist (FUNCTIONS). ``plugins``: the workflow names plugins, so
+    a call of a function nobody knows yet is no error but a name a plugin must register, kept in
+    ``plugin_functions`` (at run time it is looked up among the run's plugin functions).
     """
     if not functions:
-        return _compile_cached(source)
+        return _compile_cached(source, plugins)
     for name in functions:
         if not name.isidentifier():
             raise ExpressionError(f"function name {name!r} is not a valid identifier", source=source)
-    return _compile(source, MappingProxyType({**FUNCTIONS, **functions}))
+    return _compile(source, MappingProxyType({**FUNCTIONS, **functions}), plugins)
 
 
 @functools.lru_cache(maxsize=4096)
-def _compile_cached(source: str) -> Condition:
-    """compile_condition without plugin functions; conditions are immutable, so they are shared."""
-    return _compile(source, FUNCTIONS)
+def _compile_cached(source: str, plugins: bool) -> Condition:
+    """compile_condition with the built-in functions; conditions are immutable, so they are shared."""
+    return _compile(source, FUNCTIONS, plugins)
 
 
-def _compile(source: str, functions: Mapping[str, Callable[..., Any]]) -> Condition:
+def _compile(source: str, functions: Mapping[str, Callable[..., Any]], plugins: bool) -> Condition:
     tree, positions = _parse(source)
+    checker = _Checker(source, functions, positions, plugins)
     try:
-        _Checker(source, functions, positions).visit(tree, None)
+        checker.visit(tree, None)
         references = condition_references(tree, functions, positions.of)
     except RecursionError:
         raise ExpressionError("the condition is nested too deeply", source=source) from None
-    return Condition(source, references, tree, functions, positions)
+    return Condition(source, references, tree, functions, positions, tuple(checker.plugin_functions.items()))
 
 
 def _parse(source: str) -> tuple[ast.expr, _Positions]:
@@ -261,10 +271,12 @@ def _parse(source: str) -> tuple[ast.expr, _Positions]:
 class _Checker:
     """Walks a parsed condition and refuses everything outside the safe subset, with its offset."""
 
-    def __init__(self, source: str, functions: Mapping[str, Any], positions: _Positions) -> None:
+    def __init__(self, source: str, functions: Mapping[str, Any], positions: _Positions, plugins: bool) -> None:
         self.source = source
         self.functions = functions
         self.positions = positions
+        self.plugins = plugins  # unknown functions may be plugins' (they are collected, not refused)
+        self.plugin_functions: dict[str, int | None] = {}  # name -> offset of its first call
 
     def fail(self, message: str, node: ast.AST) -> ExpressionError:
         return ExpressionError(message, source=self.source, offset=self.positions.of(node))
@@ -293,8 +305,12 @@ class _Checker:
         func = node.func
         if isinstance(func, ast.Name):
             if func.id not in self.functions:
-                known = ", ".join(sorted(self.functions))
-                raise self.fail(f"unknown function '{func.id}' (functions: {known})", node)
+                if self.plugins and valid_plugin_name(func.id):
+                    self.plugin_functions.setdefault(func.id, self.positions.of(node))
+                else:
+                    known = ", ".join(sorted(self.functions))
+                    hint = " (a plugin's function? name the plugin in plugins:)" if valid_plugin_name(func.id) else ""
+                    raise self.fail(f"unknown function '{func.id}' (functions: {known}){hint}", node)
         elif isinstance(func, ast.Attribute):
             if func.attr not in ALLOWED_METHODS and not func.attr.startswith("_"):
                 raise self.fail(f"calling '.{func.attr}()' is not allowed in a condition", node)

@@ -11,6 +11,7 @@ from simpleeval import EvalWithCompoundTypes
 
 from llmflow.errors import ExpressionError
 from llmflow.expressions.conditions import MAPPING_METHODS, SEQUENCE_METHODS, STRING_METHODS
+from llmflow.expressions.extensions import call_plugin, lookup
 from llmflow.expressions.values import (
     CONDITION_TIME_LIMIT,
     MAX_ALLOCATION,
@@ -265,9 +266,7 @@ class Evaluator(EvalWithCompoundTypes):  # type: ignore[misc]
     def _call(self, node: ast.Call) -> Any:
         function: Callable[..., Any] | None
         if isinstance(node.func, ast.Name):
-            function = self.whitelist.get(node.func.id)
-            if function is None:
-                raise ExpressionError(f"unknown function '{node.func.id}'")
+            function = self.whitelist.get(node.func.id) or self._plugin_function(node.func.id)
         elif isinstance(node.func, ast.Attribute):
             function = self._method(self._eval(node.func.value), node.func.attr, node.func.value)
         else:
@@ -275,6 +274,19 @@ class Evaluator(EvalWithCompoundTypes):  # type: ignore[misc]
         arguments = [self._eval(argument) for argument in node.args]
         keywords = {keyword.arg: self._eval(keyword.value) for keyword in node.keywords if keyword.arg}
         return self._produced(function(*arguments, **keywords))
+
+    def _plugin_function(self, name: str) -> Callable[..., Any]:
+        """The run's plugin function ``name``, called on plain copies, its result bounded (extensions.py)."""
+        function = lookup("function", name)
+        if function is None:
+            raise ExpressionError(f"unknown function '{name}': no plugin of this run registers it")
+        found = function
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            limit = MAX_CONDITION_LENGTH
+            return call_plugin("function", name, found, args, kwargs, max_length=limit, max_items=limit)
+
+        return call
 
     # --- comprehensions and f-strings ----------------------------------------------------------------
 

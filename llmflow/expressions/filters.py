@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 #: Longest input ``wordwrap`` accepts (textwrap is slow on huge inputs).
 MAX_WORDWRAP_INPUT = 200_000
+#: The sandbox filter a plugin's filter is compiled to (``x | shout(1)`` runs ``plugin_filter(x, "shout", 1)``);
+#: no template can name it, since filter names cannot contain a space.
+PLUGIN_FILTER = "plugin filter"
 # A printf-style conversion: we refuse ``*`` widths and widths or precisions over 4 digits.
 _PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 
@@ -185,6 +188,17 @@ def list_(value: Any) -> list[Any]:
     return jinja_filters.sync_do_list(value)
 
 
+def plugin_filter(value: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    """The current run's plugin filter ``name``, called on plain copies of its arguments (extensions.py)."""
+    from llmflow.expressions.extensions import call_plugin, lookup
+
+    function = lookup("filter", name)
+    if function is None:
+        raise ExpressionError(f"unknown filter '{name}': no plugin of this run registers it")
+    limits = {"max_length": MAX_TEXT_LENGTH, "max_items": MAX_VALUE_ITEMS}
+    return call_plugin("filter", name, function, (value, *args), kwargs, **limits, undefined=Undefined)
+
+
 _REPLACEMENTS: dict[str, Callable[..., Any]] = {
     "center": center,
     "indent": indent,
@@ -200,6 +214,7 @@ _REPLACEMENTS: dict[str, Callable[..., Any]] = {
     "pprint": pprint_,
     "string": string,
     "list": list_,
+    PLUGIN_FILTER: plugin_filter,
 }
 
 

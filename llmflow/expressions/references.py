@@ -14,6 +14,16 @@ if TYPE_CHECKING:
 MAX_PATH = 3
 #: Names every template sees besides its context (they are never references).
 TEMPLATE_GLOBALS = frozenset({"range", "dict", "cycler", "joiner", "namespace"})
+#: The filters or condition functions an expression calls that a plugin must provide: each name once, with the
+#: offset in the source where it is first called (None when unknown).
+PluginNames = tuple[tuple[str, int | None], ...]
+
+
+def valid_plugin_name(name: object) -> bool:
+    """Whether ``name`` can name a plugin's filter or function: an identifier, not a keyword, not private."""
+    import keyword
+
+    return isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_")
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,7 +13,14 @@ from jinja2 import TemplateError, TemplateSyntaxError, nodes
 from jinja2.runtime import Undefined
 
 from llmflow.errors import ExpressionError
-from llmflow.expressions.references import TEMPLATE_GLOBALS, Reference, template_references
+from llmflow.expressions.filters import PLUGIN_FILTER
+from llmflow.expressions.references import (
+    TEMPLATE_GLOBALS,
+    PluginNames,
+    Reference,
+    template_references,
+    valid_plugin_name,
+)
 from llmflow.expressions.sandbox import CURRENT, RenderState, Sandbox, environment
 from llmflow.expressions.values import MAX_TEXT_LENGTH, describe_exception, one_line, to_plain
 
@@ -46,12 +55,16 @@ def located(message: str, source: str, lineno: int | None) -> ExpressionError:
     return ExpressionError(message, source=source, offset=line_offset(source, lineno))
 
 
-def parse(source: str, kind: str = "text") -> nodes.Template:
-    """Parse ``source`` and run the static checks; raises ExpressionError."""
+def parse(source: str, kind: str = "text", *, plugins: bool = False) -> nodes.Template:
+    """Parse ``source`` and run the static checks; raises ExpressionError.
+
+    ``plugins``: the workflow names plugins, so a filter the sandbox does not know may be a plugin's (see
+    ``plugin_filters``) rather than an error.
+    """
     env = environment(kind)
     try:
         tree = env.parse(source)
-        check(tree, env, source, shell=kind == "shell")
+        check(tree, env, source, shell=kind == "shell", plugins=plugins)
     except TemplateSyntaxError as exc:
         raise located(one_line(exc.message or "invalid template"), source, exc.lineno) from None
     except RecursionError:
@@ -59,8 +72,11 @@ def parse(source: str, kind: str = "text") -> nodes.Template:
     return tree
 
 
-def check(tree: nodes.Template, env: Sandbox, source: str, *, shell: bool = False) -> None:
-    """Refuse private attributes, unknown filters and tests, and tags that load other templates."""
+def check(tree: nodes.Template, env: Sandbox, source: str, *, shell: bool = False, plugins: bool = False) -> None:
+    """Refuse private attributes, unknown filters and tests, and tags that load other templates.
+
+    With ``plugins`` a filter the sandbox does not know is left for a plugin to register.
+    """
     for node in tree.find_all(_CHECKED):
         if isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
             private = node
@@ -72,12 +88,22 @@ def check(tree: nodes.Template, env: Sandbox, source: str, *, shell: bool = Fals
             message = f"'.{private.attr}' is not allowed: names starting with '_' are private"
             raise located(message, source, private.lineno)
         if isinstance(node, (nodes.Filter, nodes.Test)):
-            known = env.filters if isinstance(node, nodes.Filter) else env.tests
+            is_filter = isinstance(node, nodes.Filter)
+            known = env.filters if is_filter else env.tests
             if node.name not in known:
-                kind = "filter" if isinstance(node, nodes.Filter) else "test"
-                close = difflib.get_close_matches(node.name, list(known), n=1)
+                pluggable = is_filter and valid_plugin_name(node.name)
+                if plugins and pluggable:
+                    continue
+                kind = "filter" if is_filter else "test"
+                names = [name for name in known if name != PLUGIN_FILTER]
+                close = difflib.get_close_matches(node.name, names, n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise located(f"unknown {kind} '{node.name}'{hint}", source, node.lineno)
+                if pluggable:
+                    hint += " (a plugin's filter? name the plugin in plugins:)"
+                error = located(f"unknown {kind} '{node.name}'{hint}", source, node.lineno)
+                if is_filter:  # point at the name, not at the start of its line
+                    error.offset = _filter_offset(source, node.name, error.offset)
+                raise error
         for node_type, tag in _UNSUPPORTED.items():
             if isinstance(node, node_type):
                 raise located(f"{tag} is not supported in workflow templates", source, node.lineno)
@@ -90,6 +116,37 @@ def check(tree: nodes.Template, env: Sandbox, source: str, *, shell: bool = Fals
             ):
                 message = "the arguments of a {% filter %} block in a run command must be constants"
                 raise located(message, source, node.lineno)
+
+
+def plugin_filters(tree: nodes.Template, source: str, kind: str = "text") -> PluginNames:
+    """The filters of a parsed template that the sandbox does not know (a plugin must register them), each
+    with the offset of its first use."""
+    known = environment(kind).filters
+    found: dict[str, int | None] = {}
+    for node in tree.find_all(nodes.Filter):
+        if node.name not in known and node.name not in found:
+            found[node.name] = _filter_offset(source, node.name, line_offset(source, node.lineno))
+    return tuple(found.items())
+
+
+def _filter_offset(source: str, name: str, start: int | None) -> int | None:
+    """Where the filter ``name`` is written (after ``|`` or ``{% filter``) from ``start``, else ``start``."""
+    pattern = re.compile(r"(?:\||\bfilter\s)\s*(" + re.escape(name) + r")(?![\w.])")
+    match = pattern.search(source, start or 0)
+    return match.start(1) if match else start
+
+
+def _plugin_dispatch(tree: nodes.Template, env: Sandbox) -> nodes.Template:
+    """``tree`` with every filter the sandbox does not know turned into a call of the plugin filter (which
+    finds the run's filter of that name when it runs), so the compiled template is the same for every run."""
+    if all(node.name in env.filters for node in tree.find_all(nodes.Filter)):
+        return tree
+    tree = copy.deepcopy(tree)  # the parsed tree stays as written: it may be kept and compiled again
+    for node in tree.find_all(nodes.Filter):
+        if node.name not in env.filters:
+            node.args = [nodes.Const(node.name, lineno=node.lineno), *node.args]
+            node.name = PLUGIN_FILTER
+    return tree
 
 
 def native_expression(tree: nodes.Template, source: str) -> nodes.Expr | None:
@@ -121,13 +178,13 @@ def load(source: str, native: bool, kind: str, tree: nodes.Template | None) -> J
         return template
     env = environment(kind)
     if tree is None:
-        tree = parse(source, kind)
+        tree = parse(source, kind, plugins=True)  # checked when compiled: a filter left unknown is a plugin's
     if native:
         expression = native_expression(tree, source)
         assert expression is not None
         tree = nodes.Template([nodes.Assign(nodes.Name("result", "store"), expression, lineno=1)], lineno=1)
     try:
-        template = env.from_string(tree)
+        template = env.from_string(_plugin_dispatch(tree, env))
     except Exception as exc:  # the static checks should have caught it; report it the same way
         raise ExpressionError(describe_exception(exc), source=source) from None
     if len(_CACHE) >= CACHE_SIZE:

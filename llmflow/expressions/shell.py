@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from llmflow.errors import ExpressionError
-from llmflow.expressions.references import Reference
+from llmflow.expressions.references import PluginNames, Reference
 from llmflow.expressions.shell_lexer import FORMS, ShellRefusal, place_values
 from llmflow.expressions.templates import fast_path, is_template
 
@@ -72,15 +72,23 @@ class ShellTemplate:
 
     Rendering uses a finalize function that records each ``{{ }}`` value and leaves a NUL-delimited
     sentinel in its place; the shell lexer then decides, from the quoting the author wrote around it,
-    how each sentinel becomes a quoted reference to ``$LLMFLOW_V<n>``, or refuses.
+    how each sentinel becomes a quoted reference to ``$LLMFLOW_V<n>``, or refuses. ``plugin_filters``: the
+    filters it uses that a plugin must register.
     """
 
-    __slots__ = ("_tree", "references", "source")
+    __slots__ = ("_tree", "plugin_filters", "references", "source")
 
-    def __init__(self, source: str, references: frozenset[Reference], tree: nodes.Template | None) -> None:
+    def __init__(
+        self,
+        source: str,
+        references: frozenset[Reference],
+        tree: nodes.Template | None,
+        plugin_filters: PluginNames = (),
+    ) -> None:
         self.source = source
         self.references = references
         self._tree = tree
+        self.plugin_filters = plugin_filters
 
     def __repr__(self) -> str:
         return f"ShellTemplate({self.source!r})"
@@ -146,8 +154,11 @@ def _checked(value: str, source: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def compile_shell(source: str) -> ShellTemplate:
-    """Check a ``run`` string; when it has no ``{% %}`` blocks, where its values land is checked too."""
+def compile_shell(source: str, plugins: bool = False) -> ShellTemplate:
+    """Check a ``run`` string; when it has no ``{% %}`` blocks, where its values land is checked too.
+
+    ``plugins``: a filter the sandbox does not know is left for a plugin (see ``compile_template``).
+    """
     if "\x00" in source:
         raise ExpressionError("the command contains a NUL character", source=source, offset=source.index("\x00"))
     if not is_template(source):
@@ -156,14 +167,15 @@ def compile_shell(source: str) -> ShellTemplate:
     if fast is not None:
         _check_placements(source, _pieces_of_simple(source))
         return ShellTemplate(source, fast[0], None)
-    from llmflow.expressions.rendering import parse, references
+    from llmflow.expressions.rendering import parse, plugin_filters, references
 
-    tree = parse(source, "shell")
+    tree = parse(source, "shell", plugins=plugins)
     pieces = _pieces_of_tree(tree, source)
     if pieces is not None:
         _check_placements(source, pieces)
     try:
-        return ShellTemplate(source, references(tree), tree)
+        unknown = plugin_filters(tree, source, "shell") if plugins else ()
+        return ShellTemplate(source, references(tree), tree, unknown)
     except RecursionError:
         raise ExpressionError("the command is nested too deeply", source=source) from None
 

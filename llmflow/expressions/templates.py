@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from llmflow.errors import ExpressionError
-from llmflow.expressions.references import TEMPLATE_GLOBALS, Reference, simple_reference
+from llmflow.expressions.references import TEMPLATE_GLOBALS, PluginNames, Reference, simple_reference
 from llmflow.expressions.values import stringify, to_plain
 
 if TYPE_CHECKING:
@@ -88,12 +88,14 @@ def is_template(text: str) -> bool:
 @dataclass(frozen=True, slots=True)
 class Template:
     """A compiled template string. ``native`` templates (exactly one ``{{ expr }}``) render to the
-    expression's value; all others render to text."""
+    expression's value; all others render to text. ``plugin_filters``: the filters it uses that a plugin
+    must register (only templates of a workflow that names plugins have them)."""
 
     source: str
     native: bool
     references: frozenset[Reference]
     _tree: nodes.Template | None = field(default=None, repr=False, compare=False)
+    plugin_filters: PluginNames = ()
 
     def render(self, context: Mapping[str, Any]) -> Any:
         """Render against ``context``; raises ExpressionError."""
@@ -145,18 +147,24 @@ def fast_path(source: str) -> tuple[frozenset[Reference], bool] | None:
 
 
 @functools.lru_cache(maxsize=4096)
-def compile_template(source: str) -> Template:
-    """Check a template string (syntax, references, sandbox rules) without generating code yet."""
+def compile_template(source: str, plugins: bool = False) -> Template:
+    """Check a template string (syntax, references, sandbox rules) without generating code yet.
+
+    ``plugins``: the workflow names plugins, so a filter the sandbox does not know is left for a plugin to
+    register (listed in ``plugin_filters``) instead of being an error.
+    """
     if not is_template(source):
         return Template(source, False, frozenset())
     fast = fast_path(source)
     if fast is not None:
         return Template(source, fast[1], fast[0])
-    from llmflow.expressions.rendering import native_expression, parse, references
+    from llmflow.expressions.rendering import native_expression, parse, plugin_filters, references
 
-    tree = parse(source)
+    tree = parse(source, plugins=plugins)
     try:
-        return Template(source, native_expression(tree, source) is not None, references(tree), tree)
+        native = native_expression(tree, source) is not None
+        unknown = plugin_filters(tree, source) if plugins else ()
+        return Template(source, native, references(tree), tree, unknown)
     except RecursionError:
         raise ExpressionError("the template is nested too deeply", source=source) from None
 
@@ -203,27 +211,28 @@ def _join(path: str, key: object) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
-def compile_value(value: Any) -> ValueTemplate:
-    """Compile every template string inside ``value`` (YAML types are turned into plain ones)."""
+def compile_value(value: Any, *, plugins: bool = False) -> ValueTemplate:
+    """Compile every template string inside ``value`` (YAML types are turned into plain ones); ``plugins``
+    as for ``compile_template``."""
     found: set[Reference] = set()
-    compiled = _compile(value, found, "")
+    compiled = _compile(value, found, "", plugins)
     return ValueTemplate(compiled, frozenset(found), not _has_template(compiled))
 
 
-def _compile(value: Any, found: set[Reference], path: str) -> Any:
+def _compile(value: Any, found: set[Reference], path: str, plugins: bool) -> Any:
     if isinstance(value, str):
         if not is_template(value):
             return str(value)
         try:
-            template = compile_template(str(value))
+            template = compile_template(str(value), plugins)
         except ExpressionError as exc:
             raise _at(path, exc) from None
         found.update(template.references)
         return template
     if isinstance(value, Mapping):
-        return {_key(key): _compile(item, found, _join(path, key)) for key, item in value.items()}
+        return {_key(key): _compile(item, found, _join(path, key), plugins) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_compile(item, found, f"{path}[{index}]") for index, item in enumerate(value)]
+        return [_compile(item, found, f"{path}[{index}]", plugins) for index, item in enumerate(value)]
     try:
         return to_plain(value)
     except ExpressionError as exc:

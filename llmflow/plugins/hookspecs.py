@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from llmflow.compiler.graph import Node
     from llmflow.engine.actions import ActionRegistry
     from llmflow.engine.interception import Decision, StepContext
+    from llmflow.expressions.extensions import FunctionRegistry
     from llmflow.plugins.manager import RunSinks
     from llmflow.providers import ProviderRegistry
 
@@ -33,6 +34,16 @@ def register_providers(registry: ProviderRegistry) -> None:
 @hookspec
 def register_sinks(sinks: RunSinks) -> None:
     """Add event sinks to a run: ``sinks.add(sink)`` (``sinks.run_id`` and ``sinks.run_dir`` say which)."""
+
+
+@hookspec
+def register_filters(filters: FunctionRegistry) -> None:
+    """Add template filters: ``filters.register(name, function)``; ``function(value, *args)`` gets plain data."""
+
+
+@hookspec
+def register_functions(functions: FunctionRegistry) -> None:
+    """Add condition functions: ``functions.register(name, function)``; arguments are plain data."""
 
 
 @hookspec(firstresult=True)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from llmflow.engine.actions import ActionRegistry
     from llmflow.engine.events import Sink
     from llmflow.engine.interception import Interceptor
+    from llmflow.expressions.extensions import Extensions, FunctionRegistry
     from llmflow.providers import ProviderRegistry
 
 #: The hooks that intercept node instances (a run pays for interception only when a plugin has one).
@@ -113,6 +114,15 @@ class Plugins:
         """Let the plugins (only the built-in ones with ``builtin``, else every other) add providers."""
         self._call("register_providers", builtin, registry=registry)
 
+    def extensions(self) -> Extensions:
+        """The template filters and condition functions the plugins register (a later registration wins)."""
+        from llmflow.expressions.extensions import Extensions
+
+        filters, functions = _function_registries()
+        self._call("register_filters", False, filters=filters)
+        self._call("register_functions", False, functions=functions)
+        return Extensions(filters.frozen(), functions.frozen())
+
     def sinks(self, run_id: str, run_dir: Path) -> list[Sink]:
         """The event sinks the plugins add to a run."""
         found = RunSinks(run_id, run_dir)
@@ -136,6 +146,8 @@ class Plugins:
             caller = self._only(hook, plugin)
             try:
                 caller(**arguments)
+            except PluginError as error:  # a registry refused what the plugin registered: say which plugin
+                raise PluginError(f"plugin {origin.shown}: {hook}: {error}") from None
             except UsageError:
                 raise
             except Exception as error:
@@ -156,9 +168,14 @@ class Plugins:
         for name, plugin, origin in self.plugins():
             hooks = sorted(caller.name for caller in self.manager.get_hookcallers(plugin) or ())
             actions, models = ActionRegistry(), ProviderRegistry(config=config or Config())
+            filters, functions = _function_registries()
             try:
                 self._only("register_actions", plugin)(registry=actions)
                 self._only("register_providers", plugin)(registry=models)
+                self._only("register_filters", plugin)(filters=filters)
+                self._only("register_functions", plugin)(functions=functions)
+            except PluginError as error:
+                raise PluginError(f"plugin {origin.shown}: {error}") from None
             except Exception as error:
                 raise PluginError(
                     f"plugin {origin.shown}: registering failed: {type(error).__name__}: {error}"
@@ -167,9 +184,22 @@ class Plugins:
             for key in ("path", "entry_point", "distribution"):
                 if getattr(origin, key) is not None:
                     entry[key] = getattr(origin, key)
-            entry.update(hooks=hooks, actions=actions.kinds(), providers=models.names())
+            entry.update(
+                hooks=hooks,
+                actions=actions.kinds(),
+                providers=models.names(),
+                filters=filters.names(),
+                functions=functions.names(),
+            )
             listed.append(entry)
         return listed
+
+
+def _function_registries() -> tuple[FunctionRegistry, FunctionRegistry]:
+    """Empty registries for plugin template filters and condition functions (the built-ins cannot be replaced)."""
+    from llmflow.expressions.extensions import FunctionRegistry
+
+    return FunctionRegistry("filter"), FunctionRegistry("function")
 
 
 def hook_names() -> list[str]:

@@ -369,7 +369,7 @@ BAD = {
         """,
         "bad-condition",
         "unknown function 'lenght' (functions: abs, all, any, bool, float, int, len, max, min, round, sorted, str, "
-        "sum)",
+        "sum) (a plugin's function? name the plugin in plugins:)",
         5,
         9,
     ),

@@ -207,7 +207,7 @@ def test_a_syntax_error_names_the_line(project: Project) -> None:
         (
             "from llmflow.plugins import hookimpl\n@hookimpl\ndef befor_step(step, context):\n    pass\n",
             "unknown hook 'befor_step' (hooks: after_step, before_iteration, before_step, on_branch, on_error, "
-            "register_actions, register_providers, register_sinks)",
+            "register_actions, register_filters, register_functions, register_providers, register_sinks)",
         ),
         (
             "from llmflow.plugins import hookimpl\n@hookimpl\ndef before_step(step, ctx):\n    pass\n",
@@ -254,6 +254,8 @@ def test_an_entry_point_plugin_is_loaded_for_every_run(project: Project, site: P
         "hooks": ["register_providers"],
         "actions": [],
         "providers": ["shout"],
+        "filters": [],
+        "functions": [],
     }
 
 

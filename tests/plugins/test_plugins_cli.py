@@ -81,6 +81,8 @@ def test_plugins_json_names_where_each_plugin_comes_from(project: Project) -> No
         "hooks": ["before_step", "on_error"],
         "actions": [],
         "providers": [],
+        "filters": [],
+        "functions": [],
     }
 
 
