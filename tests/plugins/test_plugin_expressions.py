@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from plugin_helpers import Project
@@ -50,9 +51,11 @@ def register_functions(functions):
 """
 
 
-def llmflow_cli(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
-    """The real CLI in a subprocess, run in the project folder."""
+def llmflow_cli(project: Project, *args: str, pythonpath: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The real CLI in a subprocess, run in the project folder (``pythonpath``: a folder of installed packages)."""
     env = dict(os.environ, NO_COLOR="1", COLUMNS="200")
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
     command = [sys.executable, "-m", "llmflow", *args]
     return subprocess.run(command, cwd=project.root, env=env, capture_output=True, text=True, timeout=60)
 
@@ -185,6 +188,25 @@ def test_a_sub_workflow_loads_its_own_plugins_for_its_own_names(text: Project) -
     )
     assert summary.status == "succeeded", summary.error
     assert summary.outputs == {"child": "HEY!"}
+
+
+def test_an_entry_point_plugin_named_by_its_module_lends_its_filters(project: Project, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    info = site / "text_tools-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: text-tools\nVersion: 1.0\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text("[llmflow]\ntext = text_tools\n", encoding="utf-8")
+    (site / "text_tools.py").write_text(TEXT, encoding="utf-8")
+    project.workflow(
+        "plugins: [text_tools]\nsteps:\n  - {id: a, if: words('x') == 1, run: \"echo {{ 'hi' | shout }}\"}\n"
+    )
+    done = llmflow_cli(project, "run", "flow.yaml", "--state-dir", "state", "--json", pythonpath=site)
+    assert done.returncode == 0, done.stderr
+    run_id = json.loads(done.stdout)["run_id"]
+    assert project.record(run_id, "a")["output"] == "HI!"
+    listed = llmflow_cli(project, "plugins", "flow.yaml", "--json", pythonpath=site)
+    found = [(p["name"], p["source"], p["filters"]) for p in json.loads(listed.stdout)["plugins"]]
+    assert found[2:] == [("text", "entry point", ["shout"])]  # registered once, as the entry point
 
 
 # -- names no plugin registers -----------------------------------------------------------------------------------
