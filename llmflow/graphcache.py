@@ -119,6 +119,8 @@ class _Pickler(pickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
         from llmflow.compiler.graph import Workflow
         from llmflow.expressions.conditions import FUNCTIONS, Condition
+        from llmflow.expressions.shell import ShellTemplate
+        from llmflow.expressions.templates import Template
 
         if isinstance(obj, PurePath):
             return _rooted, (os.path.relpath(obj, self.root),)
@@ -129,11 +131,18 @@ class _Pickler(pickle.Pickler):
         if type(obj) is Condition:  # without its pool of idle evaluators
             state = (obj.source, obj.references, obj._tree, obj._functions, obj._positions, obj.plugin_functions)
             return _condition, state
+        if type(obj) is Template:  # without its Jinja tree (it holds the environment): parsed again when used
+            return _slotted, (
+                Template,
+                tuple(None if name == "_tree" else getattr(obj, name) for name in _names_of(obj)),
+            )
+        if type(obj) is ShellTemplate:
+            return ShellTemplate, (obj.source, obj.references, None, obj.plugin_filters)
         if type(obj) is Workflow:
             sources = {os.path.relpath(name, self.root): digest for name, digest in obj.sources.items()}
             fields = {name: getattr(obj, name) for name in obj.__dataclass_fields__}
             return _workflow, (fields, sources)
-        names = _slot_fields(type(obj))  # type: ignore[arg-type]
+        names = _names_of(obj)
         if names:  # the dataclasses' own __setstate__ looks their fields up again for every object
             return _slotted, (type(obj), tuple(getattr(obj, name) for name in names))
         return NotImplemented
@@ -189,6 +198,11 @@ def _slot_fields(cls: type) -> tuple[str, ...]:
     if not dataclasses.is_dataclass(cls) or "__slots__" not in cls.__dict__:
         return ()
     return tuple(field.name for field in dataclasses.fields(cls))
+
+
+def _names_of(obj: object) -> tuple[str, ...]:
+    """The fields of ``obj`` when it is a dataclass with slots, else empty."""
+    return _slot_fields(type(obj))  # type: ignore[arg-type]
 
 
 def _slotted(cls: type, values: tuple[Any, ...]) -> Any:

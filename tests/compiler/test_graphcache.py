@@ -230,3 +230,28 @@ def test_a_missing_plugin_file_is_reported_again(tmp_path: Path) -> None:
     workflow, diagnostics = check_workflow(flow)
     assert workflow is None
     assert [d.code for d in diagnostics] == ["plugin-not-found"]
+
+
+def test_templates_that_need_the_full_parser_are_remembered_too(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        """\
+version: 1
+name: full
+inputs:
+  who: {type: string, default: world}
+steps:
+  - id: a
+    run: echo "{{ inputs.who | upper }} {% if inputs.who %}yes{% endif %}"
+  - id: b
+    set: {v: "{% for x in [1, 2] %}{{ x }}{% endfor %} {{ 'x' | upper }}"}
+outputs:
+  a: "{{ steps.a.output }}"
+  b: "{{ vars.v }}"
+""",
+        encoding="utf-8",
+    )
+    fresh = run(flow, tmp_path / "state")  # compiles, and remembers the graph
+    assert graphcache.recall(entry_of(flow)) is not None
+    again = run(flow, tmp_path / "state")  # from the cache: the Jinja trees are parsed again when used
+    assert fresh.outputs == again.outputs == {"a": "WORLD yes", "b": "12 X"}
