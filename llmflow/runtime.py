@@ -120,8 +120,6 @@ def check_expressions(workflow: Workflow, extensions: Extensions) -> None:
     The compiler records those it does not know (only in files that name plugins: validation never imports
     them); the run checks them, in sub-workflows too, once its plugins are loaded and before it writes anything.
     """
-    from llmflow.spec.validator import suggest
-
     for current in _workflows(workflow):
         for used in current.plugin_names:
             kind: Kind = "filter" if used.kind == "filter" else "function"
@@ -130,6 +128,8 @@ def check_expressions(workflow: Workflow, extensions: Extensions) -> None:
                 continue
             where = f"{used.owner} at {used.location}" if used.owner else str(used.location)
             message = f"{where}: no plugin registers the {kind} '{used.name}'"
+            from llmflow.spec.validator import suggest
+
             close = suggest(used.name, [*registered, *builtin_names(kind)])
             if close:
                 message += f" (did you mean '{close}'?)"
