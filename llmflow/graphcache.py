@@ -18,12 +18,14 @@ under the hash of the main file's text, its display name and a fingerprint of th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import pickle
 import sys
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from functools import cache, lru_cache
 from pathlib import Path, PurePath
 from types import MappingProxyType
@@ -158,15 +160,16 @@ def remember(entry: Entry, workflow: Workflow, warnings: list[Diagnostic]) -> No
         _Pickler(buffer, entry.root).dump((files, workflow, warnings))
     except (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError):
         return  # something in the graph cannot be stored (a plugin's object): compile it every time
+    temporary = entry.file.with_name(f"{entry.file.name}.{os.getpid()}.tmp")
     try:
         entry.file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = entry.file.with_name(f"{entry.file.name}.{os.getpid()}.tmp")
         with open(temporary, "wb") as handle:
             handle.write(buffer.getvalue())
         os.chmod(temporary, 0o600)
         os.replace(temporary, entry.file)
-    except OSError:
-        pass
+    except OSError:  # a read-only or full cache folder: no entry, and no half-written file left behind
+        with contextlib.suppress(OSError):
+            temporary.unlink()
 
 
 def _dependencies(workflow: Workflow) -> set[str]:
@@ -183,11 +186,11 @@ def _dependencies(workflow: Workflow) -> set[str]:
 
 
 # -- reading -------------------------------------------------------------------------------------------------
-_ROOT: list[Path] = []  # the folder paths are rebased onto while an entry is read
+_ROOT: ContextVar[Path] = ContextVar("llmflow_graph_root")  # the folder paths are rebased onto, while reading
 
 
 def _rooted(relative: str) -> Path:
-    return Path(os.path.normpath(_ROOT[-1] / relative))
+    return Path(os.path.normpath(_ROOT.get() / relative))
 
 
 @cache
@@ -243,13 +246,13 @@ def recall(entry: Entry) -> tuple[Workflow, list[Diagnostic]] | None:
         data = entry.file.read_bytes()
     except OSError:
         return None
-    _ROOT.append(entry.root)
+    token = _ROOT.set(entry.root)
     try:
         files, workflow, warnings = pickle.loads(data)
     except Exception:  # a damaged or outdated entry is not an error: compile again and overwrite it
         return None
     finally:
-        _ROOT.pop()
+        _ROOT.reset(token)
     for name, digest in files.items():  # every file compiled in must still have the content it had
         if _digest(os.path.join(entry.root, name)) != digest:
             return None
