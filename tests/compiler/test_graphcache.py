@@ -199,6 +199,8 @@ def test_a_second_cli_run_skips_the_yaml_parser_and_the_compiler(tmp_path: Path)
     assert {"ruamel.yaml", "llmflow.compiler.core"} <= first
     second = imported("run", str(main), "-q")
     assert "ruamel.yaml" not in second and "llmflow.compiler.core" not in second
+    # Only the expression kinds the graph holds are loaded: it has no conditions.
+    assert "llmflow.expressions.shell" in second and "llmflow.expressions.conditions" not in second
     third = imported("validate", str(main))
     assert "ruamel.yaml" not in third
 
