@@ -199,8 +199,16 @@ def test_a_second_cli_run_skips_the_yaml_parser_and_the_compiler(tmp_path: Path)
     assert {"ruamel.yaml", "llmflow.compiler.core"} <= first
     second = imported("run", str(main), "-q")
     assert "ruamel.yaml" not in second and "llmflow.compiler.core" not in second
-    # Only the expression kinds the graph holds are loaded: it has no conditions.
-    assert "llmflow.expressions.shell" in second and "llmflow.expressions.conditions" not in second
+    # Reading the graph loads only the expression kinds it holds (it has no conditions).
+    probe = (
+        "import sys; from llmflow import graphcache; "
+        f"entry = graphcache.entry({str(main)!r}, {str(main)!r}); assert graphcache.recall(entry) is not None; "
+        "print(sorted(name for name in sys.modules if name.startswith('llmflow.expressions.')))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    loaded = done.stdout
+    assert "llmflow.expressions.shell'" in loaded and "llmflow.expressions.conditions'" not in loaded
     third = imported("validate", str(main))
     assert "ruamel.yaml" not in third
 
