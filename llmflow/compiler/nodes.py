@@ -107,6 +107,11 @@ def compile_python(compiler: Compiler, spec: Spec, frame: NodeFrame, common: dic
 
 def compile_set(compiler: Compiler, spec: Spec, frame: NodeFrame, common: dict[str, Any]) -> Node:
     options = {"scope": spec.get("scope", "run")}
+    if options["scope"] == "session":
+        message = "session variables are not available in this version of llmflow: this step fails when it runs"
+        compiler.diagnostics.append(
+            compiler.doc.diagnostic("unsupported", message, (*frame.doc_path, "scope"), severity="warning")
+        )
     return _action(compiler, frame, common, dict(spec["set"]), field="set", options=options)
 
 

@@ -1180,6 +1180,30 @@ def test_unused_input_is_a_warning_that_does_not_stop_compiling() -> None:
     ]
 
 
+def test_session_scope_is_a_warning_until_sessions_exist() -> None:
+    doc = _document(
+        """
+        version: 1
+        name: t
+        steps:
+          - id: keep
+            set: {x: 1}
+            scope: session
+        """
+    )
+    compiler = Compiler(doc, CompileSession())
+    compiler.compile()
+    assert [(d.severity, d.code, d.message, d.line, d.column) for d in compiler.diagnostics] == [
+        (
+            "warning",
+            "unsupported",
+            "session variables are not available in this version of llmflow: this step fails when it runs",
+            6,
+            12,
+        )
+    ]
+
+
 def test_an_input_misspelt_where_it_is_read_is_not_also_unused() -> None:
     found = problems(
         """

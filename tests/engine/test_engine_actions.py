@@ -411,3 +411,12 @@ def test_write_with_artifact_keeps_a_copy_in_the_run(flow: Flow) -> None:
     assert kept.read_text() == "# hi"
     (record,) = [record for record in flow.journal(summary.run_id) if record["p"] == "w"]
     assert record["x"]["artifact"] == str(kept.resolve())
+
+
+def test_session_scope_fails_its_step_with_a_clear_message(flow: Flow) -> None:
+    summary = flow.run("steps:\n  - {id: keep, set: {x: 1}, scope: session}\n")
+    assert summary.status == "failed"
+    assert summary.error == (
+        "step 'keep': scope: session is not available in this version of llmflow (sessions are not built yet);"
+        " use scope: run"
+    )
