@@ -61,6 +61,7 @@ def test_keys_and_secrets_are_masked_everywhere_a_run_writes_or_prints(
     tmp_path: Path, openai_server: FakeServer
 ) -> None:
     leaky = FakeServer(echo_credentials).start()
+    (tmp_path / ".llmflow").mkdir()  # the project is here, even if a parent folder holds a store of its own
     try:
         (tmp_path / "llmflow.toml").write_text(f'[providers.openai]\nbase_url = "{openai_server.url}/v1"\n')
         (tmp_path / ".env").write_text(f"MY_TOKEN={TOKEN}\n")
