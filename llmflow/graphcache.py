@@ -23,7 +23,9 @@ import hashlib
 import io
 import os
 import pickle
+import random
 import sys
+import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from functools import cache, lru_cache
@@ -36,6 +38,9 @@ if TYPE_CHECKING:
     from llmflow.diagnostics import Diagnostic
 
 FORMAT = 1
+#: Entries unused for this long are deleted, by one in every ``1 / PRUNE_CHANCE`` writes (on average).
+MAX_AGE = 30 * 24 * 3600
+PRUNE_CHANCE = 0.02
 MAX_TEXT = 5 * 1024 * 1024  # larger files are not worth a cache entry (and the loader refuses them anyway)
 
 
@@ -170,6 +175,9 @@ def remember(entry: Entry, workflow: Workflow, warnings: list[Diagnostic]) -> No
     except OSError:  # a read-only or full cache folder: no entry, and no half-written file left behind
         with contextlib.suppress(OSError):
             temporary.unlink()
+        return
+    if random.random() < PRUNE_CHANCE:
+        prune(entry.file.parent.parent)
 
 
 def _dependencies(workflow: Workflow) -> set[str]:
@@ -183,6 +191,25 @@ def _dependencies(workflow: Workflow) -> set[str]:
         found.update(str(flow.directory / entry) for entry in flow.plugins if entry.endswith(".py"))
         stack.extend(node.workflow for node in flow.walk() if isinstance(node, WorkflowNode))
     return found
+
+
+def prune(folder: Path, *, max_age: float = MAX_AGE, now: float | None = None) -> int:
+    """Delete the entries of ``folder`` (the graph cache, or the sibling ``valid/`` markers) unused for
+    ``max_age`` seconds, so that a cache edited over months does not grow without end; return how many."""
+    cutoff = (time.time() if now is None else now) - max_age
+    removed = 0
+    for kept in (folder, folder.parent / "valid"):
+        with contextlib.suppress(OSError), os.scandir(kept) as shards:
+            for shard in shards:
+                if not shard.is_dir(follow_symlinks=False):
+                    continue
+                with contextlib.suppress(OSError), os.scandir(shard.path) as entries:
+                    for item in entries:
+                        with contextlib.suppress(OSError):
+                            if item.is_file(follow_symlinks=False) and item.stat().st_mtime < cutoff:
+                                os.unlink(item.path)
+                                removed += 1
+    return removed
 
 
 # -- reading -------------------------------------------------------------------------------------------------
@@ -256,6 +283,8 @@ def recall(entry: Entry) -> tuple[Workflow, list[Diagnostic]] | None:
     for name, digest in files.items():  # every file compiled in must still have the content it had
         if _digest(os.path.join(entry.root, name)) != digest:
             return None
+    with contextlib.suppress(OSError):
+        os.utime(entry.file)  # the time of its last use: what pruning goes by
     return workflow, warnings
 
 

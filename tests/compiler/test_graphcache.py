@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -265,3 +266,20 @@ outputs:
     assert graphcache.recall(entry_of(flow)) is not None
     again = run(flow, tmp_path / "state")  # from the cache: the Jinja trees are parsed again when used
     assert fresh.outputs == again.outputs == {"a": "WORLD yes", "b": "12 X"}
+
+
+def test_entries_unused_for_a_month_are_pruned(tmp_path: Path) -> None:
+    fresh = project(tmp_path / "fresh")
+    stale = tmp_path / "stale.yaml"
+    stale.write_text("version: 1\nname: stale\nsteps:\n  - set: {a: 1}\n", encoding="utf-8")
+    llmflow.load(fresh)
+    llmflow.load(stale)
+    kept, dropped = entry_of(fresh).file, entry_of(stale).file
+    month_ago = time.time() - graphcache.MAX_AGE - 60
+    os.utime(dropped, (month_ago, month_ago))
+    assert graphcache.recall(entry_of(fresh)) is not None  # a use counts as fresh
+    graphs = kept.parent.parent
+    assert graphcache.prune(graphs) >= 1
+    assert kept.exists() and not dropped.exists()
+    assert llmflow.load(stale).name == "stale"  # compiled again, and remembered again
+    assert dropped.exists()
