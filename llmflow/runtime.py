@@ -13,6 +13,7 @@ from typing import Any
 
 from llmflow.compiler.graph import ActionNode, HookNode, Workflow, WorkflowNode
 from llmflow.config import Config
+from llmflow.durations import format_moment
 from llmflow.engine.actions import ActionRegistry
 from llmflow.engine.driver import RunOptions, RunSummary, drive, now, redacted_inputs
 from llmflow.engine.events import EventBus
@@ -423,18 +424,14 @@ def _check_approvals(
         path = expired[0]
         node = workflow.nodes[static_path(path)]
         raise UsageError(
-            f"the approval at {path} of run {run_id} timed out at {_utc(deadlines[path])}: resume without "
+            f"the approval at {path} of run {run_id} timed out at {format_moment(deadlines[path])}: resume without "
             f"--approve/--reject to let it fail, or with --from {node.id} to ask again"
         )
     if not (request.approve or request.reject) and not expired:
-        note = f" (it times out at {_utc(min(deadlines.values()))})" if deadlines else ""
+        note = f" (it times out at {format_moment(min(deadlines.values()))})" if deadlines else ""
         raise UsageError(
             f"run {run_id} is waiting for approval at {', '.join(waiting)}{note}; resume with --approve or --reject"
         )
-
-
-def _utc(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
 
 
 def _resume_workflow(

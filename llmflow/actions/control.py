@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timezone
 
+from llmflow.durations import format_duration, format_moment
 from llmflow.engine.actions import ActionContext, ActionResult
 from llmflow.engine.outcome import PauseRun
 from llmflow.errors import ActionError, StepTimeout
@@ -53,10 +53,9 @@ async def approval(ctx: ActionContext) -> ActionResult:
     asked = ctx.services.approval_asked(ctx.path)
     if timeout is not None and time.time() > asked + float(timeout):
         # A decision given too late never counts (``resume`` refuses one): the step fails as timed out.
-        since = datetime.fromtimestamp(asked, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
         raise StepTimeout(
-            f"step '{ctx.node.id}': no decision within the approval's timeout of {_span(float(timeout))} "
-            f"(asked {since})",
+            f"step '{ctx.node.id}': no decision within the approval's timeout of {format_duration(float(timeout))}"
+            f" (asked {format_moment(asked)})",
             path=ctx.path,
         )
     if decision is None:
@@ -66,12 +65,3 @@ async def approval(ctx: ActionContext) -> ActionResult:
         comment = f": {output['comment']}" if output["comment"] else ""
         raise ActionError(f"step '{ctx.node.id}' was rejected{comment}", path=ctx.path, data={"output": output})
     return ActionResult(output=output)
-
-
-def _span(seconds: float) -> str:
-    """``90`` → ``1m30s``: a duration as people write it."""
-    whole = round(seconds)
-    if whole < 60:
-        return f"{seconds:g}s"
-    parts = [(whole // 86400, "d"), (whole % 86400 // 3600, "h"), (whole % 3600 // 60, "m"), (whole % 60, "s")]
-    return "".join(f"{count}{unit}" for count, unit in parts if count)

@@ -115,7 +115,7 @@ def test_an_approval_not_decided_in_time_fails_as_a_timeout(cli: Cli, workflow: 
     assert resumed.json()["outputs"] == {"result": "not shipped (timeout)"}
     shown = cli("show", run_id, "--json").json()
     errors = json.dumps(shown)
-    assert "no decision within the approval's timeout of 1s" in errors
+    assert "no decision within the approval's timeout of 1.0s" in errors
 
 
 def test_a_decision_after_the_timeout_is_refused_and_changes_nothing(cli: Cli, workflow: Write, runs_dir: Path) -> None:
