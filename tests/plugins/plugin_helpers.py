@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -67,6 +70,15 @@ class Project:
         """The last completion record of the node instance at ``path``."""
         records = [r for r in self.journal(run_id) if r["p"] == path and r["s"] in ("succeeded", "skipped", "failed")]
         return records[-1]
+
+    def cli(self, *args: str, pythonpath: Path | None = None) -> subprocess.CompletedProcess[str]:
+        """The real CLI in a subprocess, run in the project folder (``pythonpath``: a folder of installed
+        packages, put in front of the import path)."""
+        env = dict(os.environ, NO_COLOR="1", COLUMNS="200")
+        if pythonpath is not None:
+            env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), env.get("PYTHONPATH", "")])
+        command = [sys.executable, "-m", "llmflow", *args]
+        return subprocess.run(command, cwd=self.root, env=env, capture_output=True, text=True, timeout=60)
 
     def runs(self) -> list[str]:
         """Every run id in the store."""

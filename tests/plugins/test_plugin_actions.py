@@ -5,9 +5,6 @@ over as the configuration; a name no plugin registers stops ``run`` and ``resume
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 from plugin_helpers import Project
@@ -39,18 +36,6 @@ def register_actions(registry):
     registry.register("shout", shout)
     registry.register("tally", tally)
 """
-
-
-def llmflow(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
-    """The real CLI in a subprocess, run in the project folder."""
-    env = dict(os.environ, NO_COLOR="1", COLUMNS="200")
-    command = [sys.executable, "-m", "llmflow", *args]
-    return subprocess.run(command, cwd=project.root, env=env, capture_output=True, text=True, timeout=60)
-
-
-def no_runs(project: Project) -> bool:
-    folder = project.root / "state" / "runs"
-    return not folder.exists() or not [path for path in folder.iterdir() if not path.name.startswith(".")]
 
 
 def run_files(project: Project, run_id: str) -> dict[str, bytes]:
@@ -177,24 +162,24 @@ def test_an_unknown_action_stops_run_with_one_line_exit_2_and_no_run(actions: Pr
             with: {text: hi}
         """
     )
-    done = llmflow(actions, "run", "flow.yaml", "--state-dir", "state")
+    done = actions.cli("run", "flow.yaml", "--state-dir", "state")
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == (
         "error: step 'loud' at flow.yaml:7:5: no plugin registers the action 'shuot' (did you mean 'shout'?); "
         "plugin actions: shout, tally\n"
     )
-    assert no_runs(actions)
+    assert not actions.runs()
     assert not (actions.root / "ran").exists()
 
 
 def test_an_unknown_action_without_any_plugin_action_says_so(project: Project) -> None:
     project.workflow("steps:\n  - {id: loud, action: shout}\n")
-    done = llmflow(project, "run", "flow.yaml", "--state-dir", "state")
+    done = project.cli("run", "flow.yaml", "--state-dir", "state")
     assert (done.returncode, done.stderr) == (
         2,
         "error: step 'loud' at flow.yaml:4:5: no plugin registers the action 'shout'; no plugin registers any action\n",
     )
-    assert no_runs(project)
+    assert not project.runs()
 
 
 def test_an_unknown_action_in_a_sub_workflow_names_its_file(actions: Project) -> None:
@@ -249,14 +234,14 @@ def test_a_resume_whose_plugin_no_longer_registers_the_action_leaves_the_run_as_
           - {id: loud, action: shout, with: {text: hi}}
         """
     )
-    first = llmflow(actions, "run", "flow.yaml", "--state-dir", "state", "--json")
+    first = actions.cli("run", "flow.yaml", "--state-dir", "state", "--json")
     summary = json.loads(first.stdout)
     assert (first.returncode, summary["status"]) == (1, "failed")
     run_id = summary["run_id"]
     before = run_files(actions, run_id)
     actions.write("actions.py", ACTIONS.replace('registry.register("shout", shout)\n', ""))
     actions.write("go", "")
-    done = llmflow(actions, "resume", run_id, "--state-dir", "state")
+    done = actions.cli("resume", run_id, "--state-dir", "state")
     assert (done.returncode, done.stderr) == (
         2,
         "error: step 'loud' at flow.yaml:6:5: no plugin registers the action 'shout'; plugin actions: tally\n",
@@ -280,18 +265,18 @@ def test_validate_graph_and_dry_run_show_action_steps_without_importing_the_plug
           - action: not_registered_anywhere
         """
     )
-    assert llmflow(actions, "validate", "flow.yaml").returncode == 0
-    graph = llmflow(actions, "graph", "flow.yaml")
+    assert actions.cli("validate", "flow.yaml").returncode == 0
+    graph = actions.cli("graph", "flow.yaml")
     assert graph.returncode == 0, graph.stderr
     assert graph.stdout.splitlines() == [
         "test (flow.yaml)",
         "├── loud  [shout]",
         "└── action-2  [not_registered_anywhere]",
     ]
-    plan = llmflow(actions, "run", "flow.yaml", "--dry-run", "--state-dir", "state")
+    plan = actions.cli("run", "flow.yaml", "--dry-run", "--state-dir", "state")
     assert plan.returncode == 0, plan.stderr
     lines = plan.stdout.splitlines()
     assert lines[lines.index("• loud [shout]") + 1] == '    with: {"text": "hello ada"}'
     assert lines[-1] == "• action-2 [not_registered_anywhere]"
     assert not (actions.root / "imported").exists()
-    assert no_runs(actions)
+    assert not actions.runs()

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -49,20 +46,6 @@ def register_functions(functions):
     functions.register("words", words)
     functions.register("below", below)
 """
-
-
-def llmflow_cli(project: Project, *args: str, pythonpath: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """The real CLI in a subprocess, run in the project folder (``pythonpath``: a folder of installed packages)."""
-    env = dict(os.environ, NO_COLOR="1", COLUMNS="200")
-    if pythonpath is not None:
-        env["PYTHONPATH"] = str(pythonpath)
-    command = [sys.executable, "-m", "llmflow", *args]
-    return subprocess.run(command, cwd=project.root, env=env, capture_output=True, text=True, timeout=60)
-
-
-def no_runs(project: Project) -> bool:
-    folder = project.state / "runs"
-    return not folder.exists() or not [path for path in folder.iterdir() if not path.name.startswith(".")]
 
 
 @pytest.fixture
@@ -200,11 +183,11 @@ def test_an_entry_point_plugin_named_by_its_module_lends_its_filters(project: Pr
     project.workflow(
         "plugins: [text_tools]\nsteps:\n  - {id: a, if: words('x') == 1, run: \"echo {{ 'hi' | shout }}\"}\n"
     )
-    done = llmflow_cli(project, "run", "flow.yaml", "--state-dir", "state", "--json", pythonpath=site)
+    done = project.cli("run", "flow.yaml", "--state-dir", "state", "--json", pythonpath=site)
     assert done.returncode == 0, done.stderr
     run_id = json.loads(done.stdout)["run_id"]
     assert project.record(run_id, "a")["output"] == "HI!"
-    listed = llmflow_cli(project, "plugins", "flow.yaml", "--json", pythonpath=site)
+    listed = project.cli("plugins", "flow.yaml", "--json", pythonpath=site)
     found = [(p["name"], p["source"], p["filters"]) for p in json.loads(listed.stdout)["plugins"]]
     assert found[2:] == [("text", "entry point", ["shout"])]  # registered once, as the entry point
 
@@ -221,13 +204,13 @@ def test_an_unknown_filter_stops_run_with_one_line_exit_2_and_no_run(text: Proje
             run: echo "{{ 'hi' | shuot }}"
         """
     )
-    done = llmflow_cli(text, "run", "flow.yaml", "--state-dir", "state")
+    done = text.cli("run", "flow.yaml", "--state-dir", "state")
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == (
         "error: step 'loud' at flow.yaml:8:26: no plugin registers the filter 'shuot' (did you mean 'shout'?); "
         "plugin filters: shout\n"
     )
-    assert no_runs(text)
+    assert not text.runs()
     assert not (text.root / "ran").exists()
 
 
@@ -241,25 +224,25 @@ def test_an_unknown_function_stops_run_the_same_way(text: Project) -> None:
             run: touch ran
         """
     )
-    done = llmflow_cli(text, "run", "flow.yaml", "--state-dir", "state")
+    done = text.cli("run", "flow.yaml", "--state-dir", "state")
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == (
         "error: step 'gate' at flow.yaml:6:9: no plugin registers the function 'wrods' (did you mean 'words'?); "
         "plugin functions: below, words\n"
     )
-    assert no_runs(text)
+    assert not text.runs()
 
 
 def test_an_unknown_name_in_outputs_when_no_plugin_registers_any_filter(project: Project) -> None:
     project.write("quiet.py", "")
     project.workflow("plugins: [./quiet.py]\nsteps:\n  - run: echo\noutputs:\n  x: \"{{ 'a' | uper }}\"\n")
-    done = llmflow_cli(project, "run", "flow.yaml", "--state-dir", "state")
+    done = project.cli("run", "flow.yaml", "--state-dir", "state")
     assert (done.returncode, done.stderr) == (
         2,
         "error: outputs at flow.yaml:7:16: no plugin registers the filter 'uper' (did you mean 'upper'?); "
         "no plugin registers any filter\n",
     )
-    assert no_runs(project)
+    assert not project.runs()
 
 
 def test_an_unknown_name_in_a_sub_workflow_names_its_file(text: Project) -> None:
@@ -484,13 +467,13 @@ def test_a_resume_whose_plugin_no_longer_registers_a_filter_leaves_the_run_as_it
           - {id: loud, run: "echo {{ 'a' | shout }}"}
         """
     )
-    first = llmflow_cli(text, "run", "flow.yaml", "--state-dir", "state", "--json")
+    first = text.cli("run", "flow.yaml", "--state-dir", "state", "--json")
     run_id = json.loads(first.stdout)["run_id"]
     folder = text.state / "runs" / run_id
     before = {str(path): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
     text.write("text.py", TEXT.replace('filters.register("shout", shout)', 'filters.register("shoutt", shout)'))
     text.write("go", "")
-    done = llmflow_cli(text, "resume", run_id, "--state-dir", "state")
+    done = text.cli("resume", run_id, "--state-dir", "state")
     assert (done.returncode, done.stderr) == (
         2,
         "error: step 'loud' at flow.yaml:6:36: no plugin registers the filter 'shout' (did you mean 'shoutt'?); "
@@ -515,10 +498,10 @@ def test_validate_graph_and_dry_run_never_import_the_plugin(project: Project) ->
             set: {plain: "{{ inputs.name | upper }}", loud: "{{ inputs.name | shout }}"}
         """
     )
-    assert llmflow_cli(project, "validate", "flow.yaml").returncode == 0
-    graph = llmflow_cli(project, "graph", "flow.yaml")
+    assert project.cli("validate", "flow.yaml").returncode == 0
+    graph = project.cli("graph", "flow.yaml")
     assert graph.returncode == 0, graph.stderr
-    plan = llmflow_cli(project, "run", "flow.yaml", "--dry-run", "--state-dir", "state")
+    plan = project.cli("run", "flow.yaml", "--dry-run", "--state-dir", "state")
     assert plan.returncode == 0, plan.stderr
     lines = plan.stdout.splitlines()
     assert lines[lines.index("• greet [run] if words(inputs.name) == 1") + 1] == (
@@ -527,8 +510,8 @@ def test_validate_graph_and_dry_run_never_import_the_plugin(project: Project) ->
     assert lines[lines.index("• keep [set]") + 1] == (
         '    set: {"plain": "{{ inputs.name | upper }}", "loud": "{{ inputs.name | shout }}"}  (rendered at run time)'
     )
-    assert no_runs(project)
-    done = llmflow_cli(project, "run", "flow.yaml", "--state-dir", "state")
+    assert not project.runs()
+    done = project.cli("run", "flow.yaml", "--state-dir", "state")
     assert (done.returncode, done.stderr) == (
         2,
         f"error: plugin ./broken.py ({project.root / 'broken.py'}): importing it failed: line 1: RuntimeError: "
@@ -544,13 +527,13 @@ def test_a_plugin_cannot_replace_a_built_in_filter(project: Project) -> None:
         "    filters.register('upper', lambda value: 'not upper')\n",
     )
     project.workflow("plugins: [./upper.py]\nsteps:\n  - run: echo \"{{ 'a' | upper }}\"\n")
-    done = llmflow_cli(project, "run", "flow.yaml", "--state-dir", "state")
+    done = project.cli("run", "flow.yaml", "--state-dir", "state")
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == (
         f"error: plugin ./upper.py ({plugin}): register_filters: 'upper' is a built-in filter and cannot be "
         "replaced (the built-ins keep the sandbox's limits); register yours under a name of its own\n"
     )
-    assert no_runs(project)
+    assert not project.runs()
 
 
 @pytest.mark.parametrize(
@@ -591,7 +574,7 @@ def test_a_function_that_cannot_be_registered_is_refused(project: Project, regis
 
 def test_llmflow_plugins_lists_filters_and_functions(text: Project) -> None:
     text.workflow("plugins: [./text.py]\nsteps:\n  - run: echo\n")
-    done = llmflow_cli(text, "plugins", "flow.yaml")
+    done = text.cli("plugins", "flow.yaml")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-4:] == [
         f"file         {text.root / 'text.py'}",

@@ -4,9 +4,6 @@ for every command; ``validate`` and ``run --dry-run`` never import plugins."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from plugin_helpers import Project
@@ -31,14 +28,6 @@ def on_error(step, context, error):
 """
 
 
-def llmflow(project: Project, *args: str, pythonpath: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, NO_COLOR="1", COLUMNS="200")
-    if pythonpath is not None:
-        env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), env.get("PYTHONPATH", "")])
-    command = [sys.executable, "-m", "llmflow", *args]
-    return subprocess.run(command, cwd=project.root, env=env, capture_output=True, text=True, timeout=60)
-
-
 def builtin_lines() -> list[str]:
     return [
         "built-in     llmflow.actions",
@@ -53,7 +42,7 @@ def builtin_lines() -> list[str]:
 def test_plugins_lists_the_built_ins_and_a_workflow_s_files(project: Project) -> None:
     plugin = project.write("hooks.py", PLUGIN)
     project.workflow("plugins: [./hooks.py]\nsteps: [{run: echo}]\n")
-    done = llmflow(project, "plugins", "flow.yaml")
+    done = project.cli("plugins", "flow.yaml")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         *builtin_lines(),
@@ -66,7 +55,7 @@ def test_plugins_lists_the_built_ins_and_a_workflow_s_files(project: Project) ->
 def test_plugins_json_names_where_each_plugin_comes_from(project: Project) -> None:
     plugin = project.write("hooks.py", PLUGIN)
     project.workflow("plugins: [./hooks.py]\nsteps: [{run: echo}]\n")
-    done = llmflow(project, "plugins", "flow.yaml", "--json")
+    done = project.cli("plugins", "flow.yaml", "--json")
     assert done.returncode == 0, done.stderr
     listed = json.loads(done.stdout)["plugins"]
     assert [(p["name"], p["source"]) for p in listed] == [
@@ -95,7 +84,7 @@ def test_plugins_shows_an_entry_point_with_its_distribution(project: Project, tm
     (site / "tidy_plugin.py").write_text(
         "from llmflow.plugins import hookimpl\n\n@hookimpl\ndef register_sinks(sinks):\n    pass\n"
     )
-    done = llmflow(project, "plugins", pythonpath=site)
+    done = project.cli("plugins", pythonpath=site)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[len(builtin_lines()) :] == [
         "entry point  tidy = tidy_plugin  (tidy-plugin 1.0)",
@@ -116,14 +105,14 @@ def test_a_broken_entry_point_is_one_line_and_exit_2(project: Project, tmp_path:
         "RuntimeError: half installed\n"
     )
     for args in (["plugins"], ["run", "flow.yaml"]):
-        done = llmflow(project, *args, pythonpath=site)
+        done = project.cli(*args, pythonpath=site)
         assert (done.returncode, done.stderr) == (2, expected), args
 
 
 def test_run_with_a_plugin_that_fails_to_import_exits_2_without_a_traceback(project: Project) -> None:
     bad = project.write("bad.py", "import os\n\nvalue = undefined_name + 1\n")
     project.workflow("plugins: [./bad.py]\nsteps: [{run: echo}]\n")
-    done = llmflow(project, "run", "flow.yaml", "--state-dir", "state")
+    done = project.cli("run", "flow.yaml", "--state-dir", "state")
     assert done.returncode == 2
     why = "importing it failed: line 3: NameError: name 'undefined_name' is not defined"
     assert done.stderr == f"error: plugin ./bad.py ({bad}): {why}\n"
@@ -133,15 +122,15 @@ def test_run_with_a_plugin_that_fails_to_import_exits_2_without_a_traceback(proj
 def test_validate_and_dry_run_never_import_plugins(project: Project) -> None:
     project.write("hooks.py", PLUGIN)
     project.workflow("plugins: [./hooks.py]\nsteps: [{run: echo}]\n")
-    assert llmflow(project, "validate", "flow.yaml").returncode == 0
-    assert llmflow(project, "run", "flow.yaml", "--dry-run").returncode == 0
+    assert project.cli("validate", "flow.yaml").returncode == 0
+    assert project.cli("run", "flow.yaml", "--dry-run").returncode == 0
     assert not (project.root / "imported").exists()
-    assert llmflow(project, "run", "flow.yaml", "-q").returncode == 0
+    assert project.cli("run", "flow.yaml", "-q").returncode == 0
     assert (project.root / "imported").exists()
 
 
 def test_plugins_of_an_invalid_workflow_shows_its_diagnostics(project: Project) -> None:
     project.workflow("plugins: [./missing.py]\nsteps: [{run: echo}]\n")
-    done = llmflow(project, "plugins", "flow.yaml")
+    done = project.cli("plugins", "flow.yaml")
     assert done.returncode == 2
     assert "plugin file './missing.py' does not exist" in done.stderr
