@@ -182,14 +182,9 @@ def remember(entry: Entry, workflow: Workflow, warnings: list[Diagnostic]) -> No
 
 def _dependencies(workflow: Workflow) -> set[str]:
     """Every file the compile read or checked: workflow files, and plugin files (which must exist)."""
-    from llmflow.compiler.graph import WorkflowNode
-
     found = set(workflow.sources)
-    stack = [workflow]
-    while stack:
-        flow = stack.pop()
+    for flow in workflow.workflows():
         found.update(str(flow.directory / entry) for entry in flow.plugins if entry.endswith(".py"))
-        stack.extend(node.workflow for node in flow.walk() if isinstance(node, WorkflowNode))
     return found
 
 

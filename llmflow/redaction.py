@@ -188,14 +188,8 @@ def run_secrets(workflow: Workflow, config: Config) -> tuple[dict[str, str], Red
     return declared, Redactor([*declared.values(), *keys])
 
 
-def _alias_options(workflow: Workflow, seen: set[int] | None = None) -> Iterator[Mapping[str, Any]]:
+def _alias_options(workflow: Workflow) -> Iterator[Mapping[str, Any]]:
     """The options of every model alias in the workflow and the sub-workflows it runs."""
-    from llmflow.compiler.graph import WorkflowNode
-
-    seen = seen if seen is not None else set()
-    seen.add(id(workflow))
-    for spec in workflow.models.values():
-        yield spec.options
-    for node in workflow.walk():
-        if isinstance(node, WorkflowNode) and id(node.workflow) not in seen:
-            yield from _alias_options(node.workflow, seen)
+    for flow in workflow.workflows():
+        for spec in flow.models.values():
+            yield spec.options

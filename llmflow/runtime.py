@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from llmflow.compiler.graph import ActionNode, HookNode, Workflow, WorkflowNode
+from llmflow.compiler.graph import ActionNode, HookNode, Workflow
 from llmflow.config import Config
 from llmflow.durations import format_moment
 from llmflow.engine.actions import ActionRegistry
@@ -121,7 +121,7 @@ def check_expressions(workflow: Workflow, extensions: Extensions) -> None:
     The compiler records those it does not know (only in files that name plugins: validation never imports
     them); the run checks them, in sub-workflows too, once its plugins are loaded and before it writes anything.
     """
-    for current in _workflows(workflow):
+    for current in workflow.workflows():
         for used in current.plugin_names:
             kind: Kind = "filter" if used.kind == "filter" else "function"
             registered = extensions.registered(kind)
@@ -139,21 +139,9 @@ def check_expressions(workflow: Workflow, extensions: Extensions) -> None:
             raise PluginError(message)
 
 
-def _workflows(workflow: Workflow) -> Iterator[Workflow]:
-    """The workflow, then each of its sub-workflows (once each)."""
-    queue, seen = [workflow], set[int]()
-    while queue:
-        current = queue.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        queue.extend(node.workflow for node in current.walk() if isinstance(node, WorkflowNode))
-
-
 def _leaves(workflow: Workflow) -> Iterator[ActionNode]:
     """Every leaf step of the workflow, then its hooks; then the same for each sub-workflow (once each)."""
-    for current in _workflows(workflow):
+    for current in workflow.workflows():
         for node in current.walk():
             if isinstance(node, ActionNode):
                 yield node

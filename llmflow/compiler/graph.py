@@ -347,6 +347,17 @@ class Workflow:
         """Every node in document order."""
         return iter(self.nodes.values())
 
+    def workflows(self) -> Iterator[Workflow]:
+        """This workflow, then every sub-workflow it runs at any depth, each once (breadth first)."""
+        queue, seen = [self], set[int]()
+        while queue:
+            current = queue.pop(0)
+            if id(current) in seen:
+                continue
+            seen.add(id(current))
+            yield current
+            queue.extend(node.workflow for node in current.walk() if isinstance(node, WorkflowNode))
+
     def find(self, step_id: str) -> Node | None:
         """The node with id ``step_id``, if any."""
         for node in self.nodes.values():

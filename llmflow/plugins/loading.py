@@ -77,24 +77,15 @@ def declared_plugins(
     workflow: Workflow, directory_of: Callable[[Workflow], Path] | None = None
 ) -> Iterator[tuple[Path, str]]:
     """``(folder, entry)`` for every entry of ``plugins:`` in the workflow and its sub-workflows, once each."""
-    from llmflow.compiler.graph import WorkflowNode
-
     folder = directory_of or (lambda flow: flow.directory)
-    queue = [workflow]
-    seen_flows: set[int] = set()
     seen: set[tuple[str, str]] = set()
-    while queue:
-        current = queue.pop(0)
-        if id(current) in seen_flows:
-            continue
-        seen_flows.add(id(current))
+    for current in workflow.workflows():
         directory = folder(current)
         for entry in current.plugins:
             key = (str((directory / entry).resolve()), "") if entry.endswith(".py") else ("", entry)
             if key not in seen:
                 seen.add(key)
                 yield directory, entry
-        queue.extend(node.workflow for node in current.nodes.values() if isinstance(node, WorkflowNode))
 
 
 # -- files and modules -----------------------------------------------------------------------------------

@@ -1347,3 +1347,17 @@ def test_action_keeps_the_other_kinds_named_after_their_key() -> None:
         ("run", "run"),
         ("write", "write"),
     ]
+
+
+def test_workflows_lists_each_sub_workflow_once_at_any_depth(tmp_path: Path) -> None:
+    leaf = "version: 1\nname: leaf\nsteps:\n  - set: {a: 1}\n"
+    (tmp_path / "leaf.yaml").write_text(leaf, encoding="utf-8")
+    middle = "version: 1\nname: middle\nsteps:\n  - {id: l1, workflow: leaf.yaml}\n  - {id: l2, workflow: leaf.yaml}\n"
+    (tmp_path / "middle.yaml").write_text(middle, encoding="utf-8")
+    top = (
+        "version: 1\nname: top\nsteps:\n"
+        "  - {id: m, workflow: middle.yaml}\n  - {id: l, workflow: leaf.yaml}\n  - {id: m2, workflow: middle.yaml}\n"
+    )
+    (tmp_path / "top.yaml").write_text(top, encoding="utf-8")
+    workflow = load_workflow(tmp_path / "top.yaml")
+    assert [flow.name for flow in workflow.workflows()] == ["top", "middle", "leaf"]
