@@ -13,7 +13,8 @@ How each number is taken:
   synchronously) and dividing by N. The slope between the 100- and 1000-step runs ((T1000 - T100) / 900, whole
   wall times) is printed as a cross-check; both should agree and stay flat as the run grows.
 * **bytes written / bytes produced**: every byte in the run folder after a run of 200 steps that each produce a
-  2 KB value, over the JSON bytes of those values.
+  2 KB value, over the JSON bytes of those values: English prose (what models write), JSON records, and random
+  data (the worst case: the journal stores outputs of 1 KB and more compressed, and random data does not pack).
 * **checkpoint**: the time the engine spends journaling one completed step (``Engine.journal``: encoding, the
   write, and waiting for the fsync) for the first and the last 101 steps of one 10,000-step run, durable
   (``strict``: mostly the fsync) and not (``none``: only the engine's and the store's own work).
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import inspect
 import os
 import shutil
@@ -168,34 +170,65 @@ def bench_steps(project: Project, repeat: int) -> None:
         line(f"{durability:6s} fixed start/end cost of a run", fixed, "ms", None, 1e3)
 
 
+def sample_outputs() -> dict[str, Any]:
+    """2 KB outputs of the kinds steps produce: prose (what models write), JSON records, and random data.
+
+    The prose is real English from the standard library's own docstrings, a different 2 KB window per step;
+    the random data (base64 of random bytes) is the worst case: no compressor can pack it.
+    """
+    import argparse
+    import json
+    import subprocess
+    import typing
+
+    corpus = " ".join(" ".join((module.__doc__ or "").split()) for module in (argparse, subprocess, typing, json))
+    prose = [(corpus * 2)[i * 97 % len(corpus) :][:BLOB] for i in range(200)]
+    records = []
+    while len(json.dumps(records)) < BLOB:
+        i = len(records)
+        records.append({"id": i, "title": prose[i][:40].strip(), "score": round(0.37 * i % 1, 3), "tags": ["a", "b"]})
+    return {
+        "prose": prose,
+        "JSON records": records,
+        "random data": base64.b64encode(os.urandom(BLOB * 3 // 4)).decode(),
+    }
+
+
 def bench_bytes(project: Project, repeat: int) -> None:
     import json
 
     import llmflow
 
-    print(f"Bytes written to the run folder / bytes of output produced (200 steps of {BLOB} B each):")
-    blob = "x" * BLOB
-    project.write("blobs.py", f"def blob():\n    return 'x' * {BLOB}\n")
-    cases = {
-        "set of a 2 KB string": (
-            "version: 1\nname: bytes\ninputs:\n  blob: {type: string}\nsteps:\n"
-            + "".join(f"  - {{id: s{i}, set: {{v: '{{{{ inputs.blob }}}}'}}}}\n" for i in range(200)),
-            len(json.dumps({"v": blob})),
-        ),
-        "python step returning 2 KB": (
-            "version: 1\nname: bytes\nsteps:\n"
-            + "".join(f"  - {{id: s{i}, python: 'blobs:blob'}}\n" for i in range(200)),
-            len(json.dumps(blob)),
-        ),
-    }
-    for label, (text, each) in cases.items():
+    print(f"Bytes written to the run folder / bytes of output produced (200 steps of ~{BLOB} B each):")
+    outputs = sample_outputs()
+    project.write(
+        "blobs.py",
+        f"import json\nOUTPUTS = json.loads({json.dumps(json.dumps(outputs))})\n"
+        + ("def blob(kind, i):\n    value = OUTPUTS[kind]\n    return value[i] if kind == 'prose' else value\n"),
+    )
+    cases: dict[str, tuple[str, int]] = {}
+    prose = outputs["prose"]
+    cases["set of 2 KB of prose (one text, every step)"] = (
+        "version: 1\nname: bytes\ninputs:\n  blob: {type: string}\nsteps:\n"
+        + "".join(f"  - {{id: s{i}, set: {{v: '{{{{ inputs.blob }}}}'}}}}\n" for i in range(200)),
+        200 * len(json.dumps({"v": prose[0]}, ensure_ascii=False).encode()),
+    )
+    for kind, value in outputs.items():
+        produced = sum(
+            len(json.dumps(prose[i] if kind == "prose" else value, ensure_ascii=False).encode()) for i in range(200)
+        )
+        steps = "".join(
+            f"  - {{id: s{i}, python: {{call: 'blobs:blob', with: {{kind: {kind!r}, i: {i}}}}}}}\n" for i in range(200)
+        )
+        cases[f"python step returning 2 KB of {kind}"] = ("version: 1\nname: bytes\nsteps:\n" + steps, produced)
+    for label, (text, produced) in cases.items():
         workflow = llmflow.load(project.write("bytes.yaml", text))
         ratios: list[float] = []
         parts: dict[str, int] = {}
         for _ in range(max(1, repeat // 2)):
-            summary = project.run(workflow, "none", blob=blob) if "set" in label else project.run(workflow, "none")
+            summary = project.run(workflow, "none", blob=prose[0]) if "set" in label else project.run(workflow, "none")
             folder = project.run_dir(summary.run_id)
-            ratios.append(folder_bytes(folder) / (200 * each))
+            ratios.append(folder_bytes(folder) / produced)
             parts = {name: (folder / name).stat().st_size for name in ("journal.jsonl", "events.jsonl", "run.json")}
             parts["artifacts/"] = folder_bytes(folder / "artifacts")
         line(label, ratios, "x", 1.1)

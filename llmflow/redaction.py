@@ -145,8 +145,8 @@ class RedactingHandle:
     def update(self, **fields: Any) -> None:
         self.inner.update(**self.redactor.redact(fields))
 
-    def append(self, record: Mapping[str, Any], **options: Any) -> None:
-        self.inner.append(self.redactor.redact(record), **options)
+    def append(self, record: Mapping[str, Any], **options: Any) -> int | None:
+        return self.inner.append(self.redactor.redact(record), **options)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -44,8 +44,9 @@ class RunHandle(Protocol):
     def update(self, **fields: Any) -> None:
         """Merge ``fields`` into ``run.json`` and rewrite it atomically."""
 
-    def append(self, record: Mapping[str, Any], *, deferred: bool = False) -> None:
-        """Append one record to the journal (checksummed; large ``output`` values go to artifacts).
+    def append(self, record: Mapping[str, Any], *, deferred: bool = False) -> int | None:
+        """Append one record to the journal (checksummed; sizeable ``output`` values are stored compressed,
+        large ones go to artifacts) and return the size in bytes of its output's JSON (``None`` without one).
 
         With ``strict`` durability the record is on disk when this returns, unless ``deferred``: then it is
         written at once and made durable by the next ``sync()``, together with every other record written

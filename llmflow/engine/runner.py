@@ -102,17 +102,18 @@ class Engine:
         return output, writes
 
     # -- the journal -------------------------------------------------------------------------------
-    async def journal(self, path: str, outcome: Outcome) -> None:
+    async def journal(self, path: str, outcome: Outcome) -> int | None:
         """Append the completion record of one node instance; with ``strict`` durability, return once it is
-        on disk (group commit with the records of lanes finishing at the same moment: module docstring)."""
+        on disk (group commit with the records of lanes finishing at the same moment: module docstring).
+        Returns the size in bytes of the output's JSON as journaled (``None`` without an output)."""
         handle = self.state.handle
         if self._group_commit:
-            handle.append(outcome.record(path), deferred=True)
+            size = handle.append(outcome.record(path), deferred=True)
             if len(self._lanes) > 1:  # other lanes run: let those ready now write their records first
                 await asyncio.sleep(0)
             handle.sync()
-        else:
-            handle.append(outcome.record(path))
+            return size
+        return handle.append(outcome.record(path))
 
     def reset(self, instance_path: str) -> None:
         """Forget what completed at or under ``instance_path``: it runs again, now and on any resume."""
@@ -209,11 +210,12 @@ class Engine:
         outcome.ended = time.time()
         if decisions:
             interception.keep(outcome, decisions)
-        await self.journal(path, outcome)
+        size = await self.journal(path, outcome)
         self._finish(node, frame, outcome)
         data = {"id": node.id, "kind": node.kind, "duration": round(outcome.duration, 6)}
         if outcome.output is not None:
             data["preview"] = preview(outcome.output)
+            data["bytes"] = size
         state.emit("step.completed", path, data, attempt)
         if leaf and "usage" in outcome.extra:
             state.check_limits()
@@ -221,13 +223,13 @@ class Engine:
 
     async def _skipped_by_plugin(self, node: Node, frame: Frame, path: str, outcome: Outcome) -> Outcome:
         """Journal and announce a node a plugin's ``skip`` decided (skipped, or succeeded with its output)."""
-        await self.journal(path, outcome)
+        size = await self.journal(path, outcome)
         self._finish(node, frame, outcome)
         data: dict[str, Any] = {"id": node.id, "kind": node.kind, "decision": "skip"}
         if outcome.status == SKIPPED:
             self.state.emit("step.skipped", path, data)
         else:
-            data.update(duration=0.0, preview=preview(outcome.output))
+            data.update(duration=0.0, preview=preview(outcome.output), bytes=size)
             self.state.emit("step.completed", path, data)
         return outcome
 

@@ -1,7 +1,9 @@
-"""The journal line format: compact JSON records with a spliced-in CRC32; big outputs moved to artifacts."""
+"""The journal line format: compact JSON records with a spliced-in CRC32; sizeable outputs compressed, big
+ones moved to artifacts."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import zlib
@@ -17,6 +19,13 @@ OUTPUT_KEY = "output"
 ARTIFACT_KEY = "$artifact"
 #: Outputs whose JSON is longer than this many bytes go to ``artifacts/``.
 ARTIFACT_THRESHOLD = 64 * 1024
+#: The member that holds an output stored compressed (base64 of zlib of its JSON) in place of ``output``.
+COMPRESSED_KEY = "oz"
+#: Outputs whose JSON has at least this many bytes are stored compressed when that saves at least an eighth
+#: (text, JSON and code shrink to roughly half even after base64; random data is left as it is).
+COMPRESS_THRESHOLD = 1024
+#: The zlib level: 6 (the default) costs about as much as 1 on a few KB and packs them a little tighter.
+_COMPRESS_LEVEL = 6
 
 _ENCODE_ASCII = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
 _DECODER = json.JSONDecoder()
@@ -88,7 +97,11 @@ def encode_record(record: Mapping[str, Any]) -> bytes:
     """
     if CHECKSUM_KEY in record:
         raise StoreError(f"journal records may not use the reserved key {CHECKSUM_KEY!r}")
-    body = dump_json(record if type(record) is dict else dict(record))
+    return _sealed(dump_json(record if type(record) is dict else dict(record)))
+
+
+def _sealed(body: bytes) -> bytes:
+    """The line for a record's compact JSON ``body``: the checksum member spliced in last, and a newline."""
     crc = _CRC32(body)
     if len(body) == 2:  # "{}": there is no member before the checksum, so no comma either
         return b'{"c":"%08x"}\n' % crc
@@ -171,37 +184,70 @@ def is_artifact_reference(value: object) -> bool:
     return type(value) is dict and ARTIFACT_KEY in value
 
 
-def encode_with_artifacts(record: Mapping[str, Any], store_payload: Callable[[bytes], str]) -> bytes:
-    """``encode_record``, first moving an ``output`` over the threshold out through ``store_payload``.
+def encode_journal_line(record: Mapping[str, Any], store_payload: Callable[[bytes], str]) -> tuple[bytes, int | None]:
+    """``encode_record`` for a completion record, and the size in bytes of its output's JSON (``None``
+    when the record has no ``output``).
 
-    ``store_payload`` takes the output's JSON bytes and returns their sha256. An output that itself looks
-    like an artifact marker is always moved out, so a marker read back is never mistaken for data.
+    The output is stored as it is, compressed (``"oz"``: base64 of its zlib-packed JSON) when it is at least
+    ``COMPRESS_THRESHOLD`` bytes and packs to under seven eighths, or moved out through ``store_payload``
+    when it is over ``ARTIFACT_THRESHOLD`` (which takes the JSON bytes and returns their sha256). An output
+    that itself looks like an artifact marker is always moved out, so a marker read back is never mistaken
+    for data.
     """
     output = record.get(OUTPUT_KEY, _ABSENT)
-    if type(output) is str and len(output) > ARTIFACT_THRESHOLD:  # its JSON is longer still: moved out for sure
-        payload = dump_json(output)
-        return encode_record({**record, OUTPUT_KEY: {ARTIFACT_KEY: store_payload(payload), "bytes": len(payload)}})
-    line = encode_record(record)
-    # The whole line bounds the output's size, so small records (nearly all) are encoded exactly once.
-    if len(line) <= ARTIFACT_THRESHOLD and not is_artifact_reference(output):
-        return line
     if output is _ABSENT:
-        return line
+        return encode_record(record), None
+    if COMPRESSED_KEY in record or CHECKSUM_KEY in record:
+        raise StoreError(f"journal records may not use the reserved keys {CHECKSUM_KEY!r} and {COMPRESSED_KEY!r}")
+    if not is_artifact_reference(output):
+        line = dump_json(record if type(record) is dict else dict(record))
+        if len(line) < COMPRESS_THRESHOLD:  # nearly every record: the output is too short to pack or move out
+            return _sealed(line), len(dump_json(output))
     payload = dump_json(output)
-    if len(payload) <= ARTIFACT_THRESHOLD and not is_artifact_reference(output):
-        return line
-    digest = store_payload(payload)
-    return encode_record({**record, OUTPUT_KEY: {ARTIFACT_KEY: digest, "bytes": len(payload)}})
+    size = len(payload)
+    if size > ARTIFACT_THRESHOLD or is_artifact_reference(output):
+        member = b'"output":' + dump_json({ARTIFACT_KEY: store_payload(payload), "bytes": size})
+    elif size >= COMPRESS_THRESHOLD and (packed := _packed(payload)) is not None:
+        member = b'"oz":"' + packed + b'"'
+    else:
+        member = b'"output":' + payload
+    body = dump_json({key: value for key, value in record.items() if key != OUTPUT_KEY})
+    return _sealed((body[:-1] + b"," if len(body) > 2 else b"{") + member + b"}"), size
+
+
+def _packed(payload: bytes) -> bytes | None:
+    """``payload`` zlib-compressed and base64-encoded, or ``None`` when that does not save an eighth."""
+    packed = base64.b64encode(zlib.compress(payload, _COMPRESS_LEVEL))
+    return packed if len(packed) * 8 < len(payload) * 7 else None
+
+
+def _unpacked(packed: object, where: str) -> Any:
+    """The output a ``"oz"`` member holds; ``JournalCorrupt`` naming ``where`` when it does not decode."""
+    try:
+        if type(packed) is not str:
+            raise ValueError
+        inflate = zlib.decompressobj()
+        # The JSON was never over the artifact threshold: anything longer is damage, not data to inflate.
+        payload = inflate.decompress(base64.b64decode(packed, validate=True), ARTIFACT_THRESHOLD + 1)
+        if len(payload) > ARTIFACT_THRESHOLD or not inflate.eof or inflate.unused_data:
+            raise ValueError
+        return _DECODE(payload.decode("utf-8"))
+    except (ValueError, zlib.error):  # binascii.Error and UnicodeDecodeError are ValueErrors
+        raise JournalCorrupt(f"{where}: journal record's compressed output does not decode") from None
 
 
 def resolve_artifacts(
     records: list[dict[str, Any]], load_payload: Callable[[str], bytes | None], *, file_label: str
 ) -> list[dict[str, Any]]:
-    """Put artifact-held outputs back into ``records`` (in place; record ``i`` came from line ``i + 1``).
+    """Put compressed and artifact-held outputs back into ``records`` (in place; record ``i`` came from line
+    ``i + 1``).
 
     ``load_payload`` returns the bytes stored under a sha256, or ``None`` when there are none.
     """
     for index, record in enumerate(records):
+        if COMPRESSED_KEY in record:
+            record[OUTPUT_KEY] = _unpacked(record.pop(COMPRESSED_KEY), f"{file_label}:{index + 1}")
+            continue
         reference = record.get(OUTPUT_KEY)
         if type(reference) is not dict or ARTIFACT_KEY not in reference:
             continue

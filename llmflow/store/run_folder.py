@@ -33,7 +33,7 @@ from typing import Any
 
 from llmflow.engine.ports import Durability
 from llmflow.errors import RunNotFound, StoreError
-from llmflow.store.journal import decode_journal, encode_with_artifacts, resolve_artifacts
+from llmflow.store.journal import decode_journal, encode_journal_line, resolve_artifacts
 from llmflow.store.locking import RunLock
 
 RUN_FILE = "run.json"
@@ -106,12 +106,13 @@ class FileRunHandle:
         write_atomically(self.directory / RUN_FILE, dump_meta(merged), durable=self._durable)
         self._meta = merged
 
-    def append(self, record: Mapping[str, Any], *, deferred: bool = False) -> None:
-        """Append one checksummed record to the journal; an ``output`` over 64 KiB goes to artifacts.
+    def append(self, record: Mapping[str, Any], *, deferred: bool = False) -> int | None:
+        """Append one checksummed record to the journal and return the size in bytes of its ``output``'s JSON
+        (``None`` without one); a sizeable output is stored compressed, one over 64 KiB goes to artifacts.
 
         ``deferred`` (``strict`` only): write now, fsync at the next ``sync()`` (group commit).
         """
-        line = encode_with_artifacts(record, self._artifacts.put)
+        line, size = encode_journal_line(record, self._artifacts.put)
         with self._guard:
             if self._broken is not None:
                 raise StoreError(self._broken)
@@ -133,6 +134,7 @@ class FileRunHandle:
                     self._fsync(fd)
             elif self._fsync_batched and time.monotonic() - self._last_sync >= BATCH_INTERVAL:
                 self._fsync(fd)
+        return size
 
     def _fsync(self, fd: int) -> None:
         """fsync the journal (the guard is held); on failure cut it back to what was durable and refuse more."""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import textwrap
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -66,9 +68,13 @@ class Flow:
         return data
 
     def journal(self, run_id: str) -> list[dict[str, Any]]:
-        """The run's journal records (checksums included)."""
+        """The run's journal records (checksums included; compressed outputs unpacked, artifacts not)."""
         text = (self.run_dir(run_id) / "journal.jsonl").read_text()
-        return [json.loads(line) for line in text.splitlines() if line]
+        records = [json.loads(line) for line in text.splitlines() if line]
+        for record in records:
+            if "oz" in record:
+                record["output"] = json.loads(zlib.decompress(base64.b64decode(record.pop("oz"))))
+        return records
 
     def events(self, run_id: str, kind: str | None = None) -> list[dict[str, Any]]:
         """The run's events, optionally only those of one type."""

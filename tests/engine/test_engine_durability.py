@@ -204,3 +204,28 @@ def test_a_restored_set_step_leaves_its_variables_again(flow: Flow) -> None:
     assert resumed.status == "succeeded", resumed.error
     gate = next(record for record in flow.journal(summary.run_id) if record["p"] == "gate")
     assert gate["output"] == "hello"
+
+
+def test_a_sizeable_output_is_journaled_compressed_and_restored_exactly(flow: Flow) -> None:
+    prose = " ".join(f"Sentence {i} of a long answer, the kind a model writes; café ☕." for i in range(60))
+    flow.write("texts.py", f"def answer():\n    return {prose!r}\n")
+    summary = flow.run(
+        """
+        steps:
+          - {id: answer, python: 'texts:answer'}
+          - {id: gate, run: "test -f marker && printf %s '{{ steps.answer.output | length }}'"}
+        """
+    )
+    assert summary.status == "failed"
+    line = next(
+        line for line in (flow.run_dir(summary.run_id) / "journal.jsonl").read_text().splitlines() if "answer" in line
+    )
+    size = len(json.dumps(prose, ensure_ascii=False).encode())
+    assert '"oz":' in line and "Sentence" not in line and len(line) < size * 7 / 8
+    [completed] = [event for event in flow.events(summary.run_id, "step.completed") if event["path"] == "answer"]
+    assert completed["data"]["bytes"] == size and completed["data"]["preview"].startswith("Sentence 0 of")
+    flow.touch("marker")
+    resumed = flow.resume(summary.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    records = {record["p"]: record for record in flow.journal(summary.run_id)}
+    assert records["answer"]["output"] == prose and records["gate"]["output"] == str(len(prose))

@@ -1,9 +1,12 @@
-"""The journal line format: checksummed compact JSON, torn tails, corruption, and the artifact indirection."""
+"""The journal line format: checksummed compact JSON, torn tails, corruption, compressed outputs and the artifact
+indirection."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import os
 import zlib
 from types import MappingProxyType
 from typing import Any
@@ -13,10 +16,11 @@ import pytest
 from llmflow.errors import JournalCorrupt, StoreError
 from llmflow.store.journal import (
     ARTIFACT_THRESHOLD,
+    COMPRESS_THRESHOLD,
     decode_journal,
     decode_lines,
+    encode_journal_line,
     encode_record,
-    encode_with_artifacts,
     resolve_artifacts,
 )
 
@@ -161,11 +165,80 @@ class FakeArtifacts:
         return self.files.get(digest)
 
 
-def test_a_small_output_stays_in_the_line() -> None:
+def encode_with_artifacts(record: dict[str, Any], put: Any) -> bytes:
+    return encode_journal_line(record, put)[0]
+
+
+def incompressible(size: int) -> str:
+    """``size`` characters of base64 of random bytes: zlib cannot pack them by an eighth."""
+    return base64.b64encode(os.urandom(size)).decode()[:size]
+
+
+@pytest.mark.parametrize(
+    "output",
+    [incompressible(ARTIFACT_THRESHOLD - 100), "x" * (COMPRESS_THRESHOLD - 3), {"a": 1}, None],
+    ids=["incompressible", "under-the-compression-threshold", "small", "null"],
+)
+def test_an_output_that_does_not_pack_stays_in_the_line_as_it_is(output: Any) -> None:
     artifacts = FakeArtifacts()
-    record = {"path": "a", "output": "x" * (ARTIFACT_THRESHOLD - 100)}
-    assert encode_with_artifacts(record, artifacts.put) == encode_record(record)
+    record = {"path": "a", "output": output}
+    line, size = encode_journal_line(record, artifacts.put)
+    assert line == encode_record(record)
+    assert size == len(json.dumps(output, separators=(",", ":")).encode())
     assert artifacts.puts == 0
+
+
+def test_a_record_without_output_has_no_size() -> None:
+    assert encode_journal_line({"p": "a", "s": "reset"}, FakeArtifacts().put) == (
+        encode_record({"p": "a", "s": "reset"}),
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        "x" * COMPRESS_THRESHOLD,
+        "The quick brown fox jumps over the lazy dog. " * 200,
+        {"items": [{"name": f"item {i}", "caf\u00e9": "\u2615 \U0001f600", "ok": i % 2 == 0} for i in range(60)]},
+        "lone \udcff surrogate " * 100,
+    ],
+    ids=["threshold", "prose", "json", "surrogate"],
+)
+def test_a_sizeable_output_that_packs_is_stored_compressed_and_read_back_the_same(output: Any) -> None:
+    artifacts = FakeArtifacts()
+    record = {"p": "a", "s": "succeeded", "output": output, "wo": 1}
+    line, size = encode_journal_line(record, artifacts.put)
+    [stored] = decode_lines(line, file_label=LABEL)
+    assert "output" not in stored and isinstance(stored["oz"], str)
+    assert len(line) * 8 < size * 7  # it saved at least an eighth
+    assert artifacts.puts == 0
+    assert resolve_artifacts([stored], artifacts.get, file_label=LABEL) == [record]
+
+
+def test_a_record_may_not_use_the_compressed_member_itself() -> None:
+    with pytest.raises(StoreError, match="reserved keys"):
+        encode_journal_line({"p": "a", "oz": "x", "output": 1}, FakeArtifacts().put)
+
+
+@pytest.mark.parametrize(
+    "packed",
+    [
+        "not base64!",
+        base64.b64encode(b"not zlib").decode(),
+        base64.b64encode(zlib.compress(b'"valid" trailing')).decode(),
+        base64.b64encode(zlib.compress(b'"cut short"')[:-4]).decode(),
+        base64.b64encode(zlib.compress(b"[" + b"0," * ARTIFACT_THRESHOLD + b"0]")).decode(),
+        base64.b64encode(zlib.compress(b'"ok"') + b"extra").decode(),
+        base64.b64encode(zlib.compress(b'"\xff"')).decode(),
+        12,
+    ],
+    ids=["base64", "zlib", "json", "truncated", "over-the-threshold", "trailing-data", "utf-8", "not-text"],
+)
+def test_a_compressed_output_that_does_not_decode_is_reported_with_the_line(packed: Any) -> None:
+    records = decode_lines(encode_record({"p": "a"}) + encode_record({"p": "b", "oz": packed}), file_label=LABEL)
+    with pytest.raises(JournalCorrupt, match=rf"^{LABEL}:2: journal record's compressed output does not decode$"):
+        resolve_artifacts(records, FakeArtifacts().get, file_label=LABEL)
 
 
 def test_a_large_output_is_replaced_by_a_reference_and_resolved_back() -> None:
