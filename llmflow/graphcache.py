@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from llmflow.compiler.graph import Workflow
     from llmflow.diagnostics import Diagnostic
 
-FORMAT = 1
+FORMAT = 2  # 2: graph objects stored as their non-default fields (compiler.graph.Frozen)
 #: Entries unused for this long are deleted, by one in every ``1 / PRUNE_CHANCE`` writes (on average).
 MAX_AGE = 30 * 24 * 3600
 PRUNE_CHANCE = 0.02
@@ -124,7 +124,7 @@ class _Pickler(pickle.Pickler):
         self.root = root
 
     def reducer_override(self, obj: Any) -> Any:
-        from llmflow.compiler.graph import Workflow
+        from llmflow.compiler.graph import Frozen, Workflow
         from llmflow.expressions.conditions import FUNCTIONS, Condition
         from llmflow.expressions.shell import ShellTemplate
         from llmflow.expressions.templates import Template
@@ -145,10 +145,15 @@ class _Pickler(pickle.Pickler):
             )
         if type(obj) is ShellTemplate:
             return ShellTemplate, (obj.source, obj.references, None, obj.plugin_filters)
-        if type(obj) is Workflow:
-            sources = {os.path.relpath(name, self.root): digest for name, digest in obj.sources.items()}
-            fields = {name: getattr(obj, name) for name in obj.__dataclass_fields__}
-            return _workflow, (fields, sources)
+        if isinstance(obj, Frozen):  # the graph's own classes: only the fields that differ from their default
+            cls = type(obj)
+            defaults = cls._defaults
+            fields = {name: value for name, value in obj.__dict__.items() if value is not defaults.get(name, _UNSET)}
+            if isinstance(obj, Workflow):
+                sources = {os.path.relpath(name, self.root): digest for name, digest in obj.sources.items()}
+                fields.pop("sources", None)
+                return _workflow, (fields, sources)
+            return _frozen, (cls, fields)
         names = _names_of(obj)
         if names:  # the dataclasses' own __setstate__ looks their fields up again for every object
             return _slotted, (type(obj), tuple(getattr(obj, name) for name in names))
@@ -208,6 +213,7 @@ def prune(folder: Path, *, max_age: float = MAX_AGE, now: float | None = None) -
 
 
 # -- reading -------------------------------------------------------------------------------------------------
+_UNSET = object()
 _ROOT: ContextVar[Path] = ContextVar("llmflow_graph_root")  # the folder paths are rebased onto, while reading
 
 
@@ -253,11 +259,23 @@ def _condition(source: str, references: Any, tree: Any, functions: Any, position
     return Condition(source, references, tree, functions, positions, plugin_functions)
 
 
-def _workflow(fields: dict[str, Any], sources: dict[str, str]) -> Any:
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _frozen(cls: type, state: dict[str, Any]) -> Any:
+    """A graph object from the fields that differ from their default (the others are class attributes): no
+    ``__init__``, one assignment (this runs for every node, and is most of reading a large graph)."""
+    obj: Any = _new(cls)
+    _set(obj, "__dict__", state)
+    return obj
+
+
+def _workflow(state: dict[str, Any], sources: dict[str, str]) -> Any:
     from llmflow.compiler.graph import Workflow
 
-    fields["sources"] = MappingProxyType({str(_rooted(name)): digest for name, digest in sources.items()})
-    return Workflow(**fields)
+    state["sources"] = MappingProxyType({str(_rooted(name)): digest for name, digest in sources.items()})
+    return _frozen(Workflow, state)
 
 
 def recall(entry: Entry) -> tuple[Workflow, list[Diagnostic]] | None:
