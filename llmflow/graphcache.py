@@ -128,7 +128,7 @@ class _Pickler(pickle.Pickler):
         from llmflow.compiler.graph import Frozen, Workflow
         from llmflow.expressions.conditions import FUNCTIONS, Condition
         from llmflow.expressions.shell import ShellTemplate
-        from llmflow.expressions.templates import Template
+        from llmflow.expressions.templates import Template, ValueTemplate
 
         if isinstance(obj, PurePath):
             return _rooted, (os.path.relpath(obj, self.root),)
@@ -144,6 +144,8 @@ class _Pickler(pickle.Pickler):
                 Template,
                 tuple(None if name == "_tree" else getattr(obj, name) for name in _names_of(obj)),
             )
+        if type(obj) is ValueTemplate:  # one per step: rebuilt without copyreg's generic slot-state path
+            return _value_template, (obj._value, obj.references, obj.is_static)
         if type(obj) is ShellTemplate:
             return ShellTemplate, (obj.source, obj.references, None, obj.plugin_filters)
         if isinstance(obj, Frozen):  # the graph's own classes: only the fields that differ from their default
@@ -270,6 +272,14 @@ def _frozen(cls: type, state: dict[str, Any]) -> Any:
     obj: Any = _new(cls)
     _set(obj, "__dict__", state)
     return obj
+
+
+def _value_template(value: Any, references: Any, is_static: bool) -> Any:
+    from llmflow.expressions.templates import ValueTemplate
+
+    template: Any = _new(ValueTemplate)
+    template._value, template.references, template.is_static = value, references, is_static
+    return template
 
 
 def _workflow(state: dict[str, Any], sources: dict[str, str]) -> Any:

@@ -137,6 +137,9 @@ def described(value: Any, seen: set[type]) -> Any:
         return {key: described(item, seen) for key, item in value.items()}
     if isinstance(value, (str, int, float, bool, type(None), frozenset, Path)):
         return value
+    slots = [name for cls in type(value).__mro__ for name in getattr(cls, "__slots__", ()) if name != "_tree"]
+    if slots:  # templates: every part but the parsed tree (parsed again when used)
+        return (type(value).__name__, {name: described(getattr(value, name), seen) for name in slots})
     return (type(value).__name__, repr(value), getattr(value, "source", None))
 
 
