@@ -299,7 +299,7 @@ def recall(entry: Entry) -> tuple[Workflow, list[Diagnostic]] | None:
         return None
     token = _ROOT.set(entry.root)
     # Reading builds thousands of objects and no garbage: without this the cyclic collector would walk the
-    # whole heap several times meanwhile (~2 ms of reading a 1000-step graph inside a run).
+    # whole heap several times meanwhile (~1 ms of reading a 1000-step graph inside a run).
     collecting = gc.isenabled()
     gc.disable()
     try:

@@ -91,9 +91,9 @@ class Engine:
         replay = self.state.replay  # empty unless resuming
         try:
             for node in nodes:
-                record = replay.get(frame.instance_path(node.path)) if replay else None
+                record = replay.get(path := frame.instance_path(node.path)) if replay else None
                 if record is not None:  # as ``execute`` would, without a coroutine per completed node
-                    outcome = self._restored(node, frame, frame.instance_path(node.path), record)
+                    outcome = self._restored(node, frame, path, record)
                 else:
                     outcome = await self.execute(node, frame)
                 if outcome.writes:
