@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -214,3 +216,10 @@ def test_evolve_changes_only_the_fields_given() -> None:
     assert evolve(policy, delay=5.0) == RetryPolicy(attempts=3, delay=5.0)
     assert policy.delay == 1.0
     assert repr(evolve(policy, on=frozenset({"timeout"}))).startswith("RetryPolicy(attempts=3, delay=1.0")
+
+
+def test_values_survive_plain_pickle_and_copy() -> None:
+    location = Location("flow.yaml", 3, 5)
+    assert pickle.loads(pickle.dumps(location)) == location
+    assert copy.copy(location) == location
+    assert copy.deepcopy(RetryPolicy(attempts=3)) == RetryPolicy(attempts=3)
