@@ -19,6 +19,7 @@ under the hash of the main file's text, its display name and a fingerprint of th
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import io
 import os
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from llmflow.compiler.graph import Workflow
     from llmflow.diagnostics import Diagnostic
 
-FORMAT = 1
+FORMAT = 2  # 2: graph objects stored as their non-default fields (compiler.graph.Frozen)
 #: Entries unused for this long are deleted, by one in every ``1 / PRUNE_CHANCE`` writes (on average).
 MAX_AGE = 30 * 24 * 3600
 PRUNE_CHANCE = 0.02
@@ -124,10 +125,10 @@ class _Pickler(pickle.Pickler):
         self.root = root
 
     def reducer_override(self, obj: Any) -> Any:
-        from llmflow.compiler.graph import Workflow
+        from llmflow.compiler.graph import Frozen, Workflow
         from llmflow.expressions.conditions import FUNCTIONS, Condition
         from llmflow.expressions.shell import ShellTemplate
-        from llmflow.expressions.templates import Template
+        from llmflow.expressions.templates import Template, ValueTemplate
 
         if isinstance(obj, PurePath):
             return _rooted, (os.path.relpath(obj, self.root),)
@@ -143,12 +144,19 @@ class _Pickler(pickle.Pickler):
                 Template,
                 tuple(None if name == "_tree" else getattr(obj, name) for name in _names_of(obj)),
             )
+        if type(obj) is ValueTemplate:  # one per step: rebuilt without copyreg's generic slot-state path
+            return _value_template, (obj._value, obj.references, obj.is_static)
         if type(obj) is ShellTemplate:
             return ShellTemplate, (obj.source, obj.references, None, obj.plugin_filters)
-        if type(obj) is Workflow:
-            sources = {os.path.relpath(name, self.root): digest for name, digest in obj.sources.items()}
-            fields = {name: getattr(obj, name) for name in obj.__dataclass_fields__}
-            return _workflow, (fields, sources)
+        if isinstance(obj, Frozen):  # the graph's own classes: only the fields that differ from their default
+            cls = type(obj)
+            defaults = cls._defaults
+            fields = {name: value for name, value in obj.__dict__.items() if value is not defaults.get(name, _UNSET)}
+            if isinstance(obj, Workflow):
+                sources = {os.path.relpath(name, self.root): digest for name, digest in obj.sources.items()}
+                fields.pop("sources", None)
+                return _workflow, (fields, sources)
+            return _frozen, (cls, fields)
         names = _names_of(obj)
         if names:  # the dataclasses' own __setstate__ looks their fields up again for every object
             return _slotted, (type(obj), tuple(getattr(obj, name) for name in names))
@@ -208,6 +216,7 @@ def prune(folder: Path, *, max_age: float = MAX_AGE, now: float | None = None) -
 
 
 # -- reading -------------------------------------------------------------------------------------------------
+_UNSET = object()
 _ROOT: ContextVar[Path] = ContextVar("llmflow_graph_root")  # the folder paths are rebased onto, while reading
 
 
@@ -253,11 +262,31 @@ def _condition(source: str, references: Any, tree: Any, functions: Any, position
     return Condition(source, references, tree, functions, positions, plugin_functions)
 
 
-def _workflow(fields: dict[str, Any], sources: dict[str, str]) -> Any:
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _frozen(cls: type, state: dict[str, Any]) -> Any:
+    """A graph object from the fields that differ from their default (the others are class attributes): no
+    ``__init__``, one assignment (this runs for every node, and is most of reading a large graph)."""
+    obj: Any = _new(cls)
+    _set(obj, "__dict__", state)
+    return obj
+
+
+def _value_template(value: Any, references: Any, is_static: bool) -> Any:
+    from llmflow.expressions.templates import ValueTemplate
+
+    template: Any = _new(ValueTemplate)
+    template._value, template.references, template.is_static = value, references, is_static
+    return template
+
+
+def _workflow(state: dict[str, Any], sources: dict[str, str]) -> Any:
     from llmflow.compiler.graph import Workflow
 
-    fields["sources"] = MappingProxyType({str(_rooted(name)): digest for name, digest in sources.items()})
-    return Workflow(**fields)
+    state["sources"] = MappingProxyType({str(_rooted(name)): digest for name, digest in sources.items()})
+    return _frozen(Workflow, state)
 
 
 def recall(entry: Entry) -> tuple[Workflow, list[Diagnostic]] | None:
@@ -269,11 +298,17 @@ def recall(entry: Entry) -> tuple[Workflow, list[Diagnostic]] | None:
     except OSError:
         return None
     token = _ROOT.set(entry.root)
+    # Reading builds thousands of objects and no garbage: without this the cyclic collector would walk the
+    # whole heap several times meanwhile (~1 ms of reading a 1000-step graph inside a run).
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         files, workflow, warnings = pickle.loads(data)
     except Exception:  # a damaged or outdated entry is not an error: compile again and overwrite it
         return None
     finally:
+        if collecting:
+            gc.enable()
         _ROOT.reset(token)
     for name, digest in files.items():  # every file compiled in must still have the content it had
         if _digest(os.path.join(entry.root, name)) != digest:

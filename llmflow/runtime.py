@@ -7,11 +7,11 @@ import json
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmflow.compiler.graph import ActionNode, HookNode, Workflow
+from llmflow.compiler.graph import ActionNode, HookNode, Workflow, evolve
 from llmflow.config import Config
 from llmflow.durations import format_moment
 from llmflow.engine.actions import ActionRegistry
@@ -302,7 +302,7 @@ def load_run_workflow(store: RunStore, run_id: str, meta: Mapping[str, Any]) -> 
 
 def _rebase(workflow: Workflow, original: Path) -> Workflow:
     # Relative paths in steps (cwd, write, python imports) start at the original workflow's folder.
-    return replace(workflow, path=original)
+    return evolve(workflow, path=original)
 
 
 def _original_folders(store: RunStore, run_id: str, meta: Mapping[str, Any]) -> Callable[[Workflow], Path]:

@@ -21,6 +21,7 @@ from llmflow.compiler.graph import (
     PluginName,
     RetryPolicy,
     Workflow,
+    evolve,
 )
 from llmflow.compiler.inputs import compile_inputs
 from llmflow.compiler.locate import point_into
@@ -232,13 +233,13 @@ class Compiler:
         frame = NodeFrame(doc_path=path)
         policy = RetryPolicy(attempts=int(value.get("attempts", 3)), on=frozenset(value.get("on") or ("any",)))
         if "delay" in value:
-            policy = replace(policy, delay=self.duration(value["delay"], frame, "delay"))
+            policy = evolve(policy, delay=self.duration(value["delay"], frame, "delay"))
         if "max_delay" in value:
-            policy = replace(policy, max_delay=self.duration(value["max_delay"], frame, "max_delay"))
+            policy = evolve(policy, max_delay=self.duration(value["max_delay"], frame, "max_delay"))
         if "backoff" in value:
-            policy = replace(policy, backoff=float(self.finite(value["backoff"], (*path, "backoff"))))
+            policy = evolve(policy, backoff=float(self.finite(value["backoff"], (*path, "backoff"))))
         jitter = self.finite(value.get("jitter", 0), (*path, "jitter"))
-        policy = replace(policy, jitter=(0.5 if jitter is True else float(jitter or 0)))
+        policy = evolve(policy, jitter=(0.5 if jitter is True else float(jitter or 0)))
         return policy
 
     def resolve_model(self, name: str, path: DocPath) -> ModelSpec | None:
@@ -288,7 +289,7 @@ class Compiler:
         if "compensate" in spec:
             compensation_frame = frame.child("compensate", inside=False)
             compensate = self.steps(spec["compensate"], (*path, "compensate"), compensation_frame)
-            node = replace(node, compensate=compensate)
+            node = evolve(node, compensate=compensate)
         info.end = self._order - 1
         self.nodes[slot] = node
         return node

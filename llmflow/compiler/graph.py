@@ -2,20 +2,104 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from typing_extensions import dataclass_transform
+
     from llmflow.expressions import Condition, ShellTemplate, ValueTemplate
+else:
+
+    def dataclass_transform(**_: Any) -> Callable[[type], type]:
+        return lambda cls: cls
+
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
+_Object = TypeVar("_Object", bound="Frozen")
 
 
-@dataclass(frozen=True, slots=True)
-class Location:
+@dataclass_transform(frozen_default=True)
+class Frozen:
+    """Base of the graph's classes: a field is an annotated class attribute (its value, if any, the default),
+    as in a frozen dataclass; ``kw_only`` and ``eq`` are given as class keywords.
+
+    Not ``@dataclass``: creating 22 dataclasses cost ~26 ms of every start-up (each runs ``exec``). The fields
+    live in the instance ``__dict__`` and defaults stay class attributes, so a cached graph stores only the
+    fields that differ from their default and is read back by setting one ``__dict__`` per object
+    (``llmflow.graphcache``). ``eq`` classes compare and hash by their fields; the others by identity.
+    """
+
+    #: Every field in order; the positional ones (all unless ``kw_only``); the defaults by name.
+    _fields: ClassVar[tuple[str, ...]] = ()
+    _positional: ClassVar[tuple[str, ...]] = ()
+    _defaults: ClassVar[dict[str, Any]] = {}
+    _names: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, *, eq: bool = True, kw_only: bool = False, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        annotations = cls.__dict__.get("__annotations__", {})  # noqa: RUF063 (inspect: a slow import, for nothing here)
+        own = [name for name, kind in annotations.items() if "ClassVar" not in kind]
+        cls._fields = (*cls._fields, *(name for name in own if name not in cls._fields))
+        cls._positional = () if kw_only else cls._fields
+        cls._defaults = {**cls._defaults, **{name: cls.__dict__[name] for name in own if name in cls.__dict__}}
+        cls._names = frozenset(cls._fields)
+        if eq:
+            cls.__eq__ = Frozen._equal  # type: ignore[assignment,method-assign]
+            cls.__hash__ = Frozen._hash  # type: ignore[assignment,method-assign]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        cls = type(self)
+        values = cls._defaults.copy()
+        if args:
+            given = cls._positional[: len(args)]
+            if len(args) > len(cls._positional) or not kwargs.keys().isdisjoint(given):
+                raise TypeError(f"{cls.__name__}(): too many positional arguments, or one given twice")
+            values.update(zip(given, args, strict=True))
+        values.update(kwargs)
+        if values.keys() != cls._names:
+            missing = sorted(cls._names - values.keys())
+            unknown = sorted(values.keys() - cls._names)
+            raise TypeError(f"{cls.__name__}(): missing fields {missing}, unknown fields {unknown}")
+        object.__setattr__(self, "__dict__", values)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise _frozen(name)
+
+    def __delattr__(self, name: str) -> None:
+        raise _frozen(name)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        return f"{type(self).__name__}({shown})"
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self._fields)
+
+    def _equal(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented  # type: ignore[no-any-return]
+        return self._values() == other._values()
+
+    def _hash(self) -> int:
+        return hash(self._values())
+
+
+def _frozen(name: str) -> AttributeError:
+    from dataclasses import FrozenInstanceError  # only on this error path: the module is not imported for it
+
+    return FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+def evolve(obj: _Object, **changes: Any) -> _Object:
+    """A copy of a graph object with some fields changed (``dataclasses.replace`` for these classes)."""
+    return type(obj)(**{**{name: getattr(obj, name) for name in obj._fields}, **changes})
+
+
+class Location(Frozen):
     """Where a node is written: file, 1-based line and column."""
 
     file: str
@@ -26,8 +110,7 @@ class Location:
         return f"{self.file}:{self.line}:{self.column}"
 
 
-@dataclass(frozen=True, slots=True)
-class PluginName:
+class PluginName(Frozen):
     """A template filter (``kind`` filter) or condition function (``kind`` function) that the compiler does not
     know, used where the workflow names plugins: a plugin of the run must register it.
 
@@ -40,8 +123,7 @@ class PluginName:
     owner: str
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
+class RetryPolicy(Frozen):
     """How often and how patiently a failed node is tried again."""
 
     attempts: int = 1
@@ -56,8 +138,7 @@ class RetryPolicy:
         return float(min(self.max_delay, self.delay * self.backoff ** max(0, attempt - 2)))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
-class Node:
+class Node(Frozen, kw_only=True, eq=False):
     """What every node has. ``path`` is stable across runs and used by the journal, events and resume."""
 
     kind: str
@@ -87,18 +168,16 @@ class Node:
         yield from self.compensate
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
-class ActionNode(Node):
+class ActionNode(Node, kw_only=True, eq=False):
     """A leaf: one action from the registry (``run``, ``llm``, ``http`` …) with its configuration."""
 
     action: str
     config: ValueTemplate
-    options: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    options: Mapping[str, Any] = EMPTY
     shell: ShellTemplate | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
-class GroupNode(Node):
+class GroupNode(Node, kw_only=True, eq=False):
     """A nested sequence of steps; its output is the output of its last step."""
 
     steps: tuple[Node, ...]
@@ -108,8 +187,7 @@ class GroupNode(Node):
         yield from self.compensate
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
-class IfNode(Node):
+class IfNode(Node, kw_only=True, eq=False):
     """``if`` + ``then`` (+ ``else``): ``test`` chooses the branch."""
 
     test: Condition
@@ -122,8 +200,7 @@ class IfNode(Node):
         yield from self.compensate
 
 
-@dataclass(frozen=True, slots=True)
-class Case:
+class Case(Frozen):
     """One ``switch`` case: its branch name, condition and steps."""
 
     name: str
@@ -131,8 +208,7 @@ class Case:
     steps: tuple[Node, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
-class SwitchNode(Node):
+class SwitchNode(Node, kw_only=True, eq=False):
     """The first case whose condition holds runs; otherwise ``default``."""
 
     cases: tuple[Case, ...]
@@ -145,8 +221,7 @@ class SwitchNode(Node):
         yield from self.compensate
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
-class LoopNode(Node):
+class LoopNode(Node, kw_only=True, eq=False):
     """Repeats ``steps``: over ``for_each``, ``times`` times, ``while`` or ``until`` a condition."""
 
     steps: tuple[Node, ...]
@@ -162,16 +237,14 @@ class LoopNode(Node):
         yield from self.compensate
 
 
-@dataclass(frozen=True, slots=True)
-class Branch:
+class Branch(Frozen):
     """One named branch of a ``parallel`` node."""
 
     name: str
     steps: tuple[Node, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
-class ParallelNode(Node):
+class ParallelNode(Node, kw_only=True, eq=False):
     """Named branches run concurrently; variables they write are merged by ``merge``."""
 
     branches: tuple[Branch, ...]
@@ -185,8 +258,7 @@ class ParallelNode(Node):
         yield from self.compensate
 
 
-@dataclass(frozen=True, slots=True)
-class Tolerance:
+class Tolerance(Frozen):
     """How many failed items a ``map`` accepts: a count, or a fraction of the items."""
 
     count: int = 0
@@ -199,8 +271,7 @@ class Tolerance:
         return failed <= self.count
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
-class MapNode(Node):
+class MapNode(Node, kw_only=True, eq=False):
     """Runs ``steps`` once per item; output in input order, failed items listed in ``.errors``."""
 
     items: ValueTemplate
@@ -208,7 +279,7 @@ class MapNode(Node):
     variable: str = "item"
     concurrency: ValueTemplate | None = None
     fail_fast: bool = True
-    tolerance: Tolerance = field(default_factory=Tolerance)
+    tolerance: Tolerance = Tolerance()
     merge: str = "error"
 
     def children(self) -> Iterator[Node]:
@@ -216,8 +287,7 @@ class MapNode(Node):
         yield from self.compensate
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
-class StreamNode(Node):
+class StreamNode(Node, kw_only=True, eq=False):
     """Runs ``steps`` per item as a source (command, file, items, model) produces them."""
 
     source: str
@@ -236,8 +306,7 @@ class StreamNode(Node):
         yield from self.compensate
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
-class TryNode(Node):
+class TryNode(Node, kw_only=True, eq=False):
     """``try`` body; ``catch`` on failure (variable writes of the body rolled back); ``finally`` always."""
 
     body: tuple[Node, ...]
@@ -251,16 +320,14 @@ class TryNode(Node):
         yield from self.compensate
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
-class WorkflowNode(Node):
+class WorkflowNode(Node, kw_only=True, eq=False):
     """Runs another workflow file with inputs; its output is that workflow's ``outputs``."""
 
     workflow: Workflow
     arguments: ValueTemplate
 
 
-@dataclass(frozen=True, slots=True)
-class InputSpec:
+class InputSpec(Frozen):
     """A declared workflow input."""
 
     name: str
@@ -270,20 +337,18 @@ class InputSpec:
     has_default: bool = False
     required: bool = True
     secret: bool = False
-    constraints: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    constraints: Mapping[str, Any] = EMPTY
 
 
-@dataclass(frozen=True, slots=True)
-class ModelSpec:
+class ModelSpec(Frozen):
     """A model alias: ``provider/model`` and default call options."""
 
     alias: str
     model: str
-    options: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    options: Mapping[str, Any] = EMPTY
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
+class Limits(Frozen):
     """Run-wide limits."""
 
     max_concurrency: int | None = None
@@ -293,8 +358,7 @@ class Limits:
     max_cost: float | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
-class HookNode(ActionNode):
+class HookNode(ActionNode, kw_only=True, eq=False):
     """A YAML hook: a leaf action run when an event whose type and path match the globs happens."""
 
     events: tuple[str, ...]
@@ -302,8 +366,7 @@ class HookNode(ActionNode):
     required: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
-class Workflow:
+class Workflow(Frozen, kw_only=True, eq=False):
     """A compiled workflow, ready to run."""
 
     name: str
@@ -311,16 +374,14 @@ class Workflow:
     path: Path
     version: int = 1
     description: str = ""
-    sources: Mapping[str, str] = field(
-        default_factory=lambda: EMPTY
-    )  # absolute path -> sha256 of every file compiled in
-    inputs: Mapping[str, InputSpec] = field(default_factory=lambda: EMPTY)
-    variables: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    sources: Mapping[str, str] = EMPTY  # absolute path -> sha256 of every file compiled in
+    inputs: Mapping[str, InputSpec] = EMPTY
+    variables: Mapping[str, Any] = EMPTY
     initial_vars: ValueTemplate | None = None  # ``vars:`` when it holds templates (rendered at the start)
-    models: Mapping[str, ModelSpec] = field(default_factory=lambda: EMPTY)
+    models: Mapping[str, ModelSpec] = EMPTY
     default_model: str | None = None
     default_shell: str = "sh"
-    limits: Limits = field(default_factory=Limits)
+    limits: Limits = Limits()
     secrets: tuple[str, ...] = ()
     env: ValueTemplate | None = None
     hooks: tuple[HookNode, ...] = ()
@@ -329,7 +390,7 @@ class Workflow:
     plugin_names: tuple[PluginName, ...] = ()
     steps: tuple[Node, ...] = ()
     outputs: ValueTemplate | None = None
-    nodes: Mapping[str, Node] = field(default_factory=lambda: EMPTY)  # every node by path, in document order
+    nodes: Mapping[str, Node] = EMPTY  # every node by path, in document order
 
     def __repr__(self) -> str:
         return f"<Workflow {self.name} from {self.file}>"

@@ -88,9 +88,14 @@ class Engine:
         lanes = self._lanes
         task = asyncio.current_task()
         lanes[task] = lanes.get(task, 0) + 1
+        replay = self.state.replay  # empty unless resuming
         try:
             for node in nodes:
-                outcome = await self.execute(node, frame)
+                record = replay.get(path := frame.instance_path(node.path)) if replay else None
+                if record is not None:  # as ``execute`` would, without a coroutine per completed node
+                    outcome = self._restored(node, frame, path, record)
+                else:
+                    outcome = await self.execute(node, frame)
                 if outcome.writes:
                     writes.update(outcome.writes)
                 if outcome.status != SKIPPED:
@@ -133,12 +138,7 @@ class Engine:
         path = frame.instance_path(node.path)
         record = state.replay.get(path)
         if record is not None:
-            outcome = Outcome.from_record(record)
-            state.emit("step.restored", path, {"id": node.id, "kind": node.kind, "status": outcome.status})
-            self._finish(node, frame, outcome)
-            if not isinstance(node, ActionNode):
-                self._restore_scope(node, frame, outcome)
-            return outcome
+            return self._restored(node, frame, path, record)
 
         started = time.time()
         try:
@@ -257,6 +257,16 @@ class Engine:
         outcome = Outcome(FAILED, output, writes, error=info, attempts=attempt, started=started, ended=ended)
         await self.journal(path, outcome)
         self._finish(node, frame, outcome)
+        return outcome
+
+    def _restored(self, node: Node, frame: Frame, path: str, record: Mapping[str, Any]) -> Outcome:
+        """A node instance the journal holds as completed: never run again, its outcome, variables and
+        results restored (and announced with ``step.restored``)."""
+        outcome = Outcome.from_record(record)
+        self.state.bus.emit("step.restored", path, {"id": node.id, "kind": node.kind, "status": outcome.status})
+        self._finish(node, frame, outcome)
+        if not isinstance(node, ActionNode):
+            self._restore_scope(node, frame, outcome)
         return outcome
 
     def _finish(self, node: Node, frame: Frame, outcome: Outcome) -> None:
