@@ -13,14 +13,9 @@ from typing import Any
 from llmflow.durations import parse_duration
 from llmflow.errors import UsageError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
-
 #: The project's settings file, beside ``.llmflow/``.
 PROJECT_FILE = "llmflow.toml"
-#: The user's settings file, in ``platformdirs.user_config_dir("llmflow")``.
+#: The user's settings file, in the user's config folder (``llmflow.folders.user_config_dir``).
 USER_FILE = "config.toml"
 #: Seconds a model request may take when nothing else says.
 DEFAULT_REQUEST_TIMEOUT = 120.0
@@ -78,9 +73,9 @@ class Config:
 
 def user_config_file() -> Path:
     """``config.toml`` in the user's config folder (``$XDG_CONFIG_HOME/llmflow`` on Linux)."""
-    import platformdirs
+    from llmflow.folders import user_config_dir
 
-    return Path(platformdirs.user_config_dir("llmflow")) / USER_FILE
+    return user_config_dir() / USER_FILE
 
 
 def load_config(project_dir: Path) -> Config:
@@ -149,6 +144,12 @@ def _dotenv_value(value: str) -> str:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    # Imported here: most runs have no settings file, and the TOML parser costs ~5 ms to import.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
     try:
         with path.open("rb") as stream:
             data: dict[str, Any] = tomllib.load(stream)

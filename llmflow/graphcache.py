@@ -47,9 +47,9 @@ MAX_TEXT = 5 * 1024 * 1024  # larger files are not worth a cache entry (and the 
 def _folder() -> Path | None:
     if os.environ.get("LLMFLOW_NO_CACHE"):
         return None
-    from platformdirs import user_cache_dir
+    from llmflow.folders import user_cache_dir
 
-    return Path(user_cache_dir("llmflow")) / "graphs"
+    return user_cache_dir() / "graphs"
 
 
 @lru_cache(maxsize=1)
