@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from llmflow.engine.actions import Action, ActionRegistry
-from llmflow.plugins.hookspecs import hookimpl
+from llmflow.plugins.manager import builtin_hook
 
 
 def builtin_actions() -> dict[str, Action]:
@@ -25,7 +25,7 @@ def builtin_actions() -> dict[str, Action]:
     }
 
 
-@hookimpl(tryfirst=True)  # before every other plugin, so that a plugin may replace a built-in action
+@builtin_hook  # before every other plugin, so that a plugin may replace a built-in action
 def register_actions(registry: ActionRegistry) -> None:
     """Register the built-in actions."""
     for kind, action in builtin_actions().items():

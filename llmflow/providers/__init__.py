@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from llmflow.config import Config
-from llmflow.plugins.hookspecs import hookimpl
+from llmflow.plugins.manager import builtin_hook
 
 if TYPE_CHECKING:
     from llmflow.providers.resilience import Limiter
@@ -124,7 +124,7 @@ def builtin_providers(config: Config | None = None) -> dict[str, Callable[[], Pr
     return {"mock": mock, "openai": openai, "anthropic": anthropic}
 
 
-@hookimpl(tryfirst=True)  # before every other plugin, so that a plugin may replace a built-in provider
+@builtin_hook  # before every other plugin, so that a plugin may replace a built-in provider
 def register_providers(registry: ProviderRegistry) -> None:
     """Register the built-in providers (the HTTP ones are imported when first used)."""
     for name, factory in builtin_providers(registry.config).items():
