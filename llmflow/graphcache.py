@@ -23,7 +23,6 @@ import hashlib
 import io
 import os
 import pickle
-import random
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -176,6 +175,8 @@ def remember(entry: Entry, workflow: Workflow, warnings: list[Diagnostic]) -> No
         with contextlib.suppress(OSError):
             temporary.unlink()
         return
+    import random  # here: reading an entry (a cold run's case) does without it
+
     if random.random() < PRUNE_CHANCE:
         prune(entry.file.parent.parent)
 

@@ -15,7 +15,6 @@ written (the store fsyncs later, or never).
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Awaitable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -196,6 +195,8 @@ class Engine:
             if delay is None and attempt < attempts and policy is not None and _retryable(failure, policy.on):
                 delay = policy.delay_before(attempt + 1)
                 if policy.jitter:
+                    import random  # here: only retries with jitter need it
+
                     delay *= 1 + random.uniform(-policy.jitter, policy.jitter)
             if delay is not None:
                 data = {"id": node.id, "error": failure.message, "delay": round(delay, 3), "next_attempt": attempt + 1}
