@@ -6,12 +6,12 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llmflow.durations import parse_duration
 from llmflow.errors import UsageError
+from llmflow.records import FrozenRecord
 
 #: The project's settings file, beside ``.llmflow/``.
 PROJECT_FILE = "llmflow.toml"
@@ -40,15 +40,31 @@ _SECTIONS = ("defaults", "providers", "prices")
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
-@dataclass(frozen=True, slots=True)
-class Config:
+class Config(FrozenRecord):
     """Merged settings: the user's file, then the project's (which wins key by key), plus ``.env``."""
 
-    defaults: Mapping[str, Any] = field(default_factory=dict)
-    providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-    dotenv: Mapping[str, str] = field(default_factory=dict)
-    files: tuple[Path, ...] = ()
+    __slots__ = ("defaults", "dotenv", "files", "prices", "providers")
+    defaults: Mapping[str, Any]
+    providers: Mapping[str, Mapping[str, Any]]
+    prices: Mapping[str, tuple[float, float]]
+    dotenv: Mapping[str, str]
+    files: tuple[Path, ...]
+
+    def __init__(
+        self,
+        defaults: Mapping[str, Any] | None = None,
+        providers: Mapping[str, Mapping[str, Any]] | None = None,
+        prices: Mapping[str, tuple[float, float]] | None = None,
+        dotenv: Mapping[str, str] | None = None,
+        files: tuple[Path, ...] = (),
+    ) -> None:
+        self._set(
+            defaults=defaults if defaults is not None else {},
+            providers=providers if providers is not None else {},
+            prices=prices if prices is not None else {},
+            dotenv=dotenv if dotenv is not None else {},
+            files=files,
+        )
 
     def env(self, name: str) -> str | None:
         """A variable from the process environment, else from ``.env`` (empty values count as unset)."""

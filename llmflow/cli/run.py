@@ -7,12 +7,12 @@ import os
 import sys
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from llmflow.cli import exits
 from llmflow.errors import UsageError
+from llmflow.records import FrozenRecord
 
 if TYPE_CHECKING:
     from llmflow.cli.console import AttemptsLookup
@@ -30,16 +30,27 @@ _EXIT_BY_STATUS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Reporting:
+class Reporting(FrozenRecord):
     """Where a run reports: ``--json`` summary, ``--events jsonl`` on stdout, ``-q``, and the store used."""
 
-    json: bool = False
-    events: bool = False
-    quiet: bool = False
-    state_dir: str | None = None
-    durability: str = "strict"
-    webhook: str | None = None
+    __slots__ = ("durability", "events", "json", "quiet", "state_dir", "webhook")
+    json: bool
+    events: bool
+    quiet: bool
+    state_dir: str | None
+    durability: str
+    webhook: str | None
+
+    def __init__(
+        self,
+        json: bool = False,
+        events: bool = False,
+        quiet: bool = False,
+        state_dir: str | None = None,
+        durability: str = "strict",
+        webhook: str | None = None,
+    ) -> None:
+        self._set(json=json, events=events, quiet=quiet, state_dir=state_dir, durability=durability, webhook=webhook)
 
     def check(self) -> None:
         """Refuse combinations that would mix two formats on stdout."""
@@ -101,6 +112,8 @@ def run_workflow(
     workflow = load_or_exit(file)
     values = collect_inputs(workflow, assignments, inputs_file)
     if dry_run:
+        from dataclasses import asdict
+
         from llmflow.planning import plan
 
         entries = plan(workflow, values)
