@@ -184,13 +184,19 @@ def drive(
     """Run ``start`` with the console, event stream and listeners wired; report the outcome; the exit code."""
     import asyncio
 
-    from llmflow.cli.console import make_console
     from llmflow.observability import sinks_from_environment
     from llmflow.runtime import RunOptions, RunSummary
-    from llmflow.sinks import StreamEventSink
 
-    console = None if reporting.quiet else make_console(sys.stderr, live=is_terminal(sys.stderr), attempts=attempts)
-    sinks: list[Any] = [StreamEventSink(sys.stdout)] if reporting.events else []
+    console = None
+    if not reporting.quiet:
+        from llmflow.cli.console import make_console
+
+        console = make_console(sys.stderr, live=is_terminal(sys.stderr), attempts=attempts)
+    sinks: list[Any] = []
+    if reporting.events:
+        from llmflow.sinks import StreamEventSink
+
+        sinks.append(StreamEventSink(sys.stdout))
     if console is not None:
         sinks.append(console)
     # After the console, so that the live display stops before a webhook reports what it could not deliver.

@@ -25,7 +25,7 @@ from llmflow.engine.actions import Action, ActionContext, ActionResult
 from llmflow.engine.cache import cache_key, cached, remember
 from llmflow.engine.frame import Frame, StepsView
 from llmflow.engine.outcome import FAILED, SKIPPED, SUCCEEDED, NodeFailed, Outcome, error_info, jsonable
-from llmflow.engine.patterns import EXECUTORS
+from llmflow.engine.patterns import executor_for
 from llmflow.engine.preview import preview
 from llmflow.engine.state import RunState
 from llmflow.errors import ActionError, ExpressionError, LlmflowError, StepError, StepTimeout
@@ -286,7 +286,7 @@ class Engine:
         if isinstance(node, ActionNode):
             work = self._action(node, frame, path, attempt, changes)
         else:
-            executor = EXECUTORS.get(type(node).__name__)
+            executor = executor_for(type(node).__name__)
             if executor is None:
                 raise ActionError(f"step '{node.id}': {node.kind} steps cannot run yet", path=path)
             work = executor(self, node, frame, path)
