@@ -97,10 +97,16 @@ class ShellTemplate:
         """Render against ``context``; raises ExpressionError."""
         if not is_template(self.source):
             return ShellCommand(self.source)
+        from llmflow.expressions import direct
+
+        recorder = _Recorder()
+        text = direct.render(self.source, context, native=False, record=recorder.record)
+        if text is not direct.JINJA:
+            return self._build(text, recorder)
         from llmflow.expressions.rendering import load, render_text
         from llmflow.expressions.sandbox import RenderState
 
-        recorder = _Recorder()
+        recorder = _Recorder()  # afresh: the direct attempt may have recorded values
         template = load(self.source, False, "shell", self._tree)
         text = render_text(template, context, self.source, RenderState(context, recorder.record))
         return self._build(text, recorder)

@@ -22,7 +22,7 @@ steps:
   - id: first
     set: {a: 1}
   - id: second
-    run: echo hi
+    run: echo "{{ vars.a }} and {{ steps.first.status }}"
 outputs:
   a: "{{ vars.a }}"
 """
@@ -35,6 +35,7 @@ HEAVY = (
     "httpx",
     "ruamel",
     "jsonschema",
+    "jinja2",  # templates that only read values render without it
     "llmflow.compiler.core",
     "llmflow.spec",
     "platformdirs",
