@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from llmflow.cli import exits
-from llmflow.diagnostics import Diagnostic
 
 if TYPE_CHECKING:
     from llmflow.compiler.graph import Workflow
+    from llmflow.diagnostics import Diagnostic
 
 
 @lru_cache(maxsize=64)
