@@ -11,6 +11,12 @@ def main() -> None:
 
     code = run_fast(sys.argv[1:])
     if code is not None:
+        # The command is over: its objects are left to the operating system instead of to the garbage
+        # collection Python runs at exit, which walks every object of the ~200 modules a run loads (~15 ms).
+        # Sinks, the journal and the run's files were closed explicitly; stdout and stderr are still flushed.
+        import gc
+
+        gc.freeze()
         sys.exit(code)
     from llmflow.cli.app import run_app
 
