@@ -183,6 +183,7 @@ def drive(
 ) -> int:
     """Run ``start`` with the console, event stream and listeners wired; report the outcome; the exit code."""
     import asyncio
+    import gc
 
     from llmflow.observability import sinks_from_environment
     from llmflow.runtime import RunOptions, RunSummary
@@ -215,6 +216,10 @@ def drive(
         output_listener=console.output if console is not None else None,
         started_listener=on_start,
     )
+    # What start-up loaded lives as long as the process: out of the collector's way for the whole run, which
+    # may be long (the collector is on again if the command line turned it off while starting).
+    gc.freeze()
+    gc.enable()
     clock = time.monotonic()
     try:
         summary = asyncio.run(start(options))
