@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +12,7 @@ from llmflow.errors import ExpressionError
 from llmflow.expressions.references import PluginNames, Reference
 from llmflow.expressions.shell_lexer import FORMS, ShellRefusal, place_values
 from llmflow.expressions.templates import fast_path, is_template
+from llmflow.records import FrozenRecord
 
 if TYPE_CHECKING:
     from jinja2 import nodes
@@ -25,12 +25,18 @@ _TOKEN = re.compile("\x00(\\d{12}):(\\d+)\x00")
 _OUTPUT = re.compile(r"\{\{.*?\}\}", re.S)
 
 
-@dataclass(frozen=True, slots=True)
-class ShellCommand:
-    """What to run: ``script`` for ``sh -c``/``bash -c``, with ``env`` added to the environment."""
+class ShellCommand(FrozenRecord):
+    """What to run: ``script`` for ``sh -c``/``bash -c``, with ``env`` added to the environment.
 
+    (Not a dataclass, which would cost every run a millisecond at import: see ``llmflow.records``.)
+    """
+
+    __slots__ = ("env", "script")
     script: str
-    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    env: Mapping[str, str]
+
+    def __init__(self, script: str, env: Mapping[str, str] | None = None) -> None:
+        self._set(script=script, env=env if env is not None else MappingProxyType({}))
 
 
 class _Recorder:

@@ -62,7 +62,7 @@ def test_paths_are_checked_as_the_fast_parser_checks_them(name: str) -> None:
             assert not param.type.resolve_path and not param.type.allow_dash and param.type.type is None
 
 
-def test_the_commands_callbacks_are_the_ones_the_fast_path_mirrors() -> None:
+def test_the_tables_name_every_parameter_of_the_commands() -> None:
     assert [param.name for param in COMMANDS["run"].params] == [
         "file", "inputs", "inputs_file", "dry_run", "json_output", "events", "quiet", "state_dir", "durability",
         "webhook",
