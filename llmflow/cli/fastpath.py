@@ -54,11 +54,15 @@ ARGUMENTS: dict[str, tuple[str, bool, bool]] = {"run": ("file", True, True), "re
 CHOICES: dict[str, tuple[str, ...]] = {"events": ("jsonl",), "durability": ("strict", "batch", "none")}
 #: Values of options not given (a flag is False, a repeatable option an empty list, any other value None).
 DEFAULTS: dict[str, Any] = {"durability": "strict"}
+#: Whether typer expands wildcards in the arguments itself (on Windows, where the shell does not).
+EXPANDS_WILDCARDS = os.name == "nt"
 
 
 def parse(args: list[str]) -> tuple[str, dict[str, Any]] | None:
     """The command and its parameters by typer name, or None when typer must decide what ``args`` mean."""
     if not args or args[0] not in OPTIONS or _completing():
+        return None
+    if EXPANDS_WILDCARDS and any(char in arg for arg in args for char in "*?["):
         return None
     command, table = args[0], OPTIONS[args[0]]
     values: dict[str, Any] = {}

@@ -129,6 +129,13 @@ def test_shell_completion_is_left_to_typer(monkeypatch: pytest.MonkeyPatch) -> N
     assert fastpath.parse(["run", "flow.yaml"]) is None
 
 
+def test_wildcards_typer_would_expand_are_left_to_typer(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert fastpath.parse(["run", "f*.yaml"]) is not None  # a POSIX shell expanded what it could
+    monkeypatch.setattr(fastpath, "EXPANDS_WILDCARDS", True)  # as on Windows
+    assert fastpath.parse(["run", "f*.yaml"]) is None
+    assert fastpath.parse(["run", "flow.yaml"]) is not None
+
+
 # -- the same behaviour both ways ------------------------------------------------------------------------
 FLOW = """\
 version: 1
