@@ -6,21 +6,16 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llmflow.durations import parse_duration
 from llmflow.errors import UsageError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+from llmflow.records import FrozenRecord
 
 #: The project's settings file, beside ``.llmflow/``.
 PROJECT_FILE = "llmflow.toml"
-#: The user's settings file, in ``platformdirs.user_config_dir("llmflow")``.
+#: The user's settings file, in the user's config folder (``llmflow.folders.user_config_dir``).
 USER_FILE = "config.toml"
 #: Seconds a model request may take when nothing else says.
 DEFAULT_REQUEST_TIMEOUT = 120.0
@@ -45,15 +40,31 @@ _SECTIONS = ("defaults", "providers", "prices")
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
-@dataclass(frozen=True, slots=True)
-class Config:
+class Config(FrozenRecord):
     """Merged settings: the user's file, then the project's (which wins key by key), plus ``.env``."""
 
-    defaults: Mapping[str, Any] = field(default_factory=dict)
-    providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-    dotenv: Mapping[str, str] = field(default_factory=dict)
-    files: tuple[Path, ...] = ()
+    __slots__ = ("defaults", "dotenv", "files", "prices", "providers")
+    defaults: Mapping[str, Any]
+    providers: Mapping[str, Mapping[str, Any]]
+    prices: Mapping[str, tuple[float, float]]
+    dotenv: Mapping[str, str]
+    files: tuple[Path, ...]
+
+    def __init__(
+        self,
+        defaults: Mapping[str, Any] | None = None,
+        providers: Mapping[str, Mapping[str, Any]] | None = None,
+        prices: Mapping[str, tuple[float, float]] | None = None,
+        dotenv: Mapping[str, str] | None = None,
+        files: tuple[Path, ...] = (),
+    ) -> None:
+        self._set(
+            defaults=defaults if defaults is not None else {},
+            providers=providers if providers is not None else {},
+            prices=prices if prices is not None else {},
+            dotenv=dotenv if dotenv is not None else {},
+            files=files,
+        )
 
     def env(self, name: str) -> str | None:
         """A variable from the process environment, else from ``.env`` (empty values count as unset)."""
@@ -78,9 +89,9 @@ class Config:
 
 def user_config_file() -> Path:
     """``config.toml`` in the user's config folder (``$XDG_CONFIG_HOME/llmflow`` on Linux)."""
-    import platformdirs
+    from llmflow.folders import user_config_dir
 
-    return Path(platformdirs.user_config_dir("llmflow")) / USER_FILE
+    return user_config_dir() / USER_FILE
 
 
 def load_config(project_dir: Path) -> Config:
@@ -149,6 +160,12 @@ def _dotenv_value(value: str) -> str:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    # Imported here: most runs have no settings file, and the TOML parser costs ~5 ms to import.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
     try:
         with path.open("rb") as stream:
             data: dict[str, Any] = tomllib.load(stream)

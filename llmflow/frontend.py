@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from llmflow.compiler.graph import Workflow
-from llmflow.diagnostics import Diagnostic, sort_key
 from llmflow.errors import WorkflowError
+
+if TYPE_CHECKING:
+    from llmflow.diagnostics import Diagnostic
 
 
 def check_workflow(path: str | Path, *, display_name: str | None = None) -> tuple[Workflow | None, list[Diagnostic]]:
@@ -31,6 +34,7 @@ def check_workflow(path: str | Path, *, display_name: str | None = None) -> tupl
 def _compile_file(path: str | Path, display_name: str | None) -> tuple[Workflow | None, list[Diagnostic]]:
     from llmflow.compiler.core import Compiler
     from llmflow.compiler.subworkflows import CompileSession
+    from llmflow.diagnostics import sort_key
     from llmflow.spec.loader import load_file
     from llmflow.spec.validator import validate_document
 

@@ -24,7 +24,6 @@ import hashlib
 import io
 import os
 import pickle
-import random
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -48,9 +47,9 @@ MAX_TEXT = 5 * 1024 * 1024  # larger files are not worth a cache entry (and the 
 def _folder() -> Path | None:
     if os.environ.get("LLMFLOW_NO_CACHE"):
         return None
-    from platformdirs import user_cache_dir
+    from llmflow.folders import user_cache_dir
 
-    return Path(user_cache_dir("llmflow")) / "graphs"
+    return user_cache_dir() / "graphs"
 
 
 @lru_cache(maxsize=1)
@@ -184,6 +183,8 @@ def remember(entry: Entry, workflow: Workflow, warnings: list[Diagnostic]) -> No
         with contextlib.suppress(OSError):
             temporary.unlink()
         return
+    import random  # here: reading an entry (a cold run's case) does without it
+
     if random.random() < PRUNE_CHANCE:
         prune(entry.file.parent.parent)
 

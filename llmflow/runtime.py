@@ -65,14 +65,18 @@ def providers(config: Config | None = None) -> ProviderRegistry:
     return models
 
 
-@dataclass(slots=True)
 class _Wiring:
     """What a run's plugins give it: the plugins, every action and model provider, their filters and functions."""
 
-    plugins: Plugins
-    actions: ActionRegistry
-    models: ProviderRegistry
-    extensions: Extensions
+    __slots__ = ("actions", "extensions", "models", "plugins")
+
+    def __init__(
+        self, plugins: Plugins, actions: ActionRegistry, models: ProviderRegistry, extensions: Extensions
+    ) -> None:
+        self.plugins = plugins
+        self.actions = actions
+        self.models = models
+        self.extensions = extensions
 
 
 def _wire(workflow: Workflow, plugins: Plugins, config: Config) -> _Wiring:

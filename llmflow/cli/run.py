@@ -7,12 +7,12 @@ import os
 import sys
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from llmflow.cli import exits
 from llmflow.errors import UsageError
+from llmflow.records import FrozenRecord
 
 if TYPE_CHECKING:
     from llmflow.cli.console import AttemptsLookup
@@ -30,16 +30,27 @@ _EXIT_BY_STATUS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Reporting:
+class Reporting(FrozenRecord):
     """Where a run reports: ``--json`` summary, ``--events jsonl`` on stdout, ``-q``, and the store used."""
 
-    json: bool = False
-    events: bool = False
-    quiet: bool = False
-    state_dir: str | None = None
-    durability: str = "strict"
-    webhook: str | None = None
+    __slots__ = ("durability", "events", "json", "quiet", "state_dir", "webhook")
+    json: bool
+    events: bool
+    quiet: bool
+    state_dir: str | None
+    durability: str
+    webhook: str | None
+
+    def __init__(
+        self,
+        json: bool = False,
+        events: bool = False,
+        quiet: bool = False,
+        state_dir: str | None = None,
+        durability: str = "strict",
+        webhook: str | None = None,
+    ) -> None:
+        self._set(json=json, events=events, quiet=quiet, state_dir=state_dir, durability=durability, webhook=webhook)
 
     def check(self) -> None:
         """Refuse combinations that would mix two formats on stdout."""
@@ -101,6 +112,8 @@ def run_workflow(
     workflow = load_or_exit(file)
     values = collect_inputs(workflow, assignments, inputs_file)
     if dry_run:
+        from dataclasses import asdict
+
         from llmflow.planning import plan
 
         entries = plan(workflow, values)
@@ -170,14 +183,21 @@ def drive(
 ) -> int:
     """Run ``start`` with the console, event stream and listeners wired; report the outcome; the exit code."""
     import asyncio
+    import gc
 
-    from llmflow.cli.console import make_console
     from llmflow.observability import sinks_from_environment
     from llmflow.runtime import RunOptions, RunSummary
-    from llmflow.sinks import StreamEventSink
 
-    console = None if reporting.quiet else make_console(sys.stderr, live=is_terminal(sys.stderr), attempts=attempts)
-    sinks: list[Any] = [StreamEventSink(sys.stdout)] if reporting.events else []
+    console = None
+    if not reporting.quiet:
+        from llmflow.cli.console import make_console
+
+        console = make_console(sys.stderr, live=is_terminal(sys.stderr), attempts=attempts)
+    sinks: list[Any] = []
+    if reporting.events:
+        from llmflow.sinks import StreamEventSink
+
+        sinks.append(StreamEventSink(sys.stdout))
     if console is not None:
         sinks.append(console)
     # After the console, so that the live display stops before a webhook reports what it could not deliver.
@@ -196,6 +216,10 @@ def drive(
         output_listener=console.output if console is not None else None,
         started_listener=on_start,
     )
+    # What start-up loaded lives as long as the process: out of the collector's way for the whole run, which
+    # may be long (the collector is on again if the command line turned it off while starting).
+    gc.freeze()
+    gc.enable()
     clock = time.monotonic()
     try:
         summary = asyncio.run(start(options))

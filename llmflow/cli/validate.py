@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from llmflow.cli import exits
-from llmflow.diagnostics import Diagnostic
 
 if TYPE_CHECKING:
     from llmflow.compiler.graph import Workflow
+    from llmflow.diagnostics import Diagnostic
 
 
 @lru_cache(maxsize=64)
@@ -100,8 +100,6 @@ def load_or_exit(file: Path) -> Workflow:
 
 
 def _exit_with(diagnostics: Sequence[Diagnostic]) -> NoReturn:
-    import typer
-
     color = use_color(sys.stderr)
     sys.stderr.write(render(diagnostics, "text", color=color) + "\n")
-    raise typer.Exit(exits.USAGE)
+    raise SystemExit(exits.USAGE)  # not typer.Exit: ``run`` may not have imported typer (cli/fastpath.py)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+from llmflow.records import Record
 
 if TYPE_CHECKING:
     from llmflow.compiler.graph import ActionNode
@@ -13,14 +14,22 @@ if TYPE_CHECKING:
     from llmflow.expressions import ShellCommand
 
 
-@dataclass(slots=True)
-class ActionResult:
+class ActionResult(Record):
     """What an action produced: its output, variables it set, extra ``steps.<id>`` fields, model usage."""
 
-    output: Any = None
-    writes: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-    usage: dict[str, Any] | None = None
+    __slots__ = ("extra", "output", "usage", "writes")
+
+    def __init__(
+        self,
+        output: Any = None,
+        writes: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
+        usage: dict[str, Any] | None = None,
+    ) -> None:
+        self.output = output
+        self.writes: dict[str, Any] = writes if writes is not None else {}
+        self.extra: dict[str, Any] = extra if extra is not None else {}
+        self.usage = usage
 
 
 class ModelProviders(Protocol):
@@ -55,18 +64,30 @@ class RunServices(Protocol):
         """Show one line of a step's live output (stdout/stderr)."""
 
 
-@dataclass(slots=True)
-class ActionContext:
+class ActionContext(Record):
     """Everything one attempt of a leaf action needs."""
 
-    node: ActionNode
-    config: dict[str, Any]
-    path: str
-    attempt: int
-    frame: Frame
-    services: RunServices
-    env: Mapping[str, str]
-    shell: ShellCommand | None = None
+    __slots__ = ("attempt", "config", "env", "frame", "node", "path", "services", "shell")
+
+    def __init__(
+        self,
+        node: ActionNode,
+        config: dict[str, Any],
+        path: str,
+        attempt: int,
+        frame: Frame,
+        services: RunServices,
+        env: Mapping[str, str],
+        shell: ShellCommand | None = None,
+    ) -> None:
+        self.node = node
+        self.config = config
+        self.path = path
+        self.attempt = attempt
+        self.frame = frame
+        self.services = services
+        self.env = env
+        self.shell = shell
 
     @property
     def idempotency_key(self) -> str:

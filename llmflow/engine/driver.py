@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,35 +19,78 @@ from llmflow.engine.outcome import PauseRun
 from llmflow.engine.ports import Durability, RunHandle
 from llmflow.engine.runner import Engine, RunState
 from llmflow.errors import ActionError, ExpressionError, LimitExceeded, RunError, StepError
+from llmflow.records import Record
 
 
-@dataclass(slots=True)
-class RunOptions:
+class RunOptions(Record):
     """How to drive a run: where the store is, how durable the journal is, who watches."""
 
-    state_dir: str | None = None
-    durability: Durability = "strict"
-    sinks: list[Sink] = field(default_factory=list)
-    output_listener: Callable[[str, str, str], None] | None = None
-    started_listener: Callable[[str, Path], None] | None = None
-    handle_signals: bool = True
-    #: Plugin objects (modules, classes or instances with ``@hookimpl`` functions) added for this run.
-    plugins: list[Any] = field(default_factory=list)
+    __slots__ = (
+        "durability",
+        "handle_signals",
+        "output_listener",
+        "plugins",
+        "sinks",
+        "started_listener",
+        "state_dir",
+    )
+
+    def __init__(
+        self,
+        state_dir: str | None = None,
+        durability: Durability = "strict",
+        sinks: list[Sink] | None = None,
+        output_listener: Callable[[str, str, str], None] | None = None,
+        started_listener: Callable[[str, Path], None] | None = None,
+        handle_signals: bool = True,
+        plugins: list[Any] | None = None,
+    ) -> None:
+        self.state_dir = state_dir
+        self.durability: Durability = durability
+        self.sinks: list[Sink] = sinks if sinks is not None else []
+        self.output_listener = output_listener
+        self.started_listener = started_listener
+        self.handle_signals = handle_signals
+        #: Plugin objects (modules, classes or instances with ``@hookimpl`` functions) added for this run.
+        self.plugins: list[Any] = plugins if plugins is not None else []
 
 
-@dataclass(slots=True)
-class RunSummary:
+class RunSummary(Record):
     """How a run (or a resume) ended."""
 
-    run_id: str
-    status: str
-    outputs: Any = None
-    error: str | None = None
-    failed_step: str | None = None
-    waiting_for: list[str] = field(default_factory=list)
-    directory: Path | None = None
-    usage: dict[str, float] = field(default_factory=dict)
-    compensated: list[str] = field(default_factory=list)
+    __slots__ = (
+        "compensated",
+        "directory",
+        "error",
+        "failed_step",
+        "outputs",
+        "run_id",
+        "status",
+        "usage",
+        "waiting_for",
+    )
+
+    def __init__(
+        self,
+        run_id: str,
+        status: str,
+        outputs: Any = None,
+        error: str | None = None,
+        failed_step: str | None = None,
+        waiting_for: list[str] | None = None,
+        directory: Path | None = None,
+        usage: dict[str, float] | None = None,
+        compensated: list[str] | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.status = status
+        self.outputs = outputs
+        self.error = error
+        self.failed_step = failed_step
+        self.waiting_for: list[str] = waiting_for if waiting_for is not None else []
+        self.directory = directory
+        self.usage: dict[str, float] = usage if usage is not None else {}
+        self.compensated: list[str] = compensated if compensated is not None else []
 
 
 def now() -> str:

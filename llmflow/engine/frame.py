@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from llmflow.records import Record
 
 _NOT_RUN = {"output": None, "status": "skipped", "error": None, "attempts": 0, "duration": 0.0}
 
@@ -73,22 +74,34 @@ class StepsView(Mapping[str, Any]):
         return sum(1 for _ in self)
 
 
-@dataclass(slots=True)
-class Frame:
+class Frame(Record):
     """Where a node instance runs.
 
     ``static_base``/``instance_base`` turn a node's static path (``label/classify``) into its instance
     path (``label[3]/classify``) inside loop iterations, map items and sub-workflows.
     """
 
-    inputs: Mapping[str, Any]
-    vars: dict[str, Any]
-    steps: StepsView
-    locals: dict[str, Any] = field(default_factory=dict)
-    static_base: str = ""
-    instance_base: str = ""
-    workflow_dir: str = "."
-    env: Mapping[str, str] | None = None  # a sub-workflow's own ``env``; None: the run's
+    __slots__ = ("env", "inputs", "instance_base", "locals", "static_base", "steps", "vars", "workflow_dir")
+
+    def __init__(
+        self,
+        inputs: Mapping[str, Any],
+        vars: dict[str, Any],
+        steps: StepsView,
+        locals: dict[str, Any] | None = None,
+        static_base: str = "",
+        instance_base: str = "",
+        workflow_dir: str = ".",
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.inputs = inputs
+        self.vars = vars
+        self.steps = steps
+        self.locals: dict[str, Any] = locals if locals is not None else {}
+        self.static_base = static_base
+        self.instance_base = instance_base
+        self.workflow_dir = workflow_dir
+        self.env = env  # a sub-workflow's own ``env``; None: the run's
 
     def instance_path(self, static_path: str) -> str:
         """The journal path of a node in this frame."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -20,6 +19,7 @@ from llmflow.compiler.graph import ActionNode
 from llmflow.engine.outcome import SKIPPED, SUCCEEDED, NodeFailed, Outcome, error_info, jsonable
 from llmflow.engine.resume import DECIDED
 from llmflow.errors import ActionError, RunAborted, RunError, StepError
+from llmflow.records import FrozenRecord
 
 if TYPE_CHECKING:
     from llmflow.compiler.graph import Node
@@ -38,16 +38,27 @@ ALLOWED: Mapping[str, frozenset[str]] = MappingProxyType(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(FrozenRecord):
     """What an interception hook decided; build one with the class methods (``Decision.skip(output=…)``)."""
 
+    __slots__ = ("branch", "config", "delay", "kind", "message", "output")
     kind: str
-    output: Any = None
-    config: Mapping[str, Any] | None = None
-    message: str | None = None
-    branch: str | None = None
-    delay: float = 0.0
+    output: Any
+    config: Mapping[str, Any] | None
+    message: str | None
+    branch: str | None
+    delay: float
+
+    def __init__(
+        self,
+        kind: str,
+        output: Any = None,
+        config: Mapping[str, Any] | None = None,
+        message: str | None = None,
+        branch: str | None = None,
+        delay: float = 0.0,
+    ) -> None:
+        self._set(kind=kind, output=output, config=config, message=message, branch=branch, delay=delay)
 
     @classmethod
     def skip(cls, output: Any = None) -> Decision:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from llmflow.errors import ActionError, StepError
+from llmflow.records import Record
 
 #: Node statuses.
 SUCCEEDED = "succeeded"
@@ -17,22 +17,34 @@ SKIPPED = "skipped"
 CANCELLED = "cancelled"
 
 
-@dataclass(slots=True)
-class Outcome:
+class Outcome(Record):
     """The result of one node instance.
 
     ``writes`` are the run variables the instance (and everything inside it) left behind; ``extra`` holds
     the kind-specific fields shown as ``steps.<id>.<field>`` (``stdout``, ``exit_code``, ``branch`` …).
     """
 
-    status: str
-    output: Any = None
-    writes: dict[str, Any] = field(default_factory=dict)
-    error: dict[str, Any] | None = None
-    attempts: int = 1
-    started: float = 0.0
-    ended: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("attempts", "ended", "error", "extra", "output", "started", "status", "writes")
+
+    def __init__(
+        self,
+        status: str,
+        output: Any = None,
+        writes: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+        attempts: int = 1,
+        started: float = 0.0,
+        ended: float = 0.0,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.status = status
+        self.output = output
+        self.writes: dict[str, Any] = writes if writes is not None else {}
+        self.error = error
+        self.attempts = attempts
+        self.started = started
+        self.ended = ended
+        self.extra: dict[str, Any] = extra if extra is not None else {}
 
     @property
     def duration(self) -> float:

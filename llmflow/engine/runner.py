@@ -15,7 +15,6 @@ written (the store fsyncs later, or never).
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Awaitable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,7 @@ from llmflow.engine.actions import Action, ActionContext, ActionResult
 from llmflow.engine.cache import cache_key, cached, remember
 from llmflow.engine.frame import Frame, StepsView
 from llmflow.engine.outcome import FAILED, SKIPPED, SUCCEEDED, NodeFailed, Outcome, error_info, jsonable
-from llmflow.engine.patterns import EXECUTORS
+from llmflow.engine.patterns import executor_for
 from llmflow.engine.preview import preview
 from llmflow.engine.state import RunState
 from llmflow.errors import ActionError, ExpressionError, LlmflowError, StepError, StepTimeout
@@ -197,6 +196,8 @@ class Engine:
             if delay is None and attempt < attempts and policy is not None and _retryable(failure, policy.on):
                 delay = policy.delay_before(attempt + 1)
                 if policy.jitter:
+                    import random  # here: only retries with jitter need it
+
                     delay *= 1 + random.uniform(-policy.jitter, policy.jitter)
             if delay is not None:
                 data = {"id": node.id, "error": failure.message, "delay": round(delay, 3), "next_attempt": attempt + 1}
@@ -297,7 +298,7 @@ class Engine:
         if isinstance(node, ActionNode):
             work = self._action(node, frame, path, attempt, changes)
         else:
-            executor = EXECUTORS.get(type(node).__name__)
+            executor = executor_for(type(node).__name__)
             if executor is None:
                 raise ActionError(f"step '{node.id}': {node.kind} steps cannot run yet", path=path)
             work = executor(self, node, frame, path)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,34 +20,87 @@ if TYPE_CHECKING:
 _USAGE_KEYS = ("input_tokens", "output_tokens", "cost")
 
 
-@dataclass(slots=True)
 class RunState:
-    """Everything run-wide: identity, services, journal replay index and limits."""
+    """Everything run-wide: identity, services, journal replay index and limits.
 
-    run_id: str
-    workflow: Workflow
-    handle: RunHandle
-    bus: EventBus
-    registry: ActionRegistry
-    project_dir: Path
-    store: RunStore | None = None
-    replay: dict[str, dict[str, Any]] = field(default_factory=dict)
-    env: dict[str, str] = field(default_factory=dict)
-    secrets: dict[str, str] = field(default_factory=dict)
-    approvals: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: When each approval was first asked (epoch seconds), kept in ``run.json`` while the run waits.
-    approvals_asked: dict[str, float] = field(default_factory=dict)
-    usage: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_USAGE_KEYS, 0.0))
-    output_listener: Callable[[str, str, str], None] | None = None
-    action_slots: asyncio.Semaphore | None = None
-    started: float = field(default_factory=time.time)
-    frozen_root: Path | None = None
-    original_root: Path | None = None
-    providers: ModelProviders | None = None
-    prices: dict[str, tuple[float, float]] = field(default_factory=dict)
-    model_calls: dict[str, int] = field(default_factory=dict)
-    interceptor: Interceptor | None = None  # plugins that intercept node instances; None: none do
-    _run_info: dict[str, Any] | None = field(default=None, init=False, repr=False)
+    (A plain class, not a dataclass: see ``llmflow.records``.)
+    """
+
+    __slots__ = (
+        "_run_info",
+        "action_slots",
+        "approvals",
+        "approvals_asked",
+        "bus",
+        "env",
+        "frozen_root",
+        "handle",
+        "interceptor",
+        "model_calls",
+        "original_root",
+        "output_listener",
+        "prices",
+        "project_dir",
+        "providers",
+        "registry",
+        "replay",
+        "run_id",
+        "secrets",
+        "started",
+        "store",
+        "usage",
+        "workflow",
+    )
+
+    def __init__(
+        self,
+        run_id: str,
+        workflow: Workflow,
+        handle: RunHandle,
+        bus: EventBus,
+        registry: ActionRegistry,
+        project_dir: Path,
+        store: RunStore | None = None,
+        replay: dict[str, dict[str, Any]] | None = None,
+        env: dict[str, str] | None = None,
+        secrets: dict[str, str] | None = None,
+        approvals: dict[str, dict[str, Any]] | None = None,
+        approvals_asked: dict[str, float] | None = None,
+        usage: dict[str, float] | None = None,
+        output_listener: Callable[[str, str, str], None] | None = None,
+        action_slots: asyncio.Semaphore | None = None,
+        started: float | None = None,
+        frozen_root: Path | None = None,
+        original_root: Path | None = None,
+        providers: ModelProviders | None = None,
+        prices: dict[str, tuple[float, float]] | None = None,
+        model_calls: dict[str, int] | None = None,
+        interceptor: Interceptor | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.workflow = workflow
+        self.handle = handle
+        self.bus = bus
+        self.registry = registry
+        self.project_dir = project_dir
+        self.store = store
+        self.replay = replay if replay is not None else {}
+        self.env = env if env is not None else {}
+        self.secrets = secrets if secrets is not None else {}
+        self.approvals = approvals if approvals is not None else {}
+        #: When each approval was first asked (epoch seconds), kept in ``run.json`` while the run waits.
+        self.approvals_asked = approvals_asked if approvals_asked is not None else {}
+        self.usage = usage if usage is not None else dict.fromkeys(_USAGE_KEYS, 0.0)
+        self.output_listener = output_listener
+        self.action_slots = action_slots
+        self.started = started if started is not None else time.time()
+        self.frozen_root = frozen_root
+        self.original_root = original_root
+        self.providers = providers
+        self.prices = prices if prices is not None else {}
+        self.model_calls = model_calls if model_calls is not None else {}
+        self.interceptor = interceptor  # plugins that intercept node instances; None: none do
+        self._run_info: dict[str, Any] | None = None
 
     def next_call_index(self, model: str) -> int:
         """How many calls to ``model`` this run made before this one (completed ones on resume included)."""

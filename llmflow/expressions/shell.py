@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +12,7 @@ from llmflow.errors import ExpressionError
 from llmflow.expressions.references import PluginNames, Reference
 from llmflow.expressions.shell_lexer import FORMS, ShellRefusal, place_values
 from llmflow.expressions.templates import fast_path, is_template
+from llmflow.records import FrozenRecord
 
 if TYPE_CHECKING:
     from jinja2 import nodes
@@ -25,12 +25,18 @@ _TOKEN = re.compile("\x00(\\d{12}):(\\d+)\x00")
 _OUTPUT = re.compile(r"\{\{.*?\}\}", re.S)
 
 
-@dataclass(frozen=True, slots=True)
-class ShellCommand:
-    """What to run: ``script`` for ``sh -c``/``bash -c``, with ``env`` added to the environment."""
+class ShellCommand(FrozenRecord):
+    """What to run: ``script`` for ``sh -c``/``bash -c``, with ``env`` added to the environment.
 
+    (Not a dataclass, which would cost every run a millisecond at import: see ``llmflow.records``.)
+    """
+
+    __slots__ = ("env", "script")
     script: str
-    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    env: Mapping[str, str]
+
+    def __init__(self, script: str, env: Mapping[str, str] | None = None) -> None:
+        self._set(script=script, env=env if env is not None else MappingProxyType({}))
 
 
 class _Recorder:
@@ -97,10 +103,16 @@ class ShellTemplate:
         """Render against ``context``; raises ExpressionError."""
         if not is_template(self.source):
             return ShellCommand(self.source)
+        from llmflow.expressions import direct
+
+        recorder = _Recorder()
+        text = direct.render(self.source, context, native=False, record=recorder.record)
+        if text is not direct.JINJA:
+            return self._build(text, recorder)
         from llmflow.expressions.rendering import load, render_text
         from llmflow.expressions.sandbox import RenderState
 
-        recorder = _Recorder()
+        recorder = _Recorder()  # afresh: the direct attempt may have recorded values
         template = load(self.source, False, "shell", self._tree)
         text = render_text(template, context, self.source, RenderState(context, recorder.record))
         return self._build(text, recorder)

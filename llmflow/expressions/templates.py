@@ -101,6 +101,11 @@ class Template:
         """Render against ``context``; raises ExpressionError."""
         if not is_template(self.source):
             return self.source
+        from llmflow.expressions import direct
+
+        done = direct.render(self.source, context, native=self.native)
+        if done is not direct.JINJA:
+            return done
         from llmflow.expressions.rendering import load, render_native, render_text
         from llmflow.expressions.sandbox import RenderState
 

@@ -1,19 +1,21 @@
-"""The plugins of a run: one pluggy manager, where each plugin came from, and what the runtime asks of them."""
+"""The plugins of a run: one pluggy manager, where each plugin came from, and what the runtime asks of them.
+
+A run with no plugin but llmflow's own (most runs) calls that plugin's hook functions directly; pluggy is
+imported, and the manager made, only when another plugin is added or something asks for the manager.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from functools import cache
 from pathlib import Path
 from types import FunctionType, MethodType, ModuleType
-from typing import TYPE_CHECKING, Any
-
-import pluggy
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from llmflow.errors import PluginError, UsageError
-from llmflow.plugins import hookspecs
 
 if TYPE_CHECKING:
+    import pluggy
+
     from llmflow.config import Config
     from llmflow.engine.actions import ActionRegistry
     from llmflow.engine.events import Sink
@@ -25,6 +27,17 @@ if TYPE_CHECKING:
 INTERCEPTION_HOOKS = ("before_step", "after_step", "on_error", "on_branch", "before_iteration")
 #: The modules that make up llmflow's own (built-in) plugin, registered before any other.
 BUILTIN_MODULES = ("llmflow.actions", "llmflow.providers")
+#: The attribute ``builtin_hook`` sets on a hook function of llmflow's own plugin.
+BUILTIN_MARK = "llmflow_builtin_hook"
+
+Hook = TypeVar("Hook", bound=Callable[..., Any])
+
+
+def builtin_hook(function: Hook) -> Hook:
+    """Marks a hook function of llmflow's own plugin: as ``@hookimpl(tryfirst=True)`` (before every other
+    plugin, so that a plugin may replace what it registers), without importing pluggy."""
+    setattr(function, BUILTIN_MARK, True)
+    return function
 
 
 class Origin:
@@ -73,12 +86,28 @@ class Plugins:
     """A pluggy manager with the plugins of one run, each with its origin, in registration order."""
 
     def __init__(self) -> None:
-        self.manager = _manager_class()("llmflow")
-        self.manager.add_hookspecs(hookspecs)
+        self._manager: pluggy.PluginManager | None = None
+        self._plugins: dict[str, object] = {}
         self.origins: dict[str, Origin] = {}
+
+    @property
+    def manager(self) -> pluggy.PluginManager:
+        """The pluggy manager, with every plugin added so far (made when first needed)."""
+        if self._manager is None:
+            self._manager = _new_manager()
+            for name, plugin in self._plugins.items():
+                self._manager.register(plugin, name=name)
+        return self._manager
 
     def add(self, plugin: object, name: str, origin: Origin) -> None:
         """Register ``plugin`` under ``name``; a plugin with a bad hook is refused with a ``PluginError``."""
+        if self._manager is None and origin.source == "builtin":
+            if all(known is not plugin for known in self._plugins.values()):
+                self._plugins[name] = plugin  # llmflow's own: pluggy registers it when a manager is made
+                self.origins[name] = origin
+            return
+        import pluggy
+
         manager = self.manager
         if manager.is_registered(plugin):
             return
@@ -98,12 +127,13 @@ class Plugins:
             manager.unregister(plugin)
             named = ", ".join(f"'{hook}'" for hook in unknown)
             raise PluginError(f"plugin {origin.shown}: unknown hook {named} (hooks: {', '.join(hook_names())})")
+        self._plugins[name] = plugin
         self.origins[name] = origin
 
     def plugins(self) -> Iterator[tuple[str, object, Origin]]:
         """Every plugin with its name and origin, in registration order."""
         for name, origin in self.origins.items():
-            plugin = self.manager.get_plugin(name)
+            plugin = self._plugins.get(name)
             if plugin is not None:
                 yield name, plugin, origin
 
@@ -133,6 +163,10 @@ class Plugins:
 
     def interceptor(self) -> Interceptor | None:
         """The interception port answered by the plugins; ``None`` when none implements an interception hook."""
+        if self._manager is None and not any(
+            _builtin_function(plugin, name) for plugin in self._plugins.values() for name in INTERCEPTION_HOOKS
+        ):
+            return None
         hook = self.manager.hook
         if not any(getattr(hook, name).get_hookimpls() for name in INTERCEPTION_HOOKS):
             return None
@@ -157,6 +191,8 @@ class Plugins:
 
     def _only(self, hook: str, plugin: object) -> Callable[..., Any]:
         """``hook`` called on ``plugin`` alone."""
+        if self._manager is None:  # llmflow's own plugin alone: its function is called as pluggy would call it
+            return _builtin_function(plugin, hook) or _nothing
         others = [other for other in self.manager.get_plugins() if other is not plugin]
         return self.manager.subset_hook_caller(hook, remove_plugins=others)
 
@@ -197,16 +233,21 @@ class Plugins:
         return listed
 
 
-@cache
-def _manager_class() -> type[pluggy.PluginManager]:
-    """pluggy's manager, told that a module's plain function without a marker is no hook.
+def _new_manager() -> pluggy.PluginManager:
+    """A pluggy manager of project ``llmflow`` that also takes the functions marked with ``builtin_hook``, and
+    is told that a module's plain function without a marker is no hook (pluggy looks at every name of a
+    plugin module with ``inspect.getattr_static``: ~0.5 ms for llmflow's own modules). Anything else is
+    still left to pluggy."""
+    import pluggy
 
-    pluggy looks at every name of a plugin module with ``inspect.getattr_static``; for the built-in modules
-    (registered on every run and resume) that cost ~0.5 ms. Anything else is still left to pluggy.
-    """
+    from llmflow.plugins import hookspecs
 
     class Manager(pluggy.PluginManager):
-        def parse_hookimpl_opts(self, plugin: object, name: str) -> Any:
+        def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
+            if _builtin_function(plugin, name) is not None:
+                return pluggy.HookimplOpts(
+                    wrapper=False, hookwrapper=False, optionalhook=False, tryfirst=True, trylast=False, specname=None
+                )
             if _plain_unmarked(plugin, name, "llmflow_impl"):
                 return None
             return super().parse_hookimpl_opts(plugin, name)
@@ -216,7 +257,19 @@ def _manager_class() -> type[pluggy.PluginManager]:
                 return None
             return super().parse_hookspec_opts(module_or_class, name)
 
-    return Manager
+    manager = Manager("llmflow")
+    manager.add_hookspecs(hookspecs)
+    return manager
+
+
+def _builtin_function(plugin: object, name: str) -> Callable[..., Any] | None:
+    """``plugin``'s function ``name`` when it is marked with ``builtin_hook``."""
+    function = getattr(plugin, name, None)
+    return function if callable(function) and getattr(function, BUILTIN_MARK, False) else None
+
+
+def _nothing(**_: Any) -> None:
+    """A hook called on a plugin that does not implement it."""
 
 
 def _plain_unmarked(namespace: object, name: str, marker: str) -> bool:
@@ -239,10 +292,12 @@ def _function_registries() -> tuple[FunctionRegistry, FunctionRegistry]:
 
 def hook_names() -> list[str]:
     """Every hook a plugin may implement."""
+    from llmflow.plugins import hookspecs
+
     return sorted(name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "llmflow_spec"))
 
 
-def _invalid(error: pluggy.PluginValidationError) -> str:
+def _invalid(error: Exception) -> str:
     """pluggy's several lines about a hook implementation that does not fit its hook, as one."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     definition = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("hookimpl definition:")), "")

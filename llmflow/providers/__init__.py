@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from llmflow.config import Config
-from llmflow.plugins.hookspecs import hookimpl
+from llmflow.plugins.manager import builtin_hook
+from llmflow.records import FrozenRecord, Record
 
 if TYPE_CHECKING:
     from llmflow.providers.resilience import Limiter
@@ -16,33 +16,85 @@ if TYPE_CHECKING:
 ChunkListener = Callable[[str], None]
 
 
-@dataclass(frozen=True, slots=True)
-class ChatRequest:
+class ChatRequest(FrozenRecord):
     """One model call, provider-neutral."""
 
+    __slots__ = (
+        "api_key_env",
+        "base_dir",
+        "base_url",
+        "idempotency_key",
+        "json_schema",
+        "max_tokens",
+        "messages",
+        "model",
+        "options",
+        "stop",
+        "temperature",
+        "timeout",
+    )
     model: str  # the model name without the provider prefix
     messages: tuple[Mapping[str, str], ...]
-    temperature: float | None = None
-    max_tokens: int | None = None
-    stop: tuple[str, ...] = ()
-    json_schema: Mapping[str, Any] | None = None
-    timeout: float | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
-    idempotency_key: str = ""
-    base_url: str | None = None  # a model alias's own endpoint (``models: {x: {base_url: ...}}``)
-    api_key_env: str | None = None  # a model alias's own key variable
-    base_dir: str = ""  # the folder relative paths in ``options`` start from (the workflow's)
+    temperature: float | None
+    max_tokens: int | None
+    stop: tuple[str, ...]
+    json_schema: Mapping[str, Any] | None
+    timeout: float | None
+    options: Mapping[str, Any]
+    idempotency_key: str
+    base_url: str | None  # a model alias's own endpoint (``models: {x: {base_url: ...}}``)
+    api_key_env: str | None  # a model alias's own key variable
+    base_dir: str  # the folder relative paths in ``options`` start from (the workflow's)
+
+    def __init__(
+        self,
+        model: str,
+        messages: tuple[Mapping[str, str], ...],
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: tuple[str, ...] = (),
+        json_schema: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        options: Mapping[str, Any] | None = None,
+        idempotency_key: str = "",
+        base_url: str | None = None,
+        api_key_env: str | None = None,
+        base_dir: str = "",
+    ) -> None:
+        self._set(
+            model=model,
+            messages=messages,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            stop=stop,
+            json_schema=json_schema,
+            timeout=timeout,
+            options=options if options is not None else {},
+            idempotency_key=idempotency_key,
+            base_url=base_url,
+            api_key_env=api_key_env,
+            base_dir=base_dir,
+        )
 
 
-@dataclass(slots=True)
-class ChatResponse:
+class ChatResponse(Record):
     """A model's reply with its token usage."""
 
-    text: str
-    input_tokens: int = 0
-    output_tokens: int = 0
-    model: str = ""
-    finish_reason: str | None = None
+    __slots__ = ("finish_reason", "input_tokens", "model", "output_tokens", "text")
+
+    def __init__(
+        self,
+        text: str,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        model: str = "",
+        finish_reason: str | None = None,
+    ) -> None:
+        self.text = text
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+        self.model = model
+        self.finish_reason = finish_reason
 
 
 class Provider(Protocol):
@@ -124,7 +176,7 @@ def builtin_providers(config: Config | None = None) -> dict[str, Callable[[], Pr
     return {"mock": mock, "openai": openai, "anthropic": anthropic}
 
 
-@hookimpl(tryfirst=True)  # before every other plugin, so that a plugin may replace a built-in provider
+@builtin_hook  # before every other plugin, so that a plugin may replace a built-in provider
 def register_providers(registry: ProviderRegistry) -> None:
     """Register the built-in providers (the HTTP ones are imported when first used)."""
     for name, factory in builtin_providers(registry.config).items():

@@ -18,9 +18,9 @@ from pathlib import Path
 def _folder() -> Path | None:
     if os.environ.get("LLMFLOW_NO_CACHE"):
         return None
-    from platformdirs import user_cache_dir
+    from llmflow.folders import user_cache_dir
 
-    return Path(user_cache_dir("llmflow")) / "valid"
+    return user_cache_dir() / "valid"
 
 
 @lru_cache(maxsize=1)

@@ -7,7 +7,6 @@ import errno
 import json
 import os
 import secrets
-import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
@@ -108,9 +107,13 @@ class FileRunStore:
             if durable:
                 fsync_directory(self.runs_dir)
         except OSError as error:
+            import shutil  # here: shutil (with the compression modules it imports) is rarely needed
+
             shutil.rmtree(staging, ignore_errors=True)
             raise StoreError(f"cannot create a run in {self.runs_dir}: {error.strerror or error}") from None
         except BaseException:
+            import shutil
+
             shutil.rmtree(staging, ignore_errors=True)
             raise
         run_id = str(run_meta["id"])
@@ -172,6 +175,8 @@ class FileRunStore:
                 os.rename(directory, doomed)
             except OSError as error:
                 raise StoreError(f"cannot delete run {run_id}: {error.strerror}") from None
+        import shutil
+
         shutil.rmtree(doomed, ignore_errors=True)
 
     def gc(self, older_than_seconds: float, *, now: datetime | None = None, dry_run: bool = False) -> list[str]:
@@ -265,6 +270,10 @@ class FileRunStore:
                 debris = [entry for entry in entries if entry.name.startswith((".new-", ".deleting-"))]
         except FileNotFoundError:
             return
+        if not debris:
+            return
+        import shutil
+
         horizon = time.time() - _STAGING_MAX_AGE
         for entry in debris:
             with contextlib.suppress(OSError):  # another process may be sweeping the same folder

@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +191,7 @@ class Scenario:
     files: Mapping[str, str]
     in_flight: tuple[str, ...]  # log lines of the steps blocked at the kill point: each must run once more
     journaled: tuple[str, ...] = ()  # journal paths: the work beside them has completed
+    started_events: tuple[str, ...] = ()  # paths whose step.started is in events.jsonl (written ~20 ms late)
 
 
 SCENARIOS = {
@@ -265,6 +266,15 @@ class Project:
     def journal(self) -> Path:
         (journal,) = self.state.glob("runs/*/journal.jsonl")
         return journal
+
+    def has_event(self, kind: str, path: str) -> bool:
+        """Whether a complete line of ``events.jsonl`` records ``kind`` for ``path``."""
+        needle = f'"type":"{kind}","path":"{path}"'
+        for events in self.state.glob("runs/*/events.jsonl"):
+            text = events.read_text(encoding="utf-8")
+            if any(needle in line for line in text.splitlines(keepends=True) if line.endswith("\n")):
+                return True
+        return False
 
     def journaled(self) -> set[str]:
         """Paths of the complete journal records (a torn last line is not one)."""
@@ -343,7 +353,11 @@ def crash(project: Project, scenario: Scenario) -> str:
 
         def at_kill_point() -> bool:
             lines = project.lines()
-            return all(lines[line] for line in scenario.in_flight) and set(scenario.journaled) <= project.journaled()
+            return (
+                all(lines[line] for line in scenario.in_flight)
+                and set(scenario.journaled) <= project.journaled()
+                and all(project.has_event("step.started", path) for path in scenario.started_events)
+            )
 
         wait_for(at_kill_point, f"{scenario.in_flight} to start", process)
     assert process.returncode == -signal.SIGKILL
@@ -383,7 +397,9 @@ def test_killed_run_resumes_to_the_outputs_of_an_unbroken_run(tmp_path: Path, sc
 
 @pytest.mark.parametrize("event_cut", ["half", "newline"], ids=["event-half-written", "event-newline-missing"])
 def test_a_run_killed_while_writing_resumes_past_its_torn_last_lines(tmp_path: Path, event_cut: str) -> None:
-    scenario = SCENARIOS["sequence"]
+    # Killed once step c's start is in events.jsonl too, so that there is a last event line to tear (the
+    # event writer lingers a moment after the first event, and a run can reach c before it wrote any).
+    scenario = replace(SCENARIOS["sequence"], started_events=("c",))
     outputs, effects = reference(tmp_path / "reference", scenario.files)
     project = Project(tmp_path / "crashed", scenario.files)
     crash(project, scenario)

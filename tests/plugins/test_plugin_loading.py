@@ -298,6 +298,31 @@ def test_without_entry_points_importlib_metadata_is_never_imported() -> None:
     assert done.stdout.strip() == "[] False"
 
 
+def test_a_run_with_only_the_builtin_plugin_does_without_pluggy() -> None:
+    code = (
+        "import sys; from pathlib import Path; from llmflow.plugins import load_plugins; "
+        "from llmflow.engine.actions import ActionRegistry; "
+        "plugins = load_plugins(); actions = ActionRegistry(); plugins.register_actions(actions, builtin=True); "
+        "plugins.register_actions(actions); plugins.extensions(); plugins.sinks('r', Path('.')); "
+        "print('run' in actions, plugins.interceptor(), sorted(m for m in sys.modules if m.startswith('pluggy')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "True None []"
+
+
+def test_with_another_plugin_the_builtin_hooks_go_through_pluggy_first() -> None:
+    class Extra:
+        @staticmethod
+        @hookimpl
+        def register_actions(registry: Any) -> None:
+            registry.register("extra", registry.get("set"))
+
+    plugins = load_plugins(extra=[Extra()])
+    (builtin_actions,) = [impl for impl in plugins.manager.hook.register_actions.get_hookimpls() if impl.tryfirst]
+    assert builtin_actions.plugin_name == "llmflow.actions"
+    assert [name for name, _, _ in plugins.plugins()][:2] == ["llmflow.actions", "llmflow.providers"]
+
+
 # -- where plugins are never loaded ----------------------------------------------------------------------
 def test_the_engine_and_validation_import_neither_pluggy_nor_the_plugins_package() -> None:
     code = (

@@ -10,7 +10,6 @@ the source again, restores every item that finished and continues with the first
 from __future__ import annotations
 
 import asyncio
-import csv
 import io
 import json
 import time
@@ -121,6 +120,8 @@ async def _items(engine: Engine, node: StreamNode, frame: Frame) -> AsyncIterato
         if not line.strip():
             continue
         if node.format == "csv":
+            import csv  # here: most runs have no csv stream
+
             row = next(csv.reader(io.StringIO(line)))
             if header is None:
                 header = row
