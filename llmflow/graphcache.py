@@ -31,7 +31,9 @@ from contextvars import ContextVar
 from functools import cache, lru_cache
 from pathlib import Path, PurePath
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
+
+from llmflow.records import FrozenRecord
 
 if TYPE_CHECKING:
     from llmflow.compiler.graph import Workflow
@@ -227,7 +229,9 @@ def _rooted(relative: str) -> Path:
 
 @cache
 def _slot_fields(cls: type) -> tuple[str, ...]:
-    """The fields of a dataclass with slots, in order; empty for any other class."""
+    """The fields of a frozen record or a dataclass with slots, in order; empty for any other class."""
+    if issubclass(cls, FrozenRecord):
+        return cast("tuple[str, ...]", cls.__dict__.get("__slots__", ()))
     import dataclasses
 
     if not dataclasses.is_dataclass(cls) or "__slots__" not in cls.__dict__:
@@ -236,7 +240,7 @@ def _slot_fields(cls: type) -> tuple[str, ...]:
 
 
 def _names_of(obj: object) -> tuple[str, ...]:
-    """The fields of ``obj`` when it is a dataclass with slots, else empty."""
+    """The fields of ``obj`` when it is a frozen record or a dataclass with slots, else empty."""
     return _slot_fields(type(obj))  # type: ignore[arg-type]
 
 

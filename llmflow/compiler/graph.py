@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from llmflow.records import FrozenRecord
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -23,7 +25,7 @@ _Object = TypeVar("_Object", bound="Frozen")
 
 
 @dataclass_transform(frozen_default=True)
-class Frozen:
+class Frozen(FrozenRecord):
     """Base of the graph's classes: a field is an annotated class attribute (its value, if any, the default),
     as in a frozen dataclass; ``kw_only`` and ``eq`` are given as class keywords.
 
@@ -47,9 +49,9 @@ class Frozen:
         cls._positional = () if kw_only else cls._fields
         cls._defaults = {**cls._defaults, **{name: cls.__dict__[name] for name in own if name in cls.__dict__}}
         cls._names = frozenset(cls._fields)
-        if eq:
-            cls.__eq__ = Frozen._equal  # type: ignore[assignment,method-assign]
-            cls.__hash__ = Frozen._hash  # type: ignore[assignment,method-assign]
+        if not eq:
+            cls.__eq__ = object.__eq__  # type: ignore[method-assign]
+            cls.__hash__ = object.__hash__  # type: ignore[method-assign]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         cls = type(self)
@@ -66,32 +68,8 @@ class Frozen:
             raise TypeError(f"{cls.__name__}(): missing fields {missing}, unknown fields {unknown}")
         object.__setattr__(self, "__dict__", values)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise _frozen(name)
-
-    def __delattr__(self, name: str) -> None:
-        raise _frozen(name)
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
-        return f"{type(self).__name__}({shown})"
-
-    def _values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self._fields)
-
-    def _equal(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented  # type: ignore[no-any-return]
-        return self._values() == other._values()
-
-    def _hash(self) -> int:
-        return hash(self._values())
-
-
-def _frozen(name: str) -> AttributeError:
-    from dataclasses import FrozenInstanceError  # only on this error path: the module is not imported for it
-
-    return FrozenInstanceError(f"cannot assign to field {name!r}")
+    def _field_names(self) -> tuple[str, ...]:
+        return self._fields
 
 
 def evolve(obj: _Object, **changes: Any) -> _Object:

@@ -6,7 +6,6 @@ import ast
 import functools
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -20,6 +19,7 @@ from llmflow.expressions.values import (
     check_int,
     to_plain,
 )
+from llmflow.records import FrozenRecord
 
 #: Longest condition source accepted.
 MAX_SOURCE_LENGTH = 10_000
@@ -149,21 +149,44 @@ class _Positions:
         return self.char_offset(lineno, getattr(node, "col_offset", 0), in_bytes=True)
 
 
-@dataclass(frozen=True)
-class Condition:
+class Condition(FrozenRecord):
     """A compiled condition: evaluate it against a context of plain data.
 
     ``plugin_functions`` lists the functions it calls that are not built in, with their offsets: only a
     condition of a workflow that names plugins may have them, and the run's plugins must register them.
+    The parsed tree, the functions, the positions and the idle evaluators are left out of ``==`` and ``repr``.
     """
 
+    __slots__ = ("_functions", "_idle", "_positions", "_tree", "plugin_functions", "references", "source")
     source: str
     references: frozenset[Reference]
-    _tree: ast.expr = field(repr=False, compare=False)
-    _functions: Mapping[str, Callable[..., Any]] = field(repr=False, compare=False)
-    _positions: _Positions = field(repr=False, compare=False)
-    plugin_functions: PluginNames = ()
-    _idle: list[Any] = field(default_factory=list, repr=False, compare=False)
+    _tree: ast.expr
+    _functions: Mapping[str, Callable[..., Any]]
+    _positions: _Positions
+    plugin_functions: PluginNames
+    _idle: list[Any]
+
+    def __init__(
+        self,
+        source: str,
+        references: frozenset[Reference],
+        _tree: ast.expr,
+        _functions: Mapping[str, Callable[..., Any]],
+        _positions: _Positions,
+        plugin_functions: PluginNames = (),
+    ) -> None:
+        self._set(
+            source=source,
+            references=references,
+            _tree=_tree,
+            _functions=_functions,
+            _positions=_positions,
+            plugin_functions=plugin_functions,
+            _idle=[],
+        )
+
+    def _field_names(self) -> tuple[str, ...]:
+        return ("source", "references", "plugin_functions")
 
     def _run(self, context: Mapping[str, Any]) -> Any:
         # Building an evaluator costs more than most evaluations: keep a few idle ones. Popping one

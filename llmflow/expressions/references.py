@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from llmflow.records import FrozenRecord
 
 if TYPE_CHECKING:
     from jinja2 import nodes
@@ -26,8 +27,7 @@ def valid_plugin_name(name: object) -> bool:
     return isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_")
 
 
-@dataclass(frozen=True, slots=True)
-class Reference:
+class Reference(FrozenRecord):
     """One free name an expression reads, with the constant keys read from it.
 
     ``steps.fetch.output.count`` and ``steps['fetch'].output.count`` both give
@@ -37,9 +37,16 @@ class Reference:
     offset of the root name in the source for conditions, None for templates.
     """
 
+    __slots__ = ("offset", "path", "root")
     root: str
-    path: tuple[str, ...] = ()
-    offset: int | None = None
+    path: tuple[str, ...]
+    offset: int | None
+
+    def __init__(self, root: str, path: tuple[str, ...] = (), offset: int | None = None) -> None:
+        self._set(root=root, path=path, offset=offset)
+
+    def _field_names(self) -> tuple[str, ...]:
+        return ("root", "path", "offset")
 
     def __str__(self) -> str:
         return ".".join((self.root, *self.path))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from llmflow.errors import ExpressionError
 from llmflow.expressions.references import TEMPLATE_GLOBALS, PluginNames, Reference, simple_reference
 from llmflow.expressions.values import stringify, to_plain
+from llmflow.records import FrozenRecord
 
 if TYPE_CHECKING:
     from jinja2 import nodes
@@ -85,17 +85,31 @@ def is_template(text: str) -> bool:
     return "{{" in text or "{%" in text or "{#" in text
 
 
-@dataclass(frozen=True, slots=True)
-class Template:
+class Template(FrozenRecord):
     """A compiled template string. ``native`` templates (exactly one ``{{ expr }}``) render to the
     expression's value; all others render to text. ``plugin_filters``: the filters it uses that a plugin
-    must register (only templates of a workflow that names plugins have them)."""
+    must register (only templates of a workflow that names plugins have them). ``_tree`` (the parsed
+    Jinja tree, when there is one) is left out of ``==`` and ``repr``."""
 
+    __slots__ = ("_tree", "native", "plugin_filters", "references", "source")
     source: str
     native: bool
     references: frozenset[Reference]
-    _tree: nodes.Template | None = field(default=None, repr=False, compare=False)
-    plugin_filters: PluginNames = ()
+    _tree: nodes.Template | None
+    plugin_filters: PluginNames
+
+    def __init__(
+        self,
+        source: str,
+        native: bool,
+        references: frozenset[Reference],
+        _tree: nodes.Template | None = None,
+        plugin_filters: PluginNames = (),
+    ) -> None:
+        self._set(source=source, native=native, references=references, _tree=_tree, plugin_filters=plugin_filters)
+
+    def _field_names(self) -> tuple[str, ...]:
+        return ("source", "native", "references", "plugin_filters")
 
     def render(self, context: Mapping[str, Any]) -> Any:
         """Render against ``context``; raises ExpressionError."""

@@ -139,9 +139,12 @@ def described(value: Any, seen: set[type]) -> Any:
         return {key: described(item, seen) for key, item in value.items()}
     if isinstance(value, (str, int, float, bool, type(None), frozenset, Path)):
         return value
-    slots = [name for cls in type(value).__mro__ for name in getattr(cls, "__slots__", ()) if name != "_tree"]
-    if slots:  # templates: every part but the parsed tree (parsed again when used)
+    transient = ("_tree", "_idle")  # parsed again when used; a condition's pool of idle evaluators
+    slots = [name for cls in type(value).__mro__ for name in getattr(cls, "__slots__", ()) if name not in transient]
+    if slots:  # templates and conditions: every part but those
         return (type(value).__name__, {name: described(getattr(value, name), seen) for name in slots})
+    if hasattr(value, "__dict__") and not callable(value):  # a condition's positions
+        return (type(value).__name__, described(vars(value), seen))
     return (type(value).__name__, repr(value), getattr(value, "source", None))
 
 
