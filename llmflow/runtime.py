@@ -7,7 +7,6 @@ import json
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from llmflow.plugins.loading import builtin_plugins, declared_plugins
 from llmflow.processes import stop_leftovers
 from llmflow.providers import ProviderRegistry
 from llmflow.providers.pricing import DEFAULT_PRICES
+from llmflow.records import Record
 
 __all__ = [
     "ResumeRequest",
@@ -281,18 +281,30 @@ async def _finish(state: RunState, driving: Awaitable[RunSummary]) -> RunSummary
     return summary
 
 
-@dataclass(slots=True)
-class ResumeRequest:
+class ResumeRequest(Record):
     """What ``llmflow resume`` asks for."""
 
-    selector: str | None = None
-    last: bool = False
-    from_step: str | None = None
-    workflow_file: Path | None = None
-    approve: bool = False
-    reject: bool = False
-    comment: str | None = None
-    inputs: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("approve", "comment", "from_step", "inputs", "last", "reject", "selector", "workflow_file")
+
+    def __init__(
+        self,
+        selector: str | None = None,
+        last: bool = False,
+        from_step: str | None = None,
+        workflow_file: Path | None = None,
+        approve: bool = False,
+        reject: bool = False,
+        comment: str | None = None,
+        inputs: dict[str, str] | None = None,
+    ) -> None:
+        self.selector = selector
+        self.last = last
+        self.from_step = from_step
+        self.workflow_file = workflow_file
+        self.approve = approve
+        self.reject = reject
+        self.comment = comment
+        self.inputs: dict[str, str] = inputs if inputs is not None else {}
 
 
 def load_run_workflow(store: RunStore, run_id: str, meta: Mapping[str, Any]) -> Workflow:

@@ -43,6 +43,7 @@ HEAVY = (
     "llmflow.providers.resilience",
     "llmflow.actions.llm",
     "llmflow.engine.patterns.loop",
+    "dataclasses",  # defining one costs about a millisecond: llmflow.records instead
 )
 
 
