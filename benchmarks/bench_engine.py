@@ -407,7 +407,7 @@ def bench_cold(project: Project, repeat: int) -> None:
     script = Path(sys.executable).with_name("llmflow.exe" if os.name == "nt" else "llmflow")
     commands: dict[str, tuple[list[str], float | None]] = {
         "python -c pass": ([sys.executable, "-c", "pass"], None),
-        "python -c 'import asyncio' (the engine's floor)": ([sys.executable, "-c", "import asyncio"], None),
+        "python -c 'import asyncio' (floor)": ([sys.executable, "-c", "import asyncio"], None),
         "python -m llmflow run (3 steps)": ([sys.executable, "-m", "llmflow", *arguments], None),
     }
     if script.exists():
@@ -415,14 +415,16 @@ def bench_cold(project: Project, repeat: int) -> None:
     else:
         print(f"  (no installed script at {script}: the target applies to python -m llmflow)")
         commands["python -m llmflow run (3 steps)"] = (commands["python -m llmflow run (3 steps)"][0], 150.0)
-    for label, (command, target) in commands.items():
+    for command, _target in commands.values():
         subprocess.run(command, capture_output=True, check=True, cwd=project.root, env=env)  # fill the caches
-        samples = []
-        for _ in range(repeat):
+    samples: dict[str, list[float]] = {label: [] for label in commands}
+    for _ in range(repeat):  # round-robin, so that the machine's drift touches every command alike
+        for label, (command, _target) in commands.items():
             start = time.perf_counter()
             subprocess.run(command, capture_output=True, check=True, cwd=project.root, env=env)
-            samples.append(time.perf_counter() - start)
-        line(label, samples, "ms", target, 1e3)
+            samples[label].append(time.perf_counter() - start)
+    for label, (_command, target) in commands.items():
+        line(label, samples[label], "ms", target, 1e3)
 
 
 BENCHMARKS: dict[str, Callable[[Project, int], object]] = {
