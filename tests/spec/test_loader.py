@@ -516,7 +516,9 @@ def test_load_file_refuses_a_big_file_before_reading_it(tmp_path: Path) -> None:
     assert found.code == "file-too-large" and "the file is 104 bytes; the limit is 50 bytes" in found.message
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs file permissions that bind")
+@pytest.mark.skipif(
+    os.name != "posix" or os.geteuid() == 0, reason="root (or a non-POSIX system) reads a file its mode forbids"
+)
 def test_load_file_unreadable(tmp_path: Path) -> None:
     path = tmp_path / "secret.yaml"
     path.write_text("a: 1\n")
