@@ -152,7 +152,10 @@ def show_run(selector: str | None, *, last: bool, as_json: bool, state_dir: str 
         document = {"run": meta, "nodes": listed, "timeline": window}
         sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
         return exits.SUCCEEDED
-    lines = _show_header(meta, timeline.compensated)
+    # The ruler's window holds the run's start and end (stored to the millisecond) and every event (stored to
+    # the microsecond), so a finished run's header quotes the ruler's length: the two never disagree.
+    ended = meta.get("ended") and timeline.start is not None and timeline.end is not None
+    lines = _show_header(meta, timeline.compensated, seconds(timeline.duration) if ended else _duration(meta))
     lines.append("")
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
     lines.extend(_show_tree(timeline, color=color))
@@ -160,11 +163,11 @@ def show_run(selector: str | None, *, last: bool, as_json: bool, state_dir: str 
     return exits.SUCCEEDED
 
 
-def _show_header(meta: dict[str, Any], compensated: list[str]) -> list[str]:
+def _show_header(meta: dict[str, Any], compensated: list[str], duration: str) -> list[str]:
     lines = [
         f"run {meta.get('id')}  {meta.get('workflow', '?')} ({meta.get('file', '?')})",
         f"status:   {meta.get('status')}" + (f" (resumed {meta['resumes']}×)" if meta.get("resumes") else ""),
-        f"started:  {_local(meta.get('started'))}    ended: {_local(meta.get('ended'))}    duration: {_duration(meta)}",
+        f"started:  {_local(meta.get('started'))}    ended: {_local(meta.get('ended'))}    duration: {duration}",
         f"inputs:   {json.dumps(meta.get('inputs') or {}, ensure_ascii=False)}",
     ]
     if meta.get("status") == "waiting":

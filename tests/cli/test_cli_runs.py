@@ -114,6 +114,29 @@ def test_show_draws_the_node_tree_with_previews(shared: Shared) -> None:
     ]
 
 
+def test_show_header_duration_is_the_rulers_even_when_events_outlast_the_stored_end(
+    cli: Cli, two_runs: tuple[str, str], runs_dir: Path
+) -> None:
+    """The run's end is stored to the millisecond and events to the microsecond, so the last event can fall
+    after it: the header's duration still equals the length of the ruler under it."""
+    from llmflow.store.ids import format_timestamp, parse_timestamp
+
+    good, _ = two_runs
+    meta_path = runs_dir / good / "run.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    started = parse_timestamp(meta["started"])
+    assert started is not None
+    meta["ended"] = format_timestamp(started)  # the stored end now precedes every event
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    shown = cli("show", good)
+    assert shown.code == 0, shown.stderr
+    head, tree = shown.stdout.split("\n\n")
+    duration = re.search(r"duration: (\S+)", head)
+    assert duration is not None
+    assert tree.splitlines()[0].split() == ["0s", duration.group(1)]
+    assert duration.group(1) != "0.00s"
+
+
 def test_show_json_has_the_run_and_its_nodes(shared: Shared) -> None:
     good = shared.good
     document = shared.cli("show", good, "--json").json()
