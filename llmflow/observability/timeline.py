@@ -7,6 +7,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from llmflow.engine.outcome import record_times
+
 if TYPE_CHECKING:
     from llmflow.engine.ports import RunHandle
 
@@ -219,7 +221,7 @@ def gather(handle: RunHandle, *, keep_events: bool = False) -> RunTimeline:
             continue
         if status not in ("succeeded", "failed", "skipped", "cancelled"):
             continue  # rewinds and resets change what runs again, not what happened
-        times = record.get("t") or (None, None)
+        times = record_times(record) or (None, None)
         error = record.get("e") if isinstance(record.get("e"), dict) else None
         extra = record.get("x") if isinstance(record.get("x"), dict) else None
         nodes[path] = Instance(

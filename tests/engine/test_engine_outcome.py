@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from llmflow.engine.outcome import FAILED, SKIPPED, SUCCEEDED, Outcome, jsonable
+from llmflow.engine.outcome import FAILED, SKIPPED, SUCCEEDED, Outcome, jsonable, record_times
 from llmflow.errors import ActionError
 
 
@@ -57,10 +57,22 @@ def test_jsonable_refuses_nesting_past_the_recursion_limit() -> None:
 def test_record_omits_empty_fields_and_round_trips() -> None:
     outcome = Outcome(SUCCEEDED, output="x", started=10.0, ended=12.5, extra={"exit_code": 0})
     record = outcome.record("a/b")
-    assert record == {"p": "a/b", "s": "succeeded", "t": [10.0, 12.5], "output": "x", "x": {"exit_code": 0}}
+    assert record == {"p": "a/b", "s": "succeeded", "m": [10000, 2500], "output": "x", "x": {"exit_code": 0}}
     back = Outcome.from_record(record)
     assert back.view() == outcome.view()
     assert back.view()["stdout"] == "x"
+
+
+def test_record_times_are_whole_milliseconds_and_records_in_seconds_still_read() -> None:
+    record = Outcome(SUCCEEDED, started=1795954868.0274, ended=1795954868.0296).record("a")
+    assert record["m"] == [1795954868027, 3]
+    assert all(type(value) is int for value in record["m"])  # parsed far faster than decimal fractions
+    back = Outcome.from_record(record)
+    assert (back.started, back.ended) == (1795954868.027, 1795954868.03)
+    assert record_times({"p": "a", "s": "succeeded", "t": [10.25, 12.5]}) == (10.25, 12.5)  # an older journal
+    assert record_times({"p": "a", "s": "skipped"}) is None
+    older = Outcome.from_record({"p": "a", "s": "succeeded", "t": [10.25, 12.5], "output": 1})
+    assert (older.started, older.ended, older.output) == (10.25, 12.5, 1)
 
 
 def test_skipped_record_is_minimal() -> None:
