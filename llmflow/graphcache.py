@@ -85,11 +85,13 @@ def _key(text: bytes, name: str, display: str) -> str:
 class Entry:
     """Where the graph of one file, shown under one name, is remembered."""
 
-    __slots__ = ("file", "root")
+    __slots__ = ("file", "main", "root", "text")
 
-    def __init__(self, file: Path, root: Path) -> None:
+    def __init__(self, file: Path, root: Path, main: str = "", text: bytes = b"") -> None:
         self.file = file  # the pickle
         self.root = root  # the workflow file's folder: paths in the graph are relative to it
+        self.main = main  # the workflow file's name in ``root``
+        self.text = text  # its content when the entry was looked up: the key covers it
 
 
 def entry(path: str | Path, display: str) -> Entry | None:
@@ -106,7 +108,7 @@ def entry(path: str | Path, display: str) -> Entry | None:
     if len(text) > MAX_TEXT:
         return None
     key = _key(text, resolved.name, display)
-    return Entry(folder / key[:2] / f"{key}.pickle", resolved.parent)
+    return Entry(folder / key[:2] / f"{key}.pickle", resolved.parent, resolved.name, text)
 
 
 def _owned(path: Path) -> bool:
@@ -169,6 +171,8 @@ def remember(entry: Entry, workflow: Workflow, warnings: list[Diagnostic]) -> No
     files = {os.path.relpath(name, entry.root): _digest(name) for name in _dependencies(workflow)}
     if None in files.values():
         return
+    if entry.main in files and files[entry.main] != hashlib.sha256(entry.text).hexdigest():
+        return  # the file changed while it was compiled: the graph may not be the one its key names
     buffer = io.BytesIO()
     try:
         _Pickler(buffer, entry.root).dump((files, workflow, warnings))
@@ -316,8 +320,8 @@ def recall(entry: Entry) -> tuple[Workflow, list[Diagnostic]] | None:
             gc.enable()
         _ROOT.reset(token)
     for name, digest in files.items():  # every file compiled in must still have the content it had
-        if _digest(os.path.join(entry.root, name)) != digest:
-            return None
+        if name != entry.main and _digest(os.path.join(entry.root, name)) != digest:
+            return None  # (the workflow file's own content is in the entry's key)
     with contextlib.suppress(OSError):
         os.utime(entry.file)  # the time of its last use: what pruning goes by
     return workflow, warnings

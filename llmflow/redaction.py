@@ -145,6 +145,9 @@ class RedactingHandle:
     def update(self, **fields: Any) -> None:
         self.inner.update(**self.redactor.redact(fields))
 
+    def mark(self, **fields: Any) -> None:
+        self.inner.mark(**self.redactor.redact(fields))
+
     def append(self, record: Mapping[str, Any], **options: Any) -> int | None:
         return self.inner.append(self.redactor.redact(record), **options)
 

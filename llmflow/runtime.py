@@ -321,10 +321,13 @@ def _rebase(workflow: Workflow, original: Path) -> Workflow:
     return evolve(workflow, path=original)
 
 
-def _original_folders(store: RunStore, run_id: str, meta: Mapping[str, Any]) -> Callable[[Workflow], Path]:
+def _source_roots(store: RunStore, run_id: str, meta: Mapping[str, Any]) -> tuple[Path, Path]:
+    """The run's frozen copy of its sources (resolved), and the folder they were copied from."""
+    return store.source_dir(run_id).resolve(), Path(str(meta["source_root"]))
+
+
+def _original_folders(frozen: Path, original: Path) -> Callable[[Workflow], Path]:
     """The original folder of a (sub-)workflow compiled from the run's frozen copy (as ``source_dir_for``)."""
-    frozen = store.source_dir(run_id).resolve()
-    original = Path(str(meta["source_root"]))
 
     def folder(flow: Workflow) -> Path:
         try:
@@ -333,11 +336,6 @@ def _original_folders(store: RunStore, run_id: str, meta: Mapping[str, Any]) -> 
             return flow.directory
 
     return folder
-
-
-def _map_sources(state: RunState, store: RunStore, run_id: str, meta: Mapping[str, Any]) -> None:
-    state.frozen_root = store.source_dir(run_id).resolve()
-    state.original_root = Path(str(meta["source_root"]))
 
 
 async def resume_run(request: ResumeRequest, options: RunOptions | None = None) -> RunSummary:
@@ -359,7 +357,8 @@ async def resume_run(request: ResumeRequest, options: RunOptions | None = None) 
         records = handle.records()
         workflow = _resume_workflow(store, run_id, meta, request, records)
         _check_approvals(run_id, meta, request, workflow, waiting)
-        directory_of = _original_folders(store, run_id, meta) if request.workflow_file is None else None
+        roots = _source_roots(store, run_id, meta) if request.workflow_file is None else None
+        directory_of = _original_folders(*roots) if roots is not None else None
         config = _settings(store)
         wiring = _wire(workflow, load_plugins(workflow, options.plugins, directory_of=directory_of), config)
         rewind = rewind_record(workflow, request.from_step) if request.from_step is not None else None
@@ -377,8 +376,8 @@ async def resume_run(request: ResumeRequest, options: RunOptions | None = None) 
     for key, value in (meta.get("usage") or {}).items():
         if key in state.usage and isinstance(value, (int, float)):
             state.usage[key] = float(value)
-    if request.workflow_file is None:
-        _map_sources(state, store, run_id, meta)
+    if roots is not None:  # paths in the frozen copy map back to the original folder
+        state.frozen_root, state.original_root = roots
     if request.approve or request.reject:
         decision = {"approved": request.approve, "comment": request.comment}
         state.approvals = {path: decision for path in waiting}

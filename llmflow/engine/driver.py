@@ -141,7 +141,7 @@ async def drive(
         driver = {"pid": os.getpid(), "host": socket.gethostname()}
         if start_event == "run.resumed":
             driver["resumed"] = now()
-        handle.update(**(meta or {}), status="running", **driver)
+        handle.mark(**(meta or {}), status="running", **driver)  # _record_end's update makes it durable
         if options.started_listener is not None:
             options.started_listener(handle.run_id, handle.directory)
         if hooks is not None:

@@ -44,6 +44,11 @@ class RunHandle(Protocol):
     def update(self, **fields: Any) -> None:
         """Merge ``fields`` into ``run.json`` and rewrite it atomically."""
 
+    def mark(self, **fields: Any) -> None:
+        """``update``, but without waiting for the rename to reach the disk: after a power loss ``run.json``
+        may still be the version before, which is complete too. For the ``running`` status a run starts
+        with, which the final (durable) ``update`` settles."""
+
     def append(self, record: Mapping[str, Any], *, deferred: bool = False) -> int | None:
         """Append one record to the journal (checksummed; sizeable ``output`` values are stored compressed,
         large ones go to artifacts) and return the size in bytes of its output's JSON (``None`` without one).

@@ -106,6 +106,14 @@ class FileRunHandle:
         write_atomically(self.directory / RUN_FILE, dump_meta(merged), durable=self._durable)
         self._meta = merged
 
+    def mark(self, **fields: Any) -> None:
+        """``update`` without the folder's fsync (the file's own is kept, so the new ``run.json`` is never
+        empty): a power loss leaves this version or the one before. Saves a third of a millisecond of every
+        run's start."""
+        merged = {**self._meta, **fields}
+        write_atomically(self.directory / RUN_FILE, dump_meta(merged), durable=self._durable, settle=False)
+        self._meta = merged
+
     def append(self, record: Mapping[str, Any], *, deferred: bool = False) -> int | None:
         """Append one checksummed record to the journal and return the size in bytes of its ``output``'s JSON
         (``None`` without one); a sizeable output is stored compressed, one over 64 KiB goes to artifacts.
@@ -263,14 +271,15 @@ class ArtifactFiles:
             return None
 
 
-def write_atomically(target: Path, data: bytes, *, durable: bool) -> None:
+def write_atomically(target: Path, data: bytes, *, durable: bool, settle: bool = True) -> None:
     """Replace ``target`` with ``data`` in one step (temporary file, rename); with ``durable``, fsync the
-    file before the rename and the folder after it, so a power loss leaves the old or the new file."""
+    file before the rename, so a power loss leaves the old or the new file, and (unless ``settle`` is
+    false) the folder after it, so that it leaves the new one."""
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     try:
         write_new_file(temporary, data, durable=durable)
         os.replace(temporary, target)
-        if durable:
+        if durable and settle:
             fsync_directory(target.parent)
     except OSError as error:
         temporary.unlink(missing_ok=True)

@@ -134,6 +134,20 @@ def test_a_deleted_sub_workflow_is_reported_not_recalled(tmp_path: Path) -> None
     assert [d.code for d in diagnostics if d.severity == "error"] == ["workflow-not-found"]
 
 
+def test_a_file_edited_while_it_compiles_is_not_remembered_under_its_old_content(tmp_path: Path) -> None:
+    # The workflow file's own content is checked through the key alone when an entry is read back, so an
+    # entry must never hold a graph compiled from other content than its key names.
+    main = project(tmp_path)
+    looked_up = entry_of(main)  # the key of the content as first read
+    main.write_text(MAIN.replace("hello from", "hi from"), encoding="utf-8")  # edited before the compile
+    edited, _ = check_workflow(main)
+    assert edited is not None
+    graphcache.remember(looked_up, edited, [])
+    assert not looked_up.file.exists()
+    main.write_text(MAIN, encoding="utf-8")
+    assert run(main, tmp_path / "state").outputs["said"] == f"hello from {tmp_path.name}"
+
+
 def test_the_display_name_is_part_of_the_key(tmp_path: Path) -> None:
     main = project(tmp_path)
     check_workflow(main, display_name="shown-one-way.yaml")

@@ -94,6 +94,23 @@ def test_update_merges_fields_into_the_persisted_meta(store: RunStore) -> None:
     assert reopened["workflow"] == "triage" and reopened["usage"] == {"tokens": 12}
 
 
+def test_mark_merges_fields_like_update_and_leaves_no_temporary_file(store: RunStore) -> None:
+    handle = _run(store, status="failed")
+    handle.mark(status="running", pid=4242, resumes=1)
+    assert handle.meta["status"] == "running"
+    reopened = store.open_run(handle.run_id).meta
+    assert reopened == handle.meta and reopened["pid"] == 4242 and reopened["workflow"] == "triage"
+    assert sorted(path.name for path in handle.directory.iterdir() if path.name.endswith(".tmp")) == []
+
+
+def test_a_masking_handle_masks_what_mark_writes(store: RunStore) -> None:
+    from llmflow.redaction import Redactor, masked_handle
+
+    handle = _run(store, status="failed")
+    masked_handle(handle, Redactor(["hunter2"])).mark(status="running", edited_workflow="/x/hunter2.yaml")
+    assert store.open_run(handle.run_id).meta["edited_workflow"] == "/x/***.yaml"
+
+
 @pytest.mark.parametrize("path", ["/etc/passwd", "../outside.yaml", "sub/../../outside.yaml", ""])
 def test_create_run_refuses_source_paths_that_leave_the_run(store: RunStore, path: str) -> None:
     with pytest.raises(StoreError, match="must be relative"):
