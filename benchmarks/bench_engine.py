@@ -21,7 +21,9 @@ How each number is taken:
 * **event emission**: microseconds per ``EventBus.emit`` of a ``step.completed``-shaped event on the emitting
   thread (the sinks' writer threads run meanwhile, as in a run).
 * **resume**: a run of N completed ``set`` steps whose last step failed; from the ``resume_run`` call to the
-  engine starting that last step again, and the whole resume to its end state.
+  engine starting that last step again, and the whole resume to its end state. For reference, the time a new
+  run of the same workflow (``strict``) takes to start its first step: the start-up both share (the event
+  loop, the run folder's lock and ``run.json``, the graph, the event writer).
 """
 
 from __future__ import annotations
@@ -368,9 +370,15 @@ def bench_resume(project: Project, repeat: int) -> None:
             first_new: list[float] = []
             whole: list[float] = []
             compiled: list[float] = []
+            fresh: list[float] = []
             for round_ in range(repeat + 1):  # round 0 warms up
-                failed = asyncio.run(start_run(workflow, {}, project.options("none")))
+                clock = Clock()
+                start = time.perf_counter()
+                failed = asyncio.run(start_run(workflow, {}, project.options("strict", [clock])))
                 assert failed.status == "failed", failed.status
+                assert clock.first_started is not None
+                if round_:
+                    fresh.append(clock.first_started - start)
                 clock = Clock(first_path="last")
                 request = ResumeRequest(selector=failed.run_id, inputs={"ok": "true"})
                 compiling.clear()
@@ -389,6 +397,7 @@ def bench_resume(project: Project, repeat: int) -> None:
             rest = [a - b for a, b in zip(first_new, compiled, strict=True)]
             line("      of which: the rest (store, replay...)", rest, "ms", None, 1e3)
             line(f"{steps:4d} steps: whole resume", whole, "ms", None, 1e3)
+            line("      for reference: new run -> first step", fresh, "ms", None, 1e3)
     finally:
         runtime.load_run_workflow = load_run_workflow
 
