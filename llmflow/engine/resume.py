@@ -7,6 +7,9 @@ Journal records that are not completions change what counts as done, in journal 
     and the composites around it are re-entered (their records are dropped too).
 ``{"s": "reset", "p": P}``
     ``P`` and everything under it runs again (the ``finally`` steps of a try that failed).
+``{"s": "retry", "p": P}``
+    composite ``P`` begins another attempt (its ``retry``): what completed under ``P`` in earlier attempts
+    runs again. Compensation still undoes it (``engine.compensation``): it did happen.
 ``{"s": "caught", "p": P, "e": error}``
     the body of try ``P`` failed and its ``catch`` began: a resume goes straight to ``catch`` with the same
     ``error`` instead of trying the body again (kept in the index under ``P/#caught``).
@@ -78,7 +81,7 @@ def replay_index(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, An
             index[path + CAUGHT] = record
         elif status == "decided":
             index[path + DECIDED] = record
-        elif status in ("compensated", "reset"):
+        elif status in ("compensated", "reset", "retry"):
             dropped = [done for done in index if at_or_under(done, path)]
             if status == "compensated":
                 dropped += [done for done in instance_ancestors(path) if done in index]

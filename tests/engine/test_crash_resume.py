@@ -578,3 +578,49 @@ def test_a_resume_stops_the_commands_a_killed_driver_left_running(tmp_path: Path
         time.sleep(0.05)
     else:
         raise AssertionError(f"the leftover command {leftover} is still running")
+
+
+# The group's attempt is the number of 'a' lines in the log. Attempt 1 fails at 'c'; attempt 2 is killed in 'b'.
+RETRIED_GROUP = workflow(
+    "retried",
+    """
+steps:
+  - id: group
+    retry: {attempts: 3, delay: 0}
+    steps:
+      - id: a
+        run: echo "a -" >> "{{ inputs.log }}"; grep -c '^a -' "{{ inputs.log }}"
+      - id: b
+        run: >-
+          echo "b {{ steps.a.output }}" >> "{{ inputs.log }}";
+          if [ "{{ steps.a.output }}" = 2 ]; then BLOCK; fi;
+          echo "B{{ steps.a.output }}"
+      - id: c
+        run: >-
+          echo "c {{ steps.a.output }}" >> "{{ inputs.log }}";
+          test "{{ steps.a.output }}" -ge 2 && echo "{{ steps.b.output }}C{{ steps.a.output }}"
+  - id: after
+    run: echo "after -" >> "{{ inputs.log }}"; echo "{{ steps.group.output }}/{{ steps.b.output }}"
+outputs:
+  group: "{{ steps.group.output }}"
+  after: "{{ steps.after.output }}"
+""",
+)
+
+
+def test_a_run_killed_in_a_later_attempt_of_a_retried_group_keeps_to_that_attempt(tmp_path: Path) -> None:
+    """What the group's first attempt completed is not restored into the attempt that was killed."""
+    reference_run = Project(tmp_path / "reference", {"flow.yaml": RETRIED_GROUP})
+    reference_run.gate.touch()
+    unbroken = reference_run.cli(*reference_run.run_args(), "--json")
+    assert unbroken.code == 0, unbroken.stderr
+    assert unbroken.json()["outputs"] == {"group": "B2C2", "after": "B2C2/B2"}
+    project = Project(tmp_path / "crashed", {"flow.yaml": RETRIED_GROUP})
+    crash(project, Scenario({}, in_flight=("b 2",)))
+
+    project.gate.touch()
+    resumed = project.cli("resume", "--last", "--json")
+
+    assert resumed.code == 0, resumed.stderr
+    assert resumed.json()["outputs"] == unbroken.json()["outputs"]
+    assert project.lines() == reference_run.lines() + Counter(["b 2"])

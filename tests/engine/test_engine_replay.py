@@ -66,6 +66,11 @@ def test_reset_drops_only_what_is_under_it() -> None:
     assert list(replay_index(records)) == ["t/try/a"]
 
 
+def test_a_retried_composite_drops_what_its_earlier_attempts_completed() -> None:
+    records = [*_done("a", "g/x", "g/y"), {"p": "g", "s": "retry"}, *_done("g/x")]
+    assert list(replay_index(records)) == ["a", "g/x"]
+
+
 def test_rewind_from_a_step_in_a_group_keeps_the_earlier_siblings(workflow: Workflow) -> None:
     rewind = rewind_record(workflow, "c")
     assert rewind["reopen"] == ["g"]
