@@ -624,3 +624,49 @@ def test_a_run_killed_in_a_later_attempt_of_a_retried_group_keeps_to_that_attemp
     assert resumed.code == 0, resumed.stderr
     assert resumed.json()["outputs"] == unbroken.json()["outputs"]
     assert project.lines() == reference_run.lines() + Counter(["b 2"])
+
+
+TOLERANT_MAP = workflow(
+    "tolerant",
+    """
+steps:
+  - id: fan
+    map:
+      items: [1, 2, 3, 4]
+      concurrency: 1
+      tolerated_failures: 1
+      steps:
+        - id: prep
+          run: echo "prep {{ item }}" >> "{{ inputs.log }}"; echo P
+        - id: work
+          run: >-
+            echo "work {{ item }}" >> "{{ inputs.log }}";
+            if [ "{{ item }}" = 2 ] && [ ! -e "{{ inputs.gate }}" ]; then echo no >&2; exit 7; fi;
+            if [ "{{ item }}" = 4 ]; then BLOCK; fi;
+            echo "W{{ item }}"
+  - id: after
+    run: echo "after -" >> "{{ inputs.log }}"; echo "{{ steps.fan.errors | length }}"
+outputs:
+  fan: "{{ steps.fan.output }}"
+  errors: "{{ steps.fan.errors }}"
+""",
+)
+
+
+def test_a_map_item_whose_failure_was_tolerated_is_not_tried_again_after_a_kill(tmp_path: Path) -> None:
+    """Item 2 failed (tolerated) before the kill: the resume keeps its failure, though it would pass now."""
+    project = Project(tmp_path / "crashed", {"flow.yaml": TOLERANT_MAP})
+    crash(project, Scenario({}, in_flight=("work 4",)))  # one item at a time: 1 to 3 are over
+
+    project.gate.touch()
+    resumed = project.cli("resume", "--last", "--json")
+
+    assert resumed.code == 0, resumed.stderr
+    outputs = resumed.json()["outputs"]
+    assert outputs["fan"] == ["W1", None, "W3", "W4"]
+    ((failed,),) = [[error for error in outputs["errors"] if error["index"] == 1]]
+    assert (failed["item"], failed["error"]["step"], failed["error"]["kind"]) == (2, "fan[1]/work", "command")
+    assert "exit code 7" in failed["error"]["message"]
+    assert len(outputs["errors"]) == 1
+    once = Counter([f"{step} {item}" for step in ("prep", "work") for item in (1, 2, 3, 4)] + ["after -"])
+    assert project.lines() == once + Counter(["work 4"])
