@@ -162,6 +162,79 @@ outputs:
 """,
 )
 
+# Nested: the second of three iterations is killed inside its map, at the second item; the map's items
+# and the iterations set variables that later steps read.
+MAP_IN_LOOP = workflow(
+    "map-in-loop",
+    """
+vars: {total: 0}
+steps:
+  - id: rounds
+    loop:
+      times: 3
+      steps:
+        - id: add
+          set: {total: "{{ vars.total + loop.iteration }}"}
+        - id: fan
+          map:
+            items: [1, 2, 3]
+            concurrency: 1
+            merge: list
+            steps:
+              - id: work
+                run: >-
+                  echo "work {{ loop.iteration }} {{ item }}" >> "{{ inputs.log }}";
+                  if [ "{{ loop.iteration }}-{{ item }}" = 2-2 ]; then BLOCK; fi;
+                  echo "{{ vars.total }}:{{ item }}"
+              - id: mark
+                set: {seen: "{{ steps.work.output }}"}
+        - id: tail
+          run: >-
+            echo "tail {{ loop.iteration }}" >> "{{ inputs.log }}";
+            echo "{{ steps.fan.output | length }}{{ vars.seen }}"
+  - id: after
+    run: echo "after -" >> "{{ inputs.log }}"; echo "{{ vars.total }} {{ vars.seen }}"
+outputs:
+  rounds: "{{ steps.rounds.output }}"
+  after: "{{ steps.after.output }}"
+""",
+)
+
+# Nested: a try body's parallel is killed with one branch done (it set a variable) and one in flight.
+PARALLEL_IN_TRY = workflow(
+    "parallel-in-try",
+    """
+vars: {x: 0}
+steps:
+  - id: guard
+    try:
+      - id: lanes
+        parallel:
+          branches:
+            a:
+              - id: a1
+                run: echo "a1 -" >> "{{ inputs.log }}"; echo A1
+              - id: aset
+                set: {x: 1}
+            b:
+              - id: b1
+                run: echo "b1 -" >> "{{ inputs.log }}"; BLOCK; echo B1
+      - id: body
+        run: echo "body -" >> "{{ inputs.log }}"; echo "{{ steps.a1.output }}{{ steps.b1.output }}{{ vars.x }}"
+    catch:
+      - id: handler
+        run: echo "catch -" >> "{{ inputs.log }}"; echo C
+    finally:
+      - id: fin
+        run: echo "fin -" >> "{{ inputs.log }}"; echo "F{{ vars.x }}"
+  - id: after
+    run: echo "after -" >> "{{ inputs.log }}"; echo "{{ steps.guard.output }} {{ steps.fin.output }} {{ vars.x }}"
+outputs:
+  after: "{{ steps.after.output }}"
+  branch: "{{ steps.guard.branch }}"
+""",
+)
+
 PART = """\
 version: 1
 name: part
@@ -205,6 +278,11 @@ SCENARIOS = {
     "parallel-branch": Scenario({"flow.yaml": PARALLEL}, in_flight=("x2 -", "y1 -"), journaled=("lanes/z/z2",)),
     # The first call of the sub-workflow completed; the second is killed inside, at its second step.
     "sub-workflow": Scenario({"flow.yaml": SUBWORKFLOW, "part.yaml": PART}, in_flight=("s2 2",)),
+    # One item at a time: the first iteration and item 1 of the second completed.
+    "map-in-loop": Scenario({"flow.yaml": MAP_IN_LOOP}, in_flight=("work 2 2",)),
+    "parallel-in-try": Scenario(
+        {"flow.yaml": PARALLEL_IN_TRY}, in_flight=("b1 -",), journaled=("guard/try/lanes/a/aset",)
+    ),
 }
 
 
