@@ -14,8 +14,11 @@ if TYPE_CHECKING:
 
 
 def _to_compensate(records: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
-    """Completed node instances, newest completion first (compensation steps themselves excluded)."""
-    done = replay_index(records)
+    """Completed node instances, newest completion first (compensation steps themselves excluded).
+
+    What completed in an earlier attempt of a retried composite is undone too: its effects happened.
+    """
+    done = replay_index(record for record in records if record.get("s") != "retry")
     return [
         (path, record)
         for path, record in reversed(done.items())

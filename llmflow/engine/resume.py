@@ -6,10 +6,18 @@ Journal records that are not completions change what counts as done, in journal 
     the node instance ``P`` was undone by its ``compensate`` steps: ``P`` and everything under it runs again,
     and the composites around it are re-entered (their records are dropped too).
 ``{"s": "reset", "p": P}``
-    ``P`` and everything under it runs again (the ``finally`` steps of a try that failed).
+    ``P`` and everything under it runs again (the ``finally`` steps of a try that failed; a ``P/#failed``
+    marker of a map that failed beyond its tolerance).
+``{"s": "retry", "p": P}``
+    composite ``P`` begins another attempt (its ``retry``): what completed under ``P`` in earlier attempts
+    runs again. Compensation still undoes it (``engine.compensation``): it did happen.
 ``{"s": "caught", "p": P, "e": error}``
     the body of try ``P`` failed and its ``catch`` began: a resume goes straight to ``catch`` with the same
     ``error`` instead of trying the body again (kept in the index under ``P/#caught``).
+``{"s": "tolerated", "p": P, "e": error}``
+    map item ``P`` (``label[3]``) failed and its map tolerates failures: a resume re-entering the map counts
+    the item as failed with the same ``error`` instead of running it again (kept under ``P/#failed``). A
+    map that fails anyway resets these markers, so a resume of the failed run tries the items again.
 ``{"s": "decided", "p": P, "h": hook, "d": decision}``
     a plugin's ``hook`` decided how composite ``P`` goes on (a branch taken, a loop broken) while it ran: a
     resume re-entering ``P`` follows the same decision without asking again (kept under ``P/#decided``).
@@ -34,6 +42,9 @@ _TRAILING_INDEX = re.compile(r"\[\d+\]$")
 CAUGHT = "/#caught"
 #: Where the index keeps a plugin's decision about a composite instance (``engine.interception``).
 DECIDED = "/#decided"
+#: Where the index keeps the failure of a map item its map tolerated.
+FAILED_ITEM = "/#failed"
+_MARKERS = (CAUGHT, DECIDED, FAILED_ITEM)
 #: Statuses of records that complete a node instance.
 REPLAYABLE = frozenset({SUCCEEDED, SKIPPED, FAILED})
 
@@ -78,7 +89,9 @@ def replay_index(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, An
             index[path + CAUGHT] = record
         elif status == "decided":
             index[path + DECIDED] = record
-        elif status in ("compensated", "reset"):
+        elif status == "tolerated":
+            index[path + FAILED_ITEM] = record
+        elif status in ("compensated", "reset", "retry"):
             dropped = [done for done in index if at_or_under(done, path)]
             if status == "compensated":
                 dropped += [done for done in instance_ancestors(path) if done in index]
@@ -98,6 +111,10 @@ def _rewound(path: str, drop: set[str], reopen: set[str]) -> bool:
     if path.endswith(CAUGHT):  # running part of the try body again means trying the body again
         body = path[: -len(CAUGHT)] + "/try/"
         if any(target.startswith(body) for target in drop):
+            return True
+    if path.endswith(FAILED_ITEM):  # running a step of a map's items again means trying its failed items again
+        steps = path[: -len(FAILED_ITEM)] + "/"
+        if any(target.startswith(steps) for target in drop):
             return True
     parts = path.split("/")
     return any("/".join(parts[:depth]) in drop for depth in range(1, len(parts) + 1))
@@ -143,7 +160,9 @@ def check_edited(workflow: Workflow, records: Iterable[Mapping[str, Any]]) -> No
     """Refuse an edited workflow that no longer has every completed node instance's node."""
     missing: set[str] = set()
     for path in replay_index(records):
-        static = static_path(path.removesuffix(CAUGHT).removesuffix(DECIDED))
+        for marker in _MARKERS:
+            path = path.removesuffix(marker)
+        static = static_path(path)
         if node_at(workflow, static) is None:
             missing.add(static)
     if missing:

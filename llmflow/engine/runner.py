@@ -124,6 +124,12 @@ class Engine:
         self.forget(instance_path)
         self.state.handle.append({"p": instance_path, "s": "reset"})
 
+    def retry_afresh(self, instance_path: str) -> None:
+        """A retried composite starts afresh, as in an unbroken run: what completed inside it in an earlier
+        attempt runs again, now and on any resume (a resume must not mix the records of two attempts)."""
+        self.forget(instance_path)
+        self.state.handle.append({"p": instance_path, "s": "retry"})
+
     def forget(self, instance_path: str) -> None:
         """Drop replay records at or under ``instance_path`` for this drive only."""
         replay = self.state.replay
@@ -170,7 +176,7 @@ class Engine:
         while True:
             attempt += 1
             if attempt > 1 and not leaf:
-                self.forget(path)  # a retried composite starts afresh, as it would in an unbroken run
+                self.retry_afresh(path)
             state.emit("step.started", path, _started_data(node), attempt)
             try:
                 outcome = await self._attempt(node, frame, path, attempt, changes)

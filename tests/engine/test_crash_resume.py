@@ -162,6 +162,79 @@ outputs:
 """,
 )
 
+# Nested: the second of three iterations is killed inside its map, at the second item; the map's items
+# and the iterations set variables that later steps read.
+MAP_IN_LOOP = workflow(
+    "map-in-loop",
+    """
+vars: {total: 0}
+steps:
+  - id: rounds
+    loop:
+      times: 3
+      steps:
+        - id: add
+          set: {total: "{{ vars.total + loop.iteration }}"}
+        - id: fan
+          map:
+            items: [1, 2, 3]
+            concurrency: 1
+            merge: list
+            steps:
+              - id: work
+                run: >-
+                  echo "work {{ loop.iteration }} {{ item }}" >> "{{ inputs.log }}";
+                  if [ "{{ loop.iteration }}-{{ item }}" = 2-2 ]; then BLOCK; fi;
+                  echo "{{ vars.total }}:{{ item }}"
+              - id: mark
+                set: {seen: "{{ steps.work.output }}"}
+        - id: tail
+          run: >-
+            echo "tail {{ loop.iteration }}" >> "{{ inputs.log }}";
+            echo "{{ steps.fan.output | length }}{{ vars.seen }}"
+  - id: after
+    run: echo "after -" >> "{{ inputs.log }}"; echo "{{ vars.total }} {{ vars.seen }}"
+outputs:
+  rounds: "{{ steps.rounds.output }}"
+  after: "{{ steps.after.output }}"
+""",
+)
+
+# Nested: a try body's parallel is killed with one branch done (it set a variable) and one in flight.
+PARALLEL_IN_TRY = workflow(
+    "parallel-in-try",
+    """
+vars: {x: 0}
+steps:
+  - id: guard
+    try:
+      - id: lanes
+        parallel:
+          branches:
+            a:
+              - id: a1
+                run: echo "a1 -" >> "{{ inputs.log }}"; echo A1
+              - id: aset
+                set: {x: 1}
+            b:
+              - id: b1
+                run: echo "b1 -" >> "{{ inputs.log }}"; BLOCK; echo B1
+      - id: body
+        run: echo "body -" >> "{{ inputs.log }}"; echo "{{ steps.a1.output }}{{ steps.b1.output }}{{ vars.x }}"
+    catch:
+      - id: handler
+        run: echo "catch -" >> "{{ inputs.log }}"; echo C
+    finally:
+      - id: fin
+        run: echo "fin -" >> "{{ inputs.log }}"; echo "F{{ vars.x }}"
+  - id: after
+    run: echo "after -" >> "{{ inputs.log }}"; echo "{{ steps.guard.output }} {{ steps.fin.output }} {{ vars.x }}"
+outputs:
+  after: "{{ steps.after.output }}"
+  branch: "{{ steps.guard.branch }}"
+""",
+)
+
 PART = """\
 version: 1
 name: part
@@ -205,6 +278,11 @@ SCENARIOS = {
     "parallel-branch": Scenario({"flow.yaml": PARALLEL}, in_flight=("x2 -", "y1 -"), journaled=("lanes/z/z2",)),
     # The first call of the sub-workflow completed; the second is killed inside, at its second step.
     "sub-workflow": Scenario({"flow.yaml": SUBWORKFLOW, "part.yaml": PART}, in_flight=("s2 2",)),
+    # One item at a time: the first iteration and item 1 of the second completed.
+    "map-in-loop": Scenario({"flow.yaml": MAP_IN_LOOP}, in_flight=("work 2 2",)),
+    "parallel-in-try": Scenario(
+        {"flow.yaml": PARALLEL_IN_TRY}, in_flight=("b1 -",), journaled=("guard/try/lanes/a/aset",)
+    ),
 }
 
 
@@ -578,3 +656,95 @@ def test_a_resume_stops_the_commands_a_killed_driver_left_running(tmp_path: Path
         time.sleep(0.05)
     else:
         raise AssertionError(f"the leftover command {leftover} is still running")
+
+
+# The group's attempt is the number of 'a' lines in the log. Attempt 1 fails at 'c'; attempt 2 is killed in 'b'.
+RETRIED_GROUP = workflow(
+    "retried",
+    """
+steps:
+  - id: group
+    retry: {attempts: 3, delay: 0}
+    steps:
+      - id: a
+        run: echo "a -" >> "{{ inputs.log }}"; grep -c '^a -' "{{ inputs.log }}"
+      - id: b
+        run: >-
+          echo "b {{ steps.a.output }}" >> "{{ inputs.log }}";
+          if [ "{{ steps.a.output }}" = 2 ]; then BLOCK; fi;
+          echo "B{{ steps.a.output }}"
+      - id: c
+        run: >-
+          echo "c {{ steps.a.output }}" >> "{{ inputs.log }}";
+          test "{{ steps.a.output }}" -ge 2 && echo "{{ steps.b.output }}C{{ steps.a.output }}"
+  - id: after
+    run: echo "after -" >> "{{ inputs.log }}"; echo "{{ steps.group.output }}/{{ steps.b.output }}"
+outputs:
+  group: "{{ steps.group.output }}"
+  after: "{{ steps.after.output }}"
+""",
+)
+
+
+def test_a_run_killed_in_a_later_attempt_of_a_retried_group_keeps_to_that_attempt(tmp_path: Path) -> None:
+    """What the group's first attempt completed is not restored into the attempt that was killed."""
+    reference_run = Project(tmp_path / "reference", {"flow.yaml": RETRIED_GROUP})
+    reference_run.gate.touch()
+    unbroken = reference_run.cli(*reference_run.run_args(), "--json")
+    assert unbroken.code == 0, unbroken.stderr
+    assert unbroken.json()["outputs"] == {"group": "B2C2", "after": "B2C2/B2"}
+    project = Project(tmp_path / "crashed", {"flow.yaml": RETRIED_GROUP})
+    crash(project, Scenario({}, in_flight=("b 2",)))
+
+    project.gate.touch()
+    resumed = project.cli("resume", "--last", "--json")
+
+    assert resumed.code == 0, resumed.stderr
+    assert resumed.json()["outputs"] == unbroken.json()["outputs"]
+    assert project.lines() == reference_run.lines() + Counter(["b 2"])
+
+
+TOLERANT_MAP = workflow(
+    "tolerant",
+    """
+steps:
+  - id: fan
+    map:
+      items: [1, 2, 3, 4]
+      concurrency: 1
+      tolerated_failures: 1
+      steps:
+        - id: prep
+          run: echo "prep {{ item }}" >> "{{ inputs.log }}"; echo P
+        - id: work
+          run: >-
+            echo "work {{ item }}" >> "{{ inputs.log }}";
+            if [ "{{ item }}" = 2 ] && [ ! -e "{{ inputs.gate }}" ]; then echo no >&2; exit 7; fi;
+            if [ "{{ item }}" = 4 ]; then BLOCK; fi;
+            echo "W{{ item }}"
+  - id: after
+    run: echo "after -" >> "{{ inputs.log }}"; echo "{{ steps.fan.errors | length }}"
+outputs:
+  fan: "{{ steps.fan.output }}"
+  errors: "{{ steps.fan.errors }}"
+""",
+)
+
+
+def test_a_map_item_whose_failure_was_tolerated_is_not_tried_again_after_a_kill(tmp_path: Path) -> None:
+    """Item 2 failed (tolerated) before the kill: the resume keeps its failure, though it would pass now."""
+    project = Project(tmp_path / "crashed", {"flow.yaml": TOLERANT_MAP})
+    crash(project, Scenario({}, in_flight=("work 4",)))  # one item at a time: 1 to 3 are over
+
+    project.gate.touch()
+    resumed = project.cli("resume", "--last", "--json")
+
+    assert resumed.code == 0, resumed.stderr
+    outputs = resumed.json()["outputs"]
+    assert outputs["fan"] == ["W1", None, "W3", "W4"]
+    ((failed,),) = [[error for error in outputs["errors"] if error["index"] == 1]]
+    assert (failed["item"], failed["error"]["step"], failed["error"]["kind"]) == (2, "fan[1]/work", "command")
+    assert "exit code 7" in failed["error"]["message"]
+    assert len(outputs["errors"]) == 1
+    once = Counter([f"{step} {item}" for step in ("prep", "work") for item in (1, 2, 3, 4)] + ["after -"])
+    assert project.lines() == once + Counter(["work 4"])

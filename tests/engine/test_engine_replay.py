@@ -66,6 +66,22 @@ def test_reset_drops_only_what_is_under_it() -> None:
     assert list(replay_index(records)) == ["t/try/a"]
 
 
+def test_a_retried_composite_drops_what_its_earlier_attempts_completed() -> None:
+    records = [*_done("a", "g/x", "g/y"), {"p": "g", "s": "retry"}, *_done("g/x")]
+    assert list(replay_index(records)) == ["a", "g/x"]
+
+
+def test_a_tolerated_item_failure_is_kept_until_its_map_steps_run_again() -> None:
+    failed = {"p": "l[1]/m[2]", "s": "tolerated", "e": {"message": "x"}}
+    records = [*_done("l[1]/m[2]/s"), failed]
+    assert list(replay_index(records)) == ["l[1]/m[2]/s", "l[1]/m[2]/#failed"]
+    kept = {"p": "", "s": "rewind", "drop": ["l/after"], "reopen": ["l"]}
+    assert list(replay_index([*records, kept])) == ["l[1]/m[2]/s", "l[1]/m[2]/#failed"]
+    dropped = {"p": "", "s": "rewind", "drop": ["l/m/s"], "reopen": ["l", "l/m"]}
+    assert list(replay_index([*records, dropped])) == []
+    assert list(replay_index([*records, {"p": "l[1]/m[2]/#failed", "s": "reset"}])) == ["l[1]/m[2]/s"]
+
+
 def test_rewind_from_a_step_in_a_group_keeps_the_earlier_siblings(workflow: Workflow) -> None:
     rewind = rewind_record(workflow, "c")
     assert rewind["reopen"] == ["g"]

@@ -224,6 +224,28 @@ def test_resume_inside_a_retried_group_runs_it_afresh(flow: Flow) -> None:
     assert flow.log() == {"one": 2, "two": 3}
 
 
+def test_resume_tries_again_the_failed_items_of_a_map_that_failed_beyond_its_tolerance(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - id: m
+            map:
+              items: [1, 2, 3]
+              tolerated_failures: 1
+              fail_fast: false
+              steps:
+                - {id: w, run: 'echo "w{{ item }}" >> log; test "{{ item }}" = 1 || test -f marker'}
+        outputs: {n: "{{ steps.m.errors | length }}"}
+        """
+    )
+    assert summary.status == "failed"
+    assert [record["s"] for record in flow.journal(summary.run_id)].count("tolerated") == 2
+    flow.touch("marker")
+    resumed = flow.resume(summary.run_id)
+    assert (resumed.status, resumed.outputs) == ("succeeded", {"n": 0})
+    assert flow.log() == {"w1": 1, "w2": 2, "w3": 2}
+
+
 def test_interrupting_a_run_leaves_a_consistent_journal(flow: Flow) -> None:
     path = flow.workflow(
         """

@@ -198,6 +198,25 @@ def test_compensation_undoes_completed_steps_newest_first(flow: Flow) -> None:
     assert flow.meta(summary.run_id)["status"] == "failed"
 
 
+def test_compensation_undoes_what_an_earlier_attempt_of_a_retried_group_completed(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - id: g
+            retry: {attempts: 2, delay: 1ms}
+            steps:
+              - {id: first, run: 'echo first >> log; test ! -f marker'}
+              - id: charge
+                run: echo charge >> log; touch marker
+                compensate: [{id: refund, run: echo refund >> log}]
+              - {id: bad, fail: "payment rejected"}
+        """
+    )
+    assert summary.status == "failed"
+    assert summary.compensated == ["g/charge"]
+    assert flow.log() == {"first": 2, "charge": 1, "refund": 1}
+
+
 def test_a_failing_compensation_does_not_stop_the_others(flow: Flow) -> None:
     summary = flow.run(
         """

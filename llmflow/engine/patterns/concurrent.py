@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from llmflow.engine.outcome import SUCCEEDED, NodeFailed, Outcome, PauseRun, jsonable
+from llmflow.engine.resume import FAILED_ITEM
 from llmflow.errors import ActionError, StepError
 
 if TYPE_CHECKING:
@@ -125,6 +126,13 @@ def _pauses(results: list[Any]) -> None:
         raise first
 
 
+def _failed_before(info: dict[str, Any]) -> NodeFailed:
+    """The failure of a map item as the journal keeps it (the error it showed in ``.errors``)."""
+    cause = StepError(str(info.get("message")), path=str(info.get("step") or ""), data=info)
+    cause.kind = str(info.get("kind") or cause.kind)
+    return NodeFailed(cause.path, cause)
+
+
 def _item_error(error: StepError) -> dict[str, Any]:
     info = dict(error.info) if isinstance(error, NodeFailed) else {"message": error.message, "kind": error.kind}
     info.pop("output", None)
@@ -169,13 +177,24 @@ async def execute_map(engine: Engine, node: MapNode, frame: Frame, path: str) ->
     if not isinstance(items, list):
         raise ActionError(f"map '{node.id}': items must be a list, not {type(items).__name__}", path=path)
     total = len(items)
+    # Failures the map may tolerate are journaled, so that a resume does not try those items again.
+    tolerant = node.tolerance.allows(1, total)
 
     def lane(index: int, item: Any) -> Lane:
         async def run() -> tuple[Any, dict[str, Any]]:
+            item_path = f"{path}[{index}]"
+            earlier = engine.state.replay.get(item_path + FAILED_ITEM) if tolerant else None
+            if earlier is not None:
+                raise _failed_before(dict(earlier["e"]))
             names = {node.variable: item, "index": index}
-            child = frame.nested(node.path + "/", f"{path}[{index}]/", locals=names, isolated=True)
+            child = frame.nested(node.path + "/", item_path + "/", locals=names, isolated=True)
             engine.state.emit("map.item", path, {"id": node.id, "index": index})
-            return await engine.sequence(node.steps, child)
+            try:
+                return await engine.sequence(node.steps, child)
+            except StepError as error:
+                if tolerant:
+                    engine.state.handle.append({"p": item_path, "s": "tolerated", "e": _item_error(error)})
+                raise
 
         return run
 
@@ -198,6 +217,9 @@ async def execute_map(engine: Engine, node: MapNode, frame: Frame, path: str) ->
             outputs.append(result[0])
             done.append((f"item {index}", result[1]))
     if errors and not node.tolerance.allows(len(errors), total):
+        if tolerant:  # the map failed after all: a resume of the failed run tries its failed items again
+            for error in errors:
+                engine.state.handle.append({"p": f"{path}[{error['index']}]{FAILED_ITEM}", "s": "reset"})
         first = errors[0]
         reason = first["error"]["message"]
         message = f"map '{node.id}': {len(errors)} of {total} items failed; item {first['index']}: {reason}"
