@@ -16,7 +16,7 @@ from llmflow.durations import format_moment
 from llmflow.engine.actions import ActionRegistry
 from llmflow.engine.driver import RunOptions, RunSummary, drive, now, redacted_inputs
 from llmflow.engine.events import EventBus
-from llmflow.engine.ports import RunHandle, RunStore
+from llmflow.engine.ports import Durability, RunHandle, RunStore
 from llmflow.engine.resume import check_edited, replay_index, rerun_set, rewind_record, static_path
 from llmflow.engine.runner import Engine, RunState
 from llmflow.errors import PluginError, UsageError
@@ -152,8 +152,10 @@ def _leaves(workflow: Workflow) -> Iterator[ActionNode]:
         yield from current.hooks
 
 
-def _source_layout(workflow: Workflow) -> tuple[Path, dict[str, str], str]:
-    """The common folder of every source file, each file's text by relative path, and the main file's.
+def _source_layout(workflow: Workflow) -> tuple[dict[str, str], dict[str, Any]]:
+    """What freezing ``workflow`` takes: each source file's text by its path relative to the files' common
+    folder, and the ``run.json`` fields that say where they came from (``file``, ``source_root``,
+    ``source_main``, ``sources`` with their sha256).
 
     Plugin files named in ``plugins:`` are frozen with the workflow files, so that the frozen copy compiles
     on resume (the resumed run imports them from their original folder, as ``python`` steps do).
@@ -166,7 +168,13 @@ def _source_layout(workflow: Workflow) -> tuple[Path, dict[str, str], str]:
     ]
     root = Path(os.path.commonpath([str(path.parent) for path in [*files, *plugin_files]]))
     texts = {str(path.relative_to(root)): path.read_text(encoding="utf-8") for path in [*plugin_files, *files]}
-    return root, texts, str(workflow.path.relative_to(root))
+    fields = {
+        "file": workflow.file,
+        "source_root": str(root),
+        "source_main": str(workflow.path.relative_to(root)),
+        "sources": {str(Path(p).relative_to(root)): digest for p, digest in workflow.sources.items()},
+    }
+    return texts, fields
 
 
 async def start_run(workflow: Workflow, inputs: Mapping[str, Any], options: RunOptions | None = None) -> RunSummary:
@@ -178,13 +186,10 @@ async def start_run(workflow: Workflow, inputs: Mapping[str, Any], options: RunO
     store = open_store(options.state_dir)
     config = _settings(store)  # before the run exists: a malformed llmflow.toml leaves no run behind
     wiring = _wire(workflow, load_plugins(workflow, options.plugins), config)  # nor does a plugin that does not load
-    root, texts, main = _source_layout(workflow)
+    texts, fields = _source_layout(workflow)
     meta = {
         "workflow": workflow.name,
-        "file": workflow.file,
-        "source_root": str(root),
-        "source_main": main,
-        "sources": {str(Path(p).relative_to(root)): digest for p, digest in workflow.sources.items()},
+        **fields,
         "inputs": redacted_inputs(workflow, values),
         "status": "running",
         "started": now(),
@@ -311,7 +316,7 @@ def load_run_workflow(store: RunStore, run_id: str, meta: Mapping[str, Any]) -> 
     """Compile the run's frozen copy of its workflow, with paths mapped back to the original folder."""
     from llmflow.frontend import load_workflow
 
-    frozen = store.source_dir(run_id) / str(meta["source_main"])
+    frozen = store.source_dir(run_id, meta) / str(meta["source_main"])
     workflow = load_workflow(frozen, display_name=str(meta.get("file", frozen.name)))
     return _rebase(workflow, Path(str(meta["source_root"])) / str(meta["source_main"]))
 
@@ -323,7 +328,7 @@ def _rebase(workflow: Workflow, original: Path) -> Workflow:
 
 def _source_roots(store: RunStore, run_id: str, meta: Mapping[str, Any]) -> tuple[Path, Path]:
     """The run's frozen copy of its sources (resolved), and the folder they were copied from."""
-    return store.source_dir(run_id).resolve(), Path(str(meta["source_root"]))
+    return store.source_dir(run_id, meta).resolve(), Path(str(meta["source_root"]))
 
 
 def _original_folders(frozen: Path, original: Path) -> Callable[[Workflow], Path]:
@@ -366,6 +371,8 @@ async def resume_run(request: ResumeRequest, options: RunOptions | None = None) 
         _end_torn_event(handle.events_path())
         start_seq = max(int(meta.get("last_seq") or 0), handle.last_event_seq())
         state = _state(workflow, handle, store, options, wiring, start_seq=start_seq, config=config)
+        if request.workflow_file is not None:
+            _adopt_edited(store, state.handle, workflow, options.durability)
     except BaseException:
         handle.close()
         raise
@@ -393,6 +400,15 @@ async def resume_run(request: ResumeRequest, options: RunOptions | None = None) 
         changes["edited_workflow"] = str(Path(request.workflow_file).resolve())
     with extensions_of_run(wiring.extensions):
         return await _finish(state, drive(engine, frame, state.handle, options, "run.resumed", values, meta=changes))
+
+
+def _adopt_edited(store: RunStore, handle: RunHandle, workflow: Workflow, durability: Durability) -> None:
+    """Make the edited workflow of ``resume --workflow`` the run's own: frozen beside the first copy and
+    named in ``run.json`` (durably), so that a later plain resume goes on with it, not with the workflow the
+    run started with, whose steps the edit may have changed."""
+    texts, fields = _source_layout(workflow)
+    folder = store.freeze_sources(handle.run_id, texts, durability=durability)
+    handle.update(workflow=workflow.name, **fields, source_dir=folder)
 
 
 def _check_resumable(run_id: str, meta: Mapping[str, Any], request: ResumeRequest) -> list[str]:

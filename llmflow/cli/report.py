@@ -57,7 +57,7 @@ def _sources(store: FileRunStore, run_id: str, meta: dict[str, Any], workflow: W
     """Frozen source files by the names node locations use for them."""
     if workflow is None:
         return {}
-    folder = store.source_dir(run_id)
+    folder = store.source_dir(run_id, meta)
     found: dict[str, Path] = {}
     for source in workflow.sources:
         path = Path(source)

@@ -114,8 +114,13 @@ class RunStore(Protocol):
         """Delete the runs nobody drives that ended (or were created) more than ``older_than_seconds`` before
         ``now``; return their ids. ``dry_run``: delete nothing, return what would be deleted now."""
 
-    def source_dir(self, run_id: str) -> Path:
-        """The folder holding the frozen copy of a run's workflow files."""
+    def source_dir(self, run_id: str, meta: Mapping[str, Any] | None = None) -> Path:
+        """The folder holding the frozen copy of the workflow files the run uses now (the one ``meta``, the
+        run's ``run.json``, names; without it, the copy made when the run was created)."""
+
+    def freeze_sources(self, run_id: str, sources: Mapping[str, str], *, durability: Durability = "strict") -> str:
+        """Freeze another copy of workflow files (relative path to text) into the run, whole or not at all;
+        return the name ``run.json``'s ``source_dir`` must give for ``source_dir`` to find it."""
 
     def cache_get(self, key: str) -> Iterator[Any]:
         """Yield the cached value for ``key`` once if there is one (a generator so ``None`` can be cached)."""

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -44,6 +45,8 @@ FORMAT_VERSION = 1
 _ID_ATTEMPTS = 100
 #: Half-built run folders (``.new-*``) older than this are debris of a crashed ``create_run``.
 _STAGING_MAX_AGE = 3600.0
+#: The names of a run's frozen source folders: ``source`` (the run's start), ``source-2`` … (``--workflow``).
+_SOURCE_VERSION = re.compile(r"source(-[1-9][0-9]*)?")
 _DURABILITIES = frozenset(get_args(Durability))
 
 
@@ -87,13 +90,7 @@ class FileRunStore:
             self.runs_dir.mkdir(parents=True, exist_ok=True)
             staging.mkdir()
             (staging / ARTIFACTS_DIR).mkdir()
-            (staging / SOURCE_DIR).mkdir()
-            folders = {staging, staging / SOURCE_DIR}
-            for relative, text in files.items():
-                target = staging / SOURCE_DIR / relative
-                target.parent.mkdir(parents=True, exist_ok=True)
-                folders.add(target.parent)
-                write_new_file(target, text.encode("utf-8"), durable=durable)
+            folders = {staging, *_write_sources(staging / SOURCE_DIR, files, durable=durable)}
             for _attempt in range(_ID_ATTEMPTS):
                 run_meta["id"] = new_run_id(now)
                 write_new_file(staging / RUN_FILE, dump_meta(run_meta), durable=durable, replace=True)
@@ -209,9 +206,41 @@ class FileRunStore:
             self._sweep_debris()
         return removed
 
-    def source_dir(self, run_id: str) -> Path:
-        """The folder holding the frozen copy of a run's workflow files."""
-        return self._run_directory(run_id) / SOURCE_DIR
+    def source_dir(self, run_id: str, meta: Mapping[str, Any] | None = None) -> Path:
+        """The folder holding the frozen copy of the workflow files the run uses now: ``source/``, or the
+        one ``freeze_sources`` wrote last (named by ``meta``'s ``source_dir``)."""
+        name = (meta or {}).get("source_dir") or SOURCE_DIR
+        if not isinstance(name, str) or not _SOURCE_VERSION.fullmatch(name):
+            raise StoreError(f"run {run_id}: run.json names no source folder of the run ({name!r})")
+        return self._run_directory(run_id) / name
+
+    def freeze_sources(self, run_id: str, sources: Mapping[str, str], *, durability: Durability = "strict") -> str:
+        """Freeze another copy of workflow files into the run (``resume --workflow``), beside the first;
+        return its folder's name (``source-2``, ``source-3`` …) for ``run.json``'s ``source_dir``.
+
+        The copy is written under a hidden name and renamed into place, so it exists whole or not at all.
+        """
+        _check_durability(durability)
+        files = {_checked_source_path(path): text for path, text in sources.items()}
+        durable = durability != "none"
+        directory = self._run_directory(run_id)
+        staging = directory / f".{SOURCE_DIR}-{secrets.token_hex(6)}"
+        try:
+            folders = _write_sources(staging, files, durable=durable)
+            if durable:
+                for folder in sorted(folders, key=lambda path: len(path.parts), reverse=True):
+                    fsync_directory(folder)
+            number = 2
+            while not _rename_if_free(staging, directory / f"{SOURCE_DIR}-{number}"):
+                number += 1
+            if durable:
+                fsync_directory(directory)
+        except OSError as error:
+            import shutil
+
+            shutil.rmtree(staging, ignore_errors=True)
+            raise StoreError(f"cannot freeze the workflow into {directory}: {error.strerror or error}") from None
+        return f"{SOURCE_DIR}-{number}"
 
     def cache_get(self, key: str) -> Iterator[Any]:
         """Yield the value cached under ``key`` once, if there is one (so ``None`` can be cached).
@@ -279,6 +308,18 @@ class FileRunStore:
             with contextlib.suppress(OSError):  # another process may be sweeping the same folder
                 if entry.name.startswith(".deleting-") or entry.stat().st_mtime < horizon:
                     shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _write_sources(folder: Path, files: Mapping[str, str], *, durable: bool) -> set[Path]:
+    """Write ``files`` (checked relative paths to text) into the new ``folder``; return every folder made."""
+    folder.mkdir()
+    folders = {folder}
+    for relative, text in files.items():
+        target = folder / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        folders.add(target.parent)
+        write_new_file(target, text.encode("utf-8"), durable=durable)
+    return folders
 
 
 def _rename_if_free(source: Path, target: Path) -> bool:

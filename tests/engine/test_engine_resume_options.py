@@ -144,6 +144,24 @@ def test_an_edited_workflow_that_keeps_the_completed_steps_is_used(flow: Flow) -
     assert flow.meta(run_id)["edited_workflow"] == str(edited.resolve())
 
 
+def test_a_plain_resume_after_a_resume_with_an_edited_workflow_goes_on_with_the_edit(flow: Flow) -> None:
+    run_id = _failed(flow)
+    gated = THREE.replace("echo d >> log; echo", "echo edited >> log; test -f second && echo E")
+    edited = flow.workflow(gated, name="edited.yaml")
+    flow.touch("marker")
+    again = flow.resume(run_id, workflow_file=edited)
+    assert again.status == "failed" and again.failed_step == "d"
+    meta = flow.meta(run_id)
+    assert meta["source_dir"] == "source-2" and meta["source_main"] == "edited.yaml"
+    assert (flow.run_dir(run_id) / "source-2" / "edited.yaml").read_text() == edited.read_text()
+    edited.unlink()  # the run keeps its own copy of the edit, as it does of the workflow it started with
+    flow.touch("second")
+    summary = flow.resume(run_id)
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {"d": "E AC"}
+    assert flow.log() == {"a": 1, "b": 1, "c": 1, "gate": 2, "edited": 2}
+
+
 def test_an_edited_workflow_that_lost_a_completed_step_is_refused(flow: Flow) -> None:
     run_id = _failed(flow)
     edited = flow.workflow(THREE.replace("      - {id: b, run: 'echo b >> log; echo B'}\n", ""), name="edited.yaml")

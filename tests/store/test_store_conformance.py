@@ -85,6 +85,32 @@ def test_create_run_writes_meta_and_a_frozen_copy_of_the_sources(store: RunStore
     assert handle.events_path().name == "events.jsonl"
 
 
+def test_freeze_sources_adds_a_whole_copy_beside_the_first_that_run_json_can_name(store: RunStore) -> None:
+    handle = _run(store)
+    edited = {"edited.yaml": "version: 1\nname: edited\n", "lib/sub.yaml": "version: 1\n"}
+    assert store.freeze_sources(handle.run_id, edited) == "source-2"
+    assert store.freeze_sources(handle.run_id, {"third.yaml": "version: 1\n"}) == "source-3"
+    folder = store.source_dir(handle.run_id, {"source_dir": "source-2"})
+    assert {p.relative_to(folder).as_posix(): p.read_text() for p in folder.rglob("*") if p.is_file()} == edited
+    assert (store.source_dir(handle.run_id) / "flow.yaml").read_text() == "version: 1\n"  # the first copy stays
+    assert store.source_dir(handle.run_id, {}) == store.source_dir(handle.run_id)
+    assert not [p.name for p in handle.directory.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+@pytest.mark.parametrize("name", ["../elsewhere", "/etc", "artifacts", "source-0", "source-x", 3])
+def test_a_source_folder_run_json_names_must_be_one_of_the_runs(store: RunStore, name: object) -> None:
+    handle = _run(store)
+    with pytest.raises(StoreError, match=r"run\.json names no source folder of the run"):
+        store.source_dir(handle.run_id, {"source_dir": name})
+
+
+def test_freeze_sources_refuses_paths_that_leave_the_folder(store: RunStore) -> None:
+    handle = _run(store)
+    with pytest.raises(StoreError, match="must be relative"):
+        store.freeze_sources(handle.run_id, {"../outside.yaml": "x"})
+    assert sorted(p.name for p in handle.directory.iterdir() if "source" in p.name) == ["source"]
+
+
 def test_update_merges_fields_into_the_persisted_meta(store: RunStore) -> None:
     handle = _run(store, status="running")
     handle.update(status="succeeded", ended="2026-11-26T11:50:00.000Z", usage={"tokens": 12})
