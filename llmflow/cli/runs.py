@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmflow.cli import exits
 from llmflow.cli.console import describe_event, preview, seconds
-from llmflow.errors import UsageError
+from llmflow.errors import StoreError, UsageError
 
 if TYPE_CHECKING:
     from llmflow.observability.timeline import Instance, RunTimeline
@@ -258,6 +258,8 @@ def _lines(path: str, position: int) -> tuple[list[bytes], int]:
             data = stream.read()
     except FileNotFoundError:
         return [], position
+    except OSError as error:
+        raise StoreError(f"cannot read {path}: {error.strerror}") from None
     end = data.rfind(b"\n") + 1  # a line still being written waits for the next look
     return data[:end].splitlines(), position + end
 

@@ -254,6 +254,8 @@ class FileRunStore:
                 return [entry.name for entry in entries if entry.name[0] != "." and entry.is_dir()]
         except FileNotFoundError:
             return []
+        except OSError as error:  # runs/ is a file, or cannot be read
+            raise StoreError(f"cannot list the runs in {self.runs_dir}: {error.strerror}") from None
 
     def _newest(self, run_ids: list[str]) -> str:
         # Ids order runs to the second; within one second, the milliseconds of ``created`` decide.
