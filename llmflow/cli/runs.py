@@ -412,11 +412,9 @@ def collect_garbage(older_than: str, *, dry_run: bool, state_dir: str | None) ->
 
 def _gc_candidates(store: FileRunStore, runs: dict[str, dict[str, Any]], age: float) -> list[str]:
     """What ``FileRunStore.gc(age)`` would delete now (it has no dry-run of its own; keep the rules alike)."""
-    from datetime import timedelta
+    from llmflow.store.ids import moment_before, parse_timestamp, run_id_time
 
-    from llmflow.store.ids import parse_timestamp, run_id_time
-
-    cutoff = store.clock() - timedelta(seconds=age)
+    cutoff = moment_before(store.clock(), age)
     chosen = []
     for run_id, meta in runs.items():
         if meta.get("status") in ("running", "unreadable"):

@@ -9,7 +9,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, get_args
 
@@ -19,6 +19,7 @@ from llmflow.store.ids import (
     format_timestamp,
     is_plain_name,
     match_run_id,
+    moment_before,
     new_run_id,
     parse_timestamp,
     run_id_time,
@@ -186,7 +187,7 @@ class FileRunStore:
         With ``dry_run``, nothing is deleted (crash debris included): the ids are those a real ``gc`` would
         delete at this moment (a run whose lock is held now is skipped, as ``gc`` would skip it).
         """
-        cutoff = (now if now is not None else self.clock()) - timedelta(seconds=older_than_seconds)
+        cutoff = moment_before(now if now is not None else self.clock(), older_than_seconds)
         removed: list[str] = []
         for meta in self.list_runs():
             run_id = str(meta["id"])

@@ -121,3 +121,14 @@ def test_a_runs_folder_that_is_a_file_is_reported(cli: Cli, runs_dir: Path, comm
     runs_dir.write_text("not a folder", encoding="utf-8")
     result = cli(*command)
     assert_one_line_error(result, names=f"cannot list the runs in {runs_dir}: Not a directory")
+
+
+@pytest.mark.parametrize("dry_run", [(), ("--dry-run",)], ids=["delete", "dry-run"])
+@pytest.mark.parametrize("age", ["99999999999999d", "1e400"])
+def test_gc_older_than_more_than_dates_reach_removes_nothing(
+    cli: Cli, failed_run: Path, age: str, dry_run: tuple[str, ...]
+) -> None:
+    result = cli("gc", "--older-than", age, *dry_run)
+    assert result.code == 0, result.stderr
+    assert result.stderr.endswith(f"remove{'d' * (not dry_run)} 0 runs older than {age}\n")
+    assert failed_run.is_dir()
