@@ -132,3 +132,12 @@ def test_gc_older_than_more_than_dates_reach_removes_nothing(
     assert result.code == 0, result.stderr
     assert result.stderr.endswith(f"remove{'d' * (not dry_run)} 0 runs older than {age}\n")
     assert failed_run.is_dir()
+
+
+def test_a_workflow_that_is_a_symlink_loop_is_a_one_line_diagnostic(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").symlink_to(tmp_path / "b.yaml")
+    (tmp_path / "b.yaml").symlink_to(tmp_path / "a.yaml")
+    result = cli("run", "a.yaml")
+    assert result.code == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("a.yaml:1:1: error[file-unreadable]: cannot read a.yaml: too many levels")
