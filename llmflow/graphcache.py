@@ -103,7 +103,7 @@ def entry(path: str | Path, display: str) -> Entry | None:
         resolved = Path(path).resolve()
         with open(resolved, "rb") as handle:
             text = handle.read(MAX_TEXT + 1)
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop, before Python 3.13
         return None
     if len(text) > MAX_TEXT:
         return None

@@ -19,7 +19,7 @@ from llmflow.engine.events import EventBus
 from llmflow.engine.ports import Durability, RunHandle, RunStore
 from llmflow.engine.resume import check_edited, replay_index, rerun_set, rewind_record, static_path
 from llmflow.engine.runner import Engine, RunState
-from llmflow.errors import PluginError, UsageError
+from llmflow.errors import PluginError, StoreError, UsageError
 from llmflow.expressions.extensions import Extensions, Kind, builtin_names, extensions_of_run
 from llmflow.plugins import Plugins, load_plugins
 from llmflow.plugins.loading import builtin_plugins, declared_plugins
@@ -316,6 +316,12 @@ def load_run_workflow(store: RunStore, run_id: str, meta: Mapping[str, Any]) -> 
     """Compile the run's frozen copy of its workflow, with paths mapped back to the original folder."""
     from llmflow.frontend import load_workflow
 
+    for key in ("source_main", "source_root"):
+        if key not in meta:
+            raise StoreError(
+                f"run {run_id}: run.json has no '{key}', so the frozen workflow cannot be found; "
+                "resume with --workflow FILE"
+            )
     frozen = store.source_dir(run_id, meta) / str(meta["source_main"])
     workflow = load_workflow(frozen, display_name=str(meta.get("file", frozen.name)))
     return _rebase(workflow, Path(str(meta["source_root"])) / str(meta["source_main"]))

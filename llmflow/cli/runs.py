@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmflow.cli import exits
 from llmflow.cli.console import describe_event, preview, seconds
-from llmflow.errors import UsageError
+from llmflow.errors import StoreError, UsageError
 
 if TYPE_CHECKING:
     from llmflow.observability.timeline import Instance, RunTimeline
@@ -258,6 +258,8 @@ def _lines(path: str, position: int) -> tuple[list[bytes], int]:
             data = stream.read()
     except FileNotFoundError:
         return [], position
+    except OSError as error:
+        raise StoreError(f"cannot read {path}: {error.strerror}") from None
     end = data.rfind(b"\n") + 1  # a line still being written waits for the next look
     return data[:end].splitlines(), position + end
 
@@ -410,11 +412,9 @@ def collect_garbage(older_than: str, *, dry_run: bool, state_dir: str | None) ->
 
 def _gc_candidates(store: FileRunStore, runs: dict[str, dict[str, Any]], age: float) -> list[str]:
     """What ``FileRunStore.gc(age)`` would delete now (it has no dry-run of its own; keep the rules alike)."""
-    from datetime import timedelta
+    from llmflow.store.ids import moment_before, parse_timestamp, run_id_time
 
-    from llmflow.store.ids import parse_timestamp, run_id_time
-
-    cutoff = store.clock() - timedelta(seconds=age)
+    cutoff = moment_before(store.clock(), age)
     chosen = []
     for run_id, meta in runs.items():
         if meta.get("status") in ("running", "unreadable"):

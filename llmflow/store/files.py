@@ -10,7 +10,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, get_args
 
@@ -20,6 +20,7 @@ from llmflow.store.ids import (
     format_timestamp,
     is_plain_name,
     match_run_id,
+    moment_before,
     new_run_id,
     parse_timestamp,
     run_id_time,
@@ -183,7 +184,7 @@ class FileRunStore:
         With ``dry_run``, nothing is deleted (crash debris included): the ids are those a real ``gc`` would
         delete at this moment (a run whose lock is held now is skipped, as ``gc`` would skip it).
         """
-        cutoff = (now if now is not None else self.clock()) - timedelta(seconds=older_than_seconds)
+        cutoff = moment_before(now if now is not None else self.clock(), older_than_seconds)
         removed: list[str] = []
         for meta in self.list_runs():
             run_id = str(meta["id"])
@@ -283,6 +284,8 @@ class FileRunStore:
                 return [entry.name for entry in entries if entry.name[0] != "." and entry.is_dir()]
         except FileNotFoundError:
             return []
+        except OSError as error:  # runs/ is a file, or cannot be read
+            raise StoreError(f"cannot list the runs in {self.runs_dir}: {error.strerror}") from None
 
     def _newest(self, run_ids: list[str]) -> str:
         # Ids order runs to the second; within one second, the milliseconds of ``created`` decide.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from llmflow.errors import RunNotFound
 
@@ -75,6 +75,15 @@ def parse_timestamp(text: object) -> datetime | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
+
+
+def moment_before(moment: datetime, seconds: float) -> datetime:
+    """``moment`` less ``seconds``; the earliest datetime there is when that lies before it (``gc
+    --older-than 99999999d``: no run is that old)."""
+    try:
+        return moment - timedelta(seconds=seconds)
+    except OverflowError:
+        return datetime.min.replace(tzinfo=moment.tzinfo)
 
 
 def run_id_time(run_id: str) -> datetime | None:

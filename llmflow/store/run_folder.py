@@ -27,13 +27,13 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from llmflow.engine.ports import Durability
 from llmflow.errors import RunNotFound, StoreError
-from llmflow.store.journal import decode_journal, encode_journal_line, resolve_artifacts
+from llmflow.store.journal import check_records, decode_journal, encode_journal_line, resolve_artifacts
 from llmflow.store.locking import RunLock
 
 RUN_FILE = "run.json"
@@ -159,15 +159,18 @@ class FileRunHandle:
         self._last_sync = time.monotonic()
 
     def records(self) -> list[dict[str, Any]]:
-        """Every journal record, verified, artifacts resolved; a torn last line is ignored."""
+        """Every journal record, verified (checksum and member shapes), artifacts resolved; a torn last line is
+        ignored."""
         try:
             data = self.journal_path.read_bytes()
         except FileNotFoundError:
             return []
+        except OSError as error:
+            raise StoreError(f"cannot read {self.journal_path}: {error.strerror}") from None
         label = str(self.journal_path)
         records, verified = decode_journal(data, file_label=label)
         self._verified = (len(data), verified)
-        return resolve_artifacts(records, self._artifacts.get, file_label=label)
+        return resolve_artifacts(check_records(records, file_label=label), self._artifacts.get, file_label=label)
 
     def sync(self) -> None:
         """fsync journal records not yet on disk (deferred ``strict`` records, ``batch``); one fsync covers
@@ -349,7 +352,8 @@ def _seq_of(line: bytes) -> int | None:
 
 
 def read_meta(directory: Path, run_id: str) -> dict[str, Any]:
-    """The ``run.json`` in ``directory``: ``RunNotFound`` when absent, ``StoreError`` when unreadable."""
+    """The ``run.json`` in ``directory``: ``RunNotFound`` when absent, ``StoreError`` when unreadable or when
+    a member the commands read has the wrong shape."""
     path = directory / RUN_FILE
     try:
         meta = json.loads(path.read_bytes().decode("utf-8"))
@@ -361,7 +365,36 @@ def read_meta(directory: Path, run_id: str) -> dict[str, Any]:
         raise StoreError(f"{path}: run metadata does not parse") from None
     if not isinstance(meta, dict):
         raise StoreError(f"{path}: run metadata is not a JSON object")
+    for key, value in meta.items():
+        expected = _META_SHAPES.get(key)
+        if expected is not None and not _SHAPE_CHECKS[expected](value):
+            raise StoreError(f"{path}: run metadata member '{key}' is not {expected}")
     return meta
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+#: What the members of ``run.json`` that commands read must hold, by their description in an error.
+_SHAPE_CHECKS: dict[str, Callable[[object], bool]] = {
+    "a string": lambda value: isinstance(value, str),
+    "a string or null": lambda value: value is None or isinstance(value, str),
+    "an object": lambda value: isinstance(value, dict),
+    "an object of numbers": lambda value: isinstance(value, dict) and all(map(_is_number, value.values())),
+    "a list of strings": lambda value: isinstance(value, list) and all(isinstance(item, str) for item in value),
+    "an integer": lambda value: type(value) is int,
+}
+#: The shape of each such member (others may hold anything): a damaged member is reported naming the file
+#: when the run is opened, instead of failing wherever it is first used.
+_META_SHAPES: dict[str, str] = {
+    **dict.fromkeys(("id", "workflow", "file", "source_root", "source_main", "status", "created"), "a string"),
+    **dict.fromkeys(("started", "ended", "error", "failed_step"), "a string or null"),
+    **dict.fromkeys(("inputs", "sources"), "an object"),
+    **dict.fromkeys(("usage", "approvals_asked"), "an object of numbers"),
+    "waiting_for": "a list of strings",
+    **dict.fromkeys(("last_seq", "resumes"), "an integer"),
+}
 
 
 def read_meta_quietly(directory: Path) -> dict[str, Any]:

@@ -1,0 +1,143 @@
+"""A damaged run store or a hostile argument gets a one-line error naming the file, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from cli_helpers import Result
+
+from llmflow.store.journal import encode_record
+
+Cli = Callable[..., Result]
+Write = Callable[..., Path]
+
+FLOW = """\
+version: 1
+name: damaged
+steps:
+  - id: hello
+    run: echo hello
+  - id: boom
+    fail: "went wrong"
+"""
+
+
+@pytest.fixture
+def failed_run(cli: Cli, workflow: Write, runs_dir: Path) -> Path:
+    """The folder of a failed run (so that ``resume`` reads all of it)."""
+    workflow(FLOW)
+    result = cli("run", "flow.yaml", "--json", "-q")
+    assert result.code == 1
+    return runs_dir / result.json()["run_id"]
+
+
+def rewrite_meta(folder: Path, **members: object) -> None:
+    meta = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    meta.update(members)
+    (folder / "run.json").write_text(json.dumps(meta), encoding="utf-8")
+
+
+def assert_one_line_error(result: Result, *, names: str) -> None:
+    assert result.code == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
+    assert names in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("member", "value", "command"),
+    [
+        ("inputs", "fail=true", "resume"),
+        ("usage", "lots", "show"),
+        ("usage", {"input_tokens": "many"}, "report"),
+        ("waiting_for", [1, 2], "show"),
+        ("failed_step", 3, "show"),
+        ("last_seq", "x", "resume"),
+    ],
+    ids=[
+        "inputs-a-string",
+        "usage-a-string",
+        "usage-not-numbers",
+        "waiting-for-numbers",
+        "failed-step-a-number",
+        "last-seq-a-string",
+    ],
+)
+def test_a_run_json_member_of_the_wrong_type_is_reported_naming_the_file(
+    cli: Cli, failed_run: Path, member: str, value: object, command: str
+) -> None:
+    rewrite_meta(failed_run, **{member: value})
+    result = cli(command, failed_run.name)
+    assert_one_line_error(result, names=f"{failed_run / 'run.json'}: run metadata member '{member}' is not")
+    listed = cli("runs", "--json").json()
+    assert [run["status"] for run in listed] == ["unreadable"]
+
+
+def test_resume_of_a_run_json_without_its_source_names_the_missing_member(cli: Cli, failed_run: Path) -> None:
+    meta = json.loads((failed_run / "run.json").read_text(encoding="utf-8"))
+    del meta["source_main"]
+    (failed_run / "run.json").write_text(json.dumps(meta), encoding="utf-8")
+    result = cli("resume", failed_run.name)
+    assert_one_line_error(result, names="run.json has no 'source_main'")
+    assert json.loads((failed_run / "run.json").read_text(encoding="utf-8"))["status"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("record", "member"),
+    [
+        ({"p": "hello", "s": "succeeded", "m": "soon", "output": "hello"}, "m"),
+        ({"p": "hello", "s": "succeeded", "m": [1], "output": "hello"}, "m"),
+        ({"p": "hello", "s": "succeeded", "m": [1, 2], "x": [1], "output": "hello"}, "x"),
+        ({"p": 7, "s": "succeeded"}, "p"),
+    ],
+    ids=["times-a-string", "times-short", "extra-a-list", "path-a-number"],
+)
+@pytest.mark.parametrize("command", [("show",), ("show", "--json"), ("resume",)])
+def test_a_checksummed_journal_record_of_the_wrong_shape_is_reported_with_its_line(
+    cli: Cli, failed_run: Path, record: dict[str, object], member: str, command: tuple[str, ...]
+) -> None:
+    journal = failed_run / "journal.jsonl"
+    journal.write_bytes(journal.read_bytes() + encode_record(record))
+    result = cli(command[0], failed_run.name, *command[1:])
+    assert_one_line_error(result, names=f"{journal}:2: journal record member '{member}' is not")
+
+
+@pytest.mark.parametrize(
+    ("name", "command"), [("journal.jsonl", "show"), ("journal.jsonl", "resume"), ("events.jsonl", "logs")]
+)
+def test_a_run_file_that_is_a_folder_is_reported(cli: Cli, failed_run: Path, name: str, command: str) -> None:
+    (failed_run / name).unlink()
+    (failed_run / name).mkdir()
+    result = cli(command, failed_run.name)
+    assert_one_line_error(result, names=f"cannot read {failed_run / name}: Is a directory")
+
+
+@pytest.mark.parametrize("command", [("runs",), ("show", "--last"), ("gc",)])
+def test_a_runs_folder_that_is_a_file_is_reported(cli: Cli, runs_dir: Path, command: tuple[str, ...]) -> None:
+    runs_dir.parent.mkdir(parents=True, exist_ok=True)
+    runs_dir.write_text("not a folder", encoding="utf-8")
+    result = cli(*command)
+    assert_one_line_error(result, names=f"cannot list the runs in {runs_dir}: Not a directory")
+
+
+@pytest.mark.parametrize("dry_run", [(), ("--dry-run",)], ids=["delete", "dry-run"])
+@pytest.mark.parametrize("age", ["99999999999999d", "1e400"])
+def test_gc_older_than_more_than_dates_reach_removes_nothing(
+    cli: Cli, failed_run: Path, age: str, dry_run: tuple[str, ...]
+) -> None:
+    result = cli("gc", "--older-than", age, *dry_run)
+    assert result.code == 0, result.stderr
+    assert result.stderr.endswith(f"remove{'d' * (not dry_run)} 0 runs older than {age}\n")
+    assert failed_run.is_dir()
+
+
+def test_a_workflow_that_is_a_symlink_loop_is_a_one_line_diagnostic(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").symlink_to(tmp_path / "b.yaml")
+    (tmp_path / "b.yaml").symlink_to(tmp_path / "a.yaml")
+    result = cli("run", "a.yaml")
+    assert result.code == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("a.yaml:1:1: error[file-unreadable]: cannot read a.yaml: too many levels")
