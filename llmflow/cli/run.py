@@ -102,6 +102,22 @@ def attempts_lookup(workflow: Workflow) -> AttemptsLookup:
 
 
 # -- run and resume --------------------------------------------------------------------------------------
+def _check_copyable(file: Path) -> None:
+    """Refuse a workflow that is not a regular file (``<(generate)``, a named pipe, a device): a run reads its
+    workflow once to compile it and again to keep a copy to resume from, and a pipe can be read only once."""
+    import stat
+
+    try:
+        mode = os.stat(file).st_mode
+    except OSError:
+        return  # the loader reports a missing or unreadable file, with its own diagnostic
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        raise UsageError(
+            f"{file} is not a regular file: a run keeps a copy of its workflow to resume from, so save it to a "
+            "file first (--dry-run and validate read it as it is)"
+        )
+
+
 def run_workflow(
     file: Path, assignments: list[str], inputs_file: Path | None, *, dry_run: bool, reporting: Reporting
 ) -> int:
@@ -109,6 +125,8 @@ def run_workflow(
     from llmflow.cli.validate import load_or_exit
 
     reporting.check()
+    if not dry_run:
+        _check_copyable(file)
     workflow = load_or_exit(file)
     values = collect_inputs(workflow, assignments, inputs_file)
     if dry_run:

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from llmflow.engine.ports import Durability
+from llmflow.engine.ports import RUN_STATUSES, Durability
 from llmflow.errors import RunNotFound, StoreError
 from llmflow.store.journal import check_records, decode_journal, encode_journal_line, resolve_artifacts
 from llmflow.store.locking import RunLock
@@ -384,11 +384,13 @@ _SHAPE_CHECKS: dict[str, Callable[[object], bool]] = {
     "an object of numbers": lambda value: isinstance(value, dict) and all(map(_is_number, value.values())),
     "a list of strings": lambda value: isinstance(value, list) and all(isinstance(item, str) for item in value),
     "an integer": lambda value: type(value) is int,
+    f"one of {', '.join(RUN_STATUSES)}": lambda value: value in RUN_STATUSES,
 }
 #: The shape of each such member (others may hold anything): a damaged member is reported naming the file
 #: when the run is opened, instead of failing wherever it is first used.
 _META_SHAPES: dict[str, str] = {
-    **dict.fromkeys(("id", "workflow", "file", "source_root", "source_main", "status", "created"), "a string"),
+    **dict.fromkeys(("id", "workflow", "file", "source_root", "source_main", "created"), "a string"),
+    "status": f"one of {', '.join(RUN_STATUSES)}",
     **dict.fromkeys(("started", "ended", "error", "failed_step"), "a string or null"),
     **dict.fromkeys(("inputs", "sources"), "an object"),
     **dict.fromkeys(("usage", "approvals_asked"), "an object of numbers"),

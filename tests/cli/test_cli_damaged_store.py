@@ -56,6 +56,8 @@ def assert_one_line_error(result: Result, *, names: str) -> None:
         ("waiting_for", [1, 2], "show"),
         ("failed_step", 3, "show"),
         ("last_seq", "x", "resume"),
+        ("status", "weird", "resume"),
+        ("status", "weird", "cancel"),
     ],
     ids=[
         "inputs-a-string",
@@ -64,6 +66,8 @@ def assert_one_line_error(result: Result, *, names: str) -> None:
         "waiting-for-numbers",
         "failed-step-a-number",
         "last-seq-a-string",
+        "status-unknown-resume",
+        "status-unknown-cancel",
     ],
 )
 def test_a_run_json_member_of_the_wrong_type_is_reported_naming_the_file(

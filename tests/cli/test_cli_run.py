@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -118,6 +119,20 @@ def test_bad_input_is_one_line_exit_2_and_creates_no_run(cli: Cli, workflow: Wri
     assert result.code == 2
     assert result.stderr == "error: input 'limit': expected an integer, got 'abc'\n"
     assert not runs_dir.exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_a_workflow_that_is_a_pipe_is_refused_before_it_is_read(cli: Cli, tmp_path: Path, runs_dir: Path) -> None:
+    # A pipe can be read once, and a run reads its workflow twice (to compile it, and to keep a copy to resume
+    # from): it is refused at once, and without a writer the refusal must not wait for one.
+    os.mkfifo(tmp_path / "flow.yaml")
+    result = cli("run", "flow.yaml", timeout=20)
+    assert result.code == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: flow.yaml is not a regular file: a run keeps a copy of its workflow to resume from, so save it to a "
+        "file first (--dry-run and validate read it as it is)"
+    ]
+    assert not runs_dir.exists() or not any(runs_dir.iterdir())
 
 
 def test_unknown_input_suggests_the_declared_name(cli: Cli, workflow: Write) -> None:
