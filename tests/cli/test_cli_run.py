@@ -121,7 +121,7 @@ def test_bad_input_is_one_line_exit_2_and_creates_no_run(cli: Cli, workflow: Wri
     assert not runs_dir.exists()
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes (os.mkfifo) exist on POSIX only")
 def test_a_workflow_that_is_a_pipe_is_refused_before_it_is_read(cli: Cli, tmp_path: Path, runs_dir: Path) -> None:
     # A pipe can be read once, and a run reads its workflow twice (to compile it, and to keep a copy to resume
     # from): it is refused at once, and without a writer the refusal must not wait for one.

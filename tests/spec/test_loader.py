@@ -528,5 +528,14 @@ def test_load_file_unreadable(tmp_path: Path) -> None:
     assert caught.value.diagnostics[0].code == "file-unreadable"
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="/proc/self/mem exists on Linux only")
+def test_load_file_that_fails_to_read_even_for_root() -> None:
+    # The read itself fails (EIO at address 0), whoever runs the tests: the same one-line diagnostic.
+    with pytest.raises(WorkflowError) as caught:
+        load_file("/proc/self/mem", display_name="mem.yaml")
+    found = caught.value.diagnostics[0]
+    assert (found.code, found.message) == ("file-unreadable", "cannot read mem.yaml: input/output error")
+
+
 def test_default_backend_loads() -> None:
     assert load_text("a: 1\n").data == {"a": 1}
