@@ -31,8 +31,23 @@ Spec = dict[str, Any]
 Builder = Callable[["Compiler", Spec, "NodeFrame", dict[str, Any]], Node]
 
 
+#: Read-only option mappings of plain scalars, shared by every node that has the same ones (most ``set``
+#: steps have ``{"scope": "run"}``): a graph holds, caches and reads back one object instead of thousands.
+_SHARED_OPTIONS: dict[tuple[tuple[str, type, Any], ...], MappingProxyType[str, Any]] = {}
+_SCALARS = (str, int, bool, type(None))  # not float: 0.0 and -0.0 are equal, yet print apart
+_MAX_SHARED = 1024
+
+
 def _frozen(mapping: dict[str, Any]) -> MappingProxyType[str, Any]:
-    return MappingProxyType(mapping)
+    if len(mapping) > 4 or not all(type(value) in _SCALARS for value in mapping.values()):
+        return MappingProxyType(mapping)
+    key = tuple((name, type(value), value) for name, value in mapping.items())
+    shared = _SHARED_OPTIONS.get(key)
+    if shared is None:
+        shared = MappingProxyType(mapping)
+        if len(_SHARED_OPTIONS) < _MAX_SHARED:  # a process compiling endless distinct values stays bounded
+            _SHARED_OPTIONS[key] = shared
+    return shared
 
 
 def _action(

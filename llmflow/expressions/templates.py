@@ -235,7 +235,11 @@ def compile_value(value: Any, *, plugins: bool = False) -> ValueTemplate:
     as for ``compile_template``."""
     found: set[Reference] = set()
     compiled = _compile(value, found, "", plugins)
-    return ValueTemplate(compiled, frozenset(found), not _has_template(compiled))
+    return ValueTemplate(compiled, frozenset(found) if found else _NO_REFERENCES, not _has_template(compiled))
+
+
+#: The references of every value without a template (one object, however many steps a graph has).
+_NO_REFERENCES: frozenset[Reference] = frozenset()
 
 
 def _compile(value: Any, found: set[Reference], path: str, plugins: bool) -> Any:

@@ -148,6 +148,25 @@ def test_a_file_edited_while_it_compiles_is_not_remembered_under_its_old_content
     assert run(main, tmp_path / "state").outputs["said"] == f"hello from {tmp_path.name}"
 
 
+def test_steps_with_the_same_plain_options_share_them_also_when_read_back(tmp_path: Path) -> None:
+    # One options object and one empty reference set for every `set` step: a large graph is cached and read
+    # back with a few objects fewer per step (counted here; benchmarks/bench_engine.py times the resume).
+    steps = "".join(f"  - {{id: s{i}, set: {{x{i}: {i}}}}}\n" for i in range(50))
+    path = tmp_path / "many.yaml"
+    path.write_text(f"version: 1\nname: many\nsteps:\n{steps}  - {{id: w, wait: 1ms}}\n", encoding="utf-8")
+    fresh = llmflow.load(path)
+    remembered = graphcache.recall(entry_of(path))
+    assert remembered is not None
+    for workflow in (fresh, remembered[0]):
+        sets = [node for node in workflow.steps if node.kind == "set"]
+        assert len({id(node.options) for node in sets}) == 1
+        assert len({id(node.config.references) for node in sets}) == 1  # type: ignore[attr-defined]
+        assert dict(sets[7].options) == {"scope": "run"}
+        assert workflow.node("w").options["seconds"] == 0.001  # floats are never shared
+    result = run(path, tmp_path / "state")
+    assert result.status == "succeeded", result.error
+
+
 def test_the_display_name_is_part_of_the_key(tmp_path: Path) -> None:
     main = project(tmp_path)
     check_workflow(main, display_name="shown-one-way.yaml")
