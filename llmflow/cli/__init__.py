@@ -12,6 +12,11 @@ def main() -> None:
     gc.disable()
     import sys
 
+    # A step output may hold a lone surrogate (a model's or a command's text, or a Python step's value);
+    # ``--json`` and ``show`` write it to stdout, whose default strict encoding would fail with a traceback.
+    # Written as ``\ud800`` it is the JSON escape of that very character.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
     from llmflow.cli.fastpath import main as run_fast
 
     code = run_fast(sys.argv[1:])

@@ -18,6 +18,9 @@ Event = dict[str, Any]
 AttemptsLookup = Callable[[str], int | None]
 
 _INDEX = re.compile(r"\[\d+\]")
+#: Characters a terminal acts on rather than shows: C0 controls but newline and tab, DEL, C1 controls (``\x9b``
+#: is a CSI on its own), bidirectional overrides, and lone surrogates (which no encoder can write).
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _ACTIVE = ("running", "retrying", "waiting")
 #: Children shown per node in the live tree before the rest are summarised in one line.
 _MAX_CHILDREN = 12
@@ -76,6 +79,18 @@ def retry_note(path: str, data: dict[str, Any], attempts: AttemptsLookup | None)
     return f"retry {attempt} in {float(data.get('delay') or 0):.1f}s"
 
 
+def terminal_text(text: str) -> str:
+    """``text`` safe to show on a terminal: characters it would act on (an escape sequence that clears the
+    screen, sets the title or moves the cursor; a carriage return that overwrites the line) appear as
+    ``\\x1b``-style escapes. Step outputs and errors come from models and commands, so they are untrusted."""
+    return _UNPRINTABLE.sub(_escape_character, text)
+
+
+def _escape_character(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def preview(value: Any, limit: int = 80) -> str:
     """A value on one line of at most ``limit`` characters."""
     import json
@@ -105,7 +120,7 @@ def describe_event(event: dict[str, Any]) -> str:
         gist = str(data["status"]) + (f": {message}" if message else "")
     else:
         gist = preview(data)
-    return f"{moment}  {kind:<15} {event.get('path') or '-'}  {gist}".rstrip()
+    return terminal_text(f"{moment}  {kind:<15} {event.get('path') or '-'}  {gist}".rstrip())
 
 
 class PlainConsole:
@@ -150,6 +165,7 @@ class PlainConsole:
             line = self._format(payload) if kind == "event" else f"  {payload[0]} │ {payload[1]}"
             if line is None:
                 continue
+            line = terminal_text(line)
             try:
                 self._stream.write(line + "\n")
                 if self._queue.empty():
@@ -273,21 +289,21 @@ class LiveConsole:
                 node.started = node.started or event["ts"]
                 node.attempts = max(node.attempts, int(event.get("attempt") or 0))
                 if data.get("name"):
-                    node.label = f"{segment_label(path)} — {data['name']}"
+                    node.label = terminal_text(f"{segment_label(path)} — {data['name']}")
             elif kind in ("step.completed", "step.failed", "step.skipped", "step.cancelled"):
                 node.status = kind.removeprefix("step.").replace("completed", "succeeded")
                 node.ended = event["ts"]
                 node.started = node.started or event["ts"]
                 error = data.get("error")
-                node.error = str(error.get("message") if isinstance(error, dict) else error or "")
+                node.error = terminal_text(str(error.get("message") if isinstance(error, dict) else error or ""))
             elif kind == "step.retrying":
                 node.status = "retrying"
-                node.note = retry_note(path, data, self._attempts)
+                node.note = terminal_text(retry_note(path, data, self._attempts))
             elif kind == "llm.usage":
                 self._tokens[path] = self._tokens.get(path, 0) + tokens_of(data)
             elif kind == "llm.chunk":
                 text = (node.last_line + str(data.get("text", ""))).rsplit("\n", 1)[-1]
-                node.last_line = text[-160:]
+                node.last_line = terminal_text(text[-160:])
             elif kind == "llm.retry":
                 node.last_line = ""
             elif kind in ("step.compensating", "step.compensated"):
@@ -296,7 +312,7 @@ class LiveConsole:
     def output(self, path: str, stream: str, line: str) -> None:
         """Keep the last output line of a running step to show under it."""
         with self._lock:
-            self._node(path).last_line = line
+            self._node(path).last_line = terminal_text(line)
 
     def close(self) -> None:
         """Draw the final tree and stop (closing twice is harmless)."""

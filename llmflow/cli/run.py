@@ -299,6 +299,7 @@ def report(summary: RunSummary, elapsed: float, reporting: Reporting) -> None:
 
 def summary_text(summary: RunSummary, elapsed: float, reporting: Reporting, *, color: bool) -> str:
     """How the run ended, for people: status, duration, run id and what to do next."""
+    from llmflow.cli.console import terminal_text
 
     def paint(text: str, code: str) -> str:
         return f"\033[{code}m{text}\033[0m" if color else text
@@ -313,11 +314,11 @@ def summary_text(summary: RunSummary, elapsed: float, reporting: Reporting, *, c
             lines.append(f"usage: {tokens} tokens, ${summary.usage.get('cost', 0.0):.4f}")
         if summary.outputs not in (None, {}):
             lines.append("outputs:")
-            lines.append(json.dumps(summary.outputs, indent=2, ensure_ascii=False, default=str))
+            lines.append(terminal_text(json.dumps(summary.outputs, indent=2, ensure_ascii=False, default=str)))
     elif summary.status == "waiting":
         lines.append(f"{paint('⏸ waiting for approval', '33;1')} after {took} · run {run_id}")
         for path in summary.waiting_for:
-            lines.append(f"  {path}: {summary.error or 'approve to continue'}")
+            lines.append(terminal_text(f"  {path}: {summary.error or 'approve to continue'}"))
         lines.append(f"approve: {resume_hint(run_id, reporting, ' --approve')}")
         lines.append(f"reject:  {resume_hint(run_id, reporting, ' --reject')}")
     elif summary.status == "interrupted":
@@ -328,7 +329,7 @@ def summary_text(summary: RunSummary, elapsed: float, reporting: Reporting, *, c
         if summary.failed_step:
             lines.append(f"  step: {summary.failed_step}")
         if summary.error:
-            lines.append(f"  error: {summary.error}")
+            lines.append(terminal_text(f"  error: {summary.error}"))
         if summary.compensated:
             lines.append(f"  compensated: {', '.join(summary.compensated)}")
         lines.append(f"resume with: {resume_hint(run_id, reporting)}")

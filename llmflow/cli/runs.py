@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from llmflow.cli import exits
-from llmflow.cli.console import describe_event, preview, seconds
+from llmflow.cli.console import describe_event, preview, seconds, terminal_text
 from llmflow.errors import StoreError, UsageError
 
 if TYPE_CHECKING:
@@ -155,7 +155,8 @@ def show_run(selector: str | None, *, last: bool, as_json: bool, state_dir: str 
     # The ruler's window holds the run's start and end (stored to the millisecond) and every event (stored to
     # the microsecond), so a finished run's header quotes the ruler's length: the two never disagree.
     ended = meta.get("ended") and timeline.start is not None and timeline.end is not None
-    lines = _show_header(meta, timeline.compensated, seconds(timeline.duration) if ended else _duration(meta))
+    header = _show_header(meta, timeline.compensated, seconds(timeline.duration) if ended else _duration(meta))
+    lines = [terminal_text(line) for line in header]
     lines.append("")
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
     lines.extend(_show_tree(timeline, color=color))
@@ -205,7 +206,7 @@ def _show_tree(timeline: RunTimeline, *, color: bool) -> list[str]:
         pad = " " * max(0, name_width - len(f"{indent}{icon} {label}"))
         head = f"{indent}{paint(icon, node.status)} {label}{pad}"
         bar = f"│{paint(_bar(timeline, node, width), node.status)}│"
-        details = "" if node.placeholder else node_details(node, tokens(node.usage))
+        details = "" if node.placeholder else terminal_text(node_details(node, tokens(node.usage)))
         lines.append(f"{head}  {bar}  {details}".rstrip())
     return lines
 
