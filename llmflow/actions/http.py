@@ -6,6 +6,7 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
+from llmflow.actions.json_text import load_json
 from llmflow.durations import parse_duration
 from llmflow.engine.actions import ActionContext, ActionResult
 from llmflow.errors import ActionError, ProviderError
@@ -31,7 +32,7 @@ def _decode(body: bytes, content_type: str, how: str, step_id: str) -> Any:
     if not text.strip() and how == "auto":
         return None
     try:
-        return json.loads(text)
+        return load_json(text)
     except json.JSONDecodeError as error:
         raise ActionError(
             f"step '{step_id}': the reply is not valid JSON ({error.msg} at line {error.lineno})"

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmflow.actions.json_text import load_json
 from llmflow.config import Config
 from llmflow.durations import parse_duration
 from llmflow.engine.actions import ActionContext, ActionResult
@@ -53,7 +54,7 @@ def parse_structured(text: str) -> Any:
     """The JSON value in a reply, tolerating a Markdown code fence around it."""
     fenced = _FENCE.match(text)
     body = fenced.group(1) if fenced else text.strip()
-    return json.loads(body)
+    return load_json(body)
 
 
 def schema_problem(value: Any, schema: dict[str, Any]) -> str | None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 from pathlib import Path
 from typing import Any
 
+from llmflow.actions.json_text import load_json
 from llmflow.engine.actions import ActionContext, ActionResult
 from llmflow.errors import ActionError, CommandError
 from llmflow.processes import ProcessRecord, start_process_group, stop_process_group
@@ -30,7 +32,7 @@ def parse_output(text: str, how: str, step_id: str) -> Any:
     """Parse a command's stdout as ``text``, ``json``, ``lines`` or ``yaml``."""
     if how == "json":
         try:
-            return json.loads(text)
+            return load_json(text)
         except json.JSONDecodeError as error:
             raise ActionError(
                 f"step '{step_id}': stdout is not valid JSON ({error.msg} at line {error.lineno} column {error.colno})"
@@ -53,6 +55,25 @@ def parse_output(text: str, how: str, step_id: str) -> Any:
     return text.rstrip("\r\n")
 
 
+def _refuse_nul(step_id: str, path: str, argv: list[str], env: dict[str, str]) -> None:
+    """A NUL character cannot pass through ``execve`` (it ends a C string): say which value holds one, rather
+    than let ``ValueError: embedded null byte`` escape."""
+    for position, argument in enumerate(argv):
+        if "\x00" in argument:
+            raise ActionError(
+                f"step '{step_id}': argument {position + 1} of the command contains a NUL character, which a "
+                "command's arguments cannot hold",
+                path=path,
+            )
+    for name, value in env.items():
+        if "\x00" in value:
+            raise ActionError(
+                f"step '{step_id}': environment variable {name} contains a NUL character, which a command's "
+                "environment cannot hold",
+                path=path,
+            )
+
+
 async def run_command(ctx: ActionContext) -> ActionResult:
     """Run the command; non-zero exit fails with the exit code and the tail of stderr."""
     node = ctx.node
@@ -68,6 +89,7 @@ async def run_command(ctx: ActionContext) -> ActionResult:
         argv = [value if isinstance(value, str) else json.dumps(value) for value in ctx.config.get("argv", [])]
         if not argv:
             raise ActionError(f"step '{node.id}': the command is empty", path=ctx.path)
+    _refuse_nul(node.id, ctx.path, argv, env)
     cwd = ctx.workflow_dir
     if ctx.config.get("cwd"):
         cwd = (cwd / str(ctx.config["cwd"])).resolve()
@@ -90,6 +112,15 @@ async def run_command(ctx: ActionContext) -> ActionResult:
         process = await start_process_group(creation)
     except (FileNotFoundError, PermissionError) as error:
         raise CommandError(f"step '{node.id}': cannot start {argv[0]!r}: {error.strerror}", path=ctx.path) from None
+    except OSError as error:
+        if error.errno != errno.E2BIG:
+            raise
+        raise ActionError(
+            f"step '{node.id}': the command's arguments and environment are too large to start it "
+            f"({sum(len(arg) for arg in argv)} characters of arguments); write a large value to a file or pass "
+            "it with stdin instead",
+            path=ctx.path,
+        ) from None
     out: list[bytes] = []
     err: list[bytes] = []
     record = ProcessRecord(ctx.services.artifacts_dir().parent / "processes", process)

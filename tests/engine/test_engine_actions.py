@@ -42,6 +42,49 @@ def test_run_parses_stdout(flow: Flow, command: str, parse: str, expected: Any) 
     assert summary.outputs == {"x": expected}
 
 
+@pytest.mark.parametrize(
+    ("command", "problem"),
+    [
+        ("python3 -c \"print('[' * 100000 + ']' * 100000)\"", "nested too deeply"),
+        ("python3 -c \"print('9' * 5000)\"", "a number has more than 4300 digits"),
+    ],
+    ids=["deeply-nested", "huge-number"],
+)
+def test_run_reports_json_it_cannot_read_as_invalid_json(flow: Flow, command: str, problem: str) -> None:
+    flow.write("cmd.sh", command + "\n")
+    summary = flow.run("steps:\n  - {id: x, run: sh cmd.sh, parse: json}\n")
+    assert summary.status == "failed"
+    assert summary.error == f"step 'x': stdout is not valid JSON ({problem} at line 1 column 1)"
+
+
+@pytest.mark.parametrize(
+    ("value", "step", "problem"),
+    [
+        (
+            "printf 'a\\000b'",
+            '{id: x, run: [echo, "{{ steps.v.output }}"]}',
+            "argument 2 of the command contains a NUL",
+        ),
+        (
+            "printf 'a\\000b'",
+            '{id: x, run: "echo $FOO", env: {FOO: "{{ steps.v.output }}"}}',
+            "environment variable FOO",
+        ),
+        (
+            "head -c 200000 /dev/zero | tr '\\0' z",
+            '{id: x, run: [echo, "{{ steps.v.output }}"]}',
+            "the command's arguments and environment are too large",
+        ),
+    ],
+    ids=["nul-in-argv", "nul-in-env", "argv-too-large"],
+)
+def test_a_value_no_command_can_receive_is_a_clear_error(flow: Flow, value: str, step: str, problem: str) -> None:
+    flow.write("value.sh", value + "\n")
+    summary = flow.run(f"steps:\n  - {{id: v, run: sh value.sh}}\n  - {step}\n")
+    assert summary.status == "failed"
+    assert summary.error is not None and summary.error.startswith(f"step 'x': {problem}"), summary.error
+
+
 def test_stdout_and_exit_code_are_visible_for_every_parse(flow: Flow) -> None:
     summary = flow.run(
         """

@@ -69,6 +69,26 @@ def test_a_reply_that_fails_the_schema_is_sent_back_to_be_repaired(project: Proj
     assert summary.usage["input_tokens"] == 200
 
 
+@pytest.mark.parametrize(
+    ("reply", "problem"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"label": ' + "9" * 5000 + "}", "a number has more than 4300 digits"),
+    ],
+    ids=["deeply-nested", "huge-number"],
+)
+def test_a_reply_json_cannot_read_is_repaired_like_any_invalid_json(
+    project: Project, openai_server: FakeServer, reply: str, problem: str
+) -> None:
+    use_server(project, openai_server)
+    openai_server.queue(Reply(json=openai_reply(reply)), Reply(json=openai_reply('{"label": "bug"}')))
+    summary = project.run(SCHEMA_STEP.replace("REPAIRS", "1") + 'outputs: {label: "{{ steps.classify.output.label }}"}')
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {"label": "bug"}
+    repair = openai_server.requests[1].body["messages"][-1]["content"]
+    assert repair.startswith(f"That reply is invalid: the reply is not valid JSON ({problem}")
+
+
 def test_tokens_spent_on_a_step_that_fails_still_count(project: Project, openai_server: FakeServer) -> None:
     use_server(project, openai_server)
     openai_server.queue(*[Reply(json=openai_reply('{"label": "neither"}'))] * 2)
