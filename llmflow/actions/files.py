@@ -16,6 +16,8 @@ def confined(base: Path, root: Path, relative: str, step_id: str) -> Path:
     """``base / relative`` resolved, refusing absolute paths and anything outside ``root``."""
     if not relative or PurePosixPath(relative).is_absolute() or Path(relative).is_absolute():
         raise ActionError(f"step '{step_id}': write path {relative!r} must be a relative path")
+    if "\x00" in relative:
+        raise ActionError(f"step '{step_id}': write path {relative!r} contains a NUL character")
     target = (base / relative).resolve()
     if not _inside(target, root.resolve()):
         raise ActionError(f"step '{step_id}': write path {relative!r} leaves the folder {root.resolve()}")
@@ -38,19 +40,33 @@ async def write_file(ctx: ActionContext) -> ActionResult:
     target = confined(base, root, path, node.id)
     content = ctx.config.get("content", "")
     text = content if isinstance(content, str) else stringify(content)
-    mode = "a" if ctx.config.get("append") else "w"
-    _write(target, text, mode)
-    extra: dict[str, object] = {"bytes": len(text.encode())}
+    data = _encoded(text, node.id)
+    mode = "ab" if ctx.config.get("append") else "wb"
+    _write(target, data, mode)
+    extra: dict[str, object] = {"bytes": len(data)}
     if ctx.config.get("artifact"):
         artifacts = ctx.services.artifacts_dir().resolve()
         kept = confined(artifacts, artifacts, str(target.relative_to(root)), node.id)
-        _write(kept, target.read_text(encoding="utf-8"), "w")
+        _write(kept, target.read_bytes(), "wb")
         extra["artifact"] = str(kept)
     shown = str(target.relative_to(project)) if _inside(target, project) else str(target)
     return ActionResult(output=shown, extra=extra)
 
 
-def _write(target: Path, text: str, mode: str) -> None:
+def _encoded(text: str, step_id: str) -> bytes:
+    """``text`` as UTF-8, encoded before the file is opened: opening truncates it, so a failure to encode
+    afterwards would leave the file empty."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        code = ord(text[error.start])
+        raise ActionError(
+            f"step '{step_id}': the content holds a lone surrogate (U+{code:04X} at character {error.start}), "
+            "which UTF-8 cannot encode"
+        ) from None
+
+
+def _write(target: Path, data: bytes, mode: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open(mode, encoding="utf-8") as handle:
-        handle.write(text)
+    with target.open(mode) as handle:
+        handle.write(data)

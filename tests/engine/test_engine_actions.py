@@ -251,6 +251,32 @@ def test_write_inside_the_folder(flow: Flow) -> None:
     assert (flow.root / "out" / "note.txt").read_text() == "hello"
 
 
+@pytest.mark.parametrize("append", [False, True])
+def test_content_utf8_cannot_encode_fails_clearly_and_leaves_the_file_as_it_was(flow: Flow, append: bool) -> None:
+    flow.write("keep.txt", "precious\n")
+    flow.write("hostile.py", "def reply():\n    return 'x\\ud800y'\n")
+    summary = flow.run(
+        f"""
+        steps:
+          - {{id: r, python: "hostile:reply"}}
+          - {{id: w, write: {{path: keep.txt, content: "{{{{ steps.r.output }}}}", append: {str(append).lower()}}}}}
+        """
+    )
+    assert summary.status == "failed"
+    assert (
+        summary.error
+        == "step 'w': the content holds a lone surrogate (U+D800 at character 1), which UTF-8 cannot encode"
+    )
+    assert (flow.root / "keep.txt").read_text() == "precious\n"
+
+
+def test_write_path_with_a_nul_character_fails_clearly(flow: Flow) -> None:
+    flow.write("value.sh", "printf 'a\\000b'\n")
+    summary = flow.run("steps:\n  - {id: v, run: sh value.sh}\n  - {id: w, write: {path: '{{ steps.v.output }}'}}\n")
+    assert summary.status == "failed"
+    assert summary.error == "step 'w': write path 'a\\x00b' contains a NUL character"
+
+
 def test_python_steps_sync_and_async_from_a_module_beside_the_workflow(flow: Flow) -> None:
     flow.write(
         "helpers.py",
