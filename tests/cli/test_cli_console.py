@@ -114,3 +114,27 @@ def test_live_console_shows_the_last_streamed_line() -> None:
     console.put(event(2, "llm.chunk", "talk", text="first\nsec"))
     console.put(event(3, "llm.chunk", "talk", text="ond"))
     assert console._node("talk").last_line == "second"
+
+
+HOSTILE = "\x1b[2J\x1b]0;owned\x07\rFAKE\u202e\x9b31m"
+ESCAPED = "\\x1b[2J\\x1b]0;owned\\x07\\x0dFAKE\\u202e\\x9b31m"
+
+
+def test_both_consoles_show_terminal_controls_in_errors_and_output_escaped() -> None:
+    hostile = [
+        event(1, "step.started", "ask", kind="llm", name="ask"),
+        event(2, "step.failed", "ask", kind="llm", error={"message": HOSTILE}),
+    ]
+    plain_stream, live_stream = io.StringIO(), io.StringIO()
+    plain, live = PlainConsole(plain_stream), LiveConsole(live_stream)
+    live.begin("r", Path())
+    for console in (plain, live):
+        for item in hostile:
+            console.put(item)
+        console.output("ask", "stdout", HOSTILE)
+    assert live._node("ask").last_line == ESCAPED
+    plain.close()
+    live.close()
+    assert plain_stream.getvalue().splitlines() == ["▶ ask — ask", f"✗ ask: {ESCAPED}", f"  ask │ {ESCAPED}"]
+    assert ESCAPED in live_stream.getvalue()
+    assert not any(character in live_stream.getvalue() for character in "\x1b\x07\r\x9b\u202e")
