@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 _KILL_GRACE = 2.0
+_CHUNK = 1 << 16
 
 
 def kill_group(process: asyncio.subprocess.Process, sig: int) -> None:
@@ -43,6 +45,26 @@ async def start_process_group(creation: asyncio.Future[asyncio.subprocess.Proces
         with contextlib.suppress(Exception):
             await stop_process_group(await creation)
         raise
+
+
+async def read_lines(stream: asyncio.StreamReader) -> AsyncIterator[bytes]:
+    """Each line of ``stream`` with its newline (the last may have none), however long it is: the reader's
+    own ``readline`` fails on a line longer than its buffer limit (a minified JSON document, a model's reply
+    on one line) and drops what it had read."""
+    pending = bytearray()
+    while True:
+        chunk = await stream.read(_CHUNK)
+        if not chunk:
+            if pending:
+                yield bytes(pending)
+            return
+        scan = len(pending)  # the bytes before this chunk hold no newline
+        pending += chunk
+        start = 0
+        while (end := pending.find(b"\n", scan)) >= 0:
+            yield bytes(pending[start : end + 1])
+            start = scan = end + 1
+        del pending[:start]
 
 
 def _start_time(pid: int) -> str | None:

@@ -12,7 +12,7 @@ from typing import Any
 from llmflow.actions.json_text import load_json
 from llmflow.engine.actions import ActionContext, ActionResult
 from llmflow.errors import ActionError, CommandError
-from llmflow.processes import ProcessRecord, start_process_group, stop_process_group
+from llmflow.processes import ProcessRecord, read_lines, start_process_group, stop_process_group
 
 _STDERR_TAIL = 2000
 
@@ -20,10 +20,7 @@ _STDERR_TAIL = 2000
 async def _pump(stream: asyncio.StreamReader | None, sink: list[bytes], ctx: ActionContext, name: str) -> None:
     if stream is None:
         return
-    while True:
-        line = await stream.readline()
-        if not line:
-            return
+    async for line in read_lines(stream):
         sink.append(line)
         ctx.services.output_line(ctx.path, name, line.decode("utf-8", "replace").rstrip("\n"))
 

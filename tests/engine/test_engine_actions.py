@@ -85,6 +85,20 @@ def test_a_value_no_command_can_receive_is_a_clear_error(flow: Flow, value: str,
     assert summary.error is not None and summary.error.startswith(f"step 'x': {problem}"), summary.error
 
 
+def test_run_keeps_a_stdout_line_longer_than_the_reader_buffer(flow: Flow) -> None:
+    # One 3 MB line, as `jq -c` prints a large document; then a last line without a newline.
+    flow.write("long.sh", "head -c 3000000 /dev/zero | tr '\\0' z; echo; printf end\n")
+    summary = flow.run(
+        """
+        steps:
+          - {id: x, run: sh long.sh, parse: lines}
+        outputs: {sizes: "{{ steps.x.output | map('length') | list }}"}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {"sizes": [3_000_000, 3]}
+
+
 def test_stdout_and_exit_code_are_visible_for_every_parse(flow: Flow) -> None:
     summary = flow.run(
         """

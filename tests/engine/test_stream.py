@@ -104,3 +104,21 @@ def test_resume_continues_after_the_last_finished_item(flow: Flow) -> None:
     log = flow.log()
     assert all(log[f"i{n}"] == 1 for n in (0, 1, 2)), log
     assert log["i3"] == 1 and log["i4"] == 1 and log["i5"] == 1  # i3 echoed before it failed: restored
+
+
+def test_a_command_source_line_longer_than_the_reader_buffer_is_one_item(flow: Flow) -> None:
+    flow.write("long.sh", "head -c 3000000 /dev/zero | tr '\\0' q; echo; echo short\n")
+    summary = flow.run(
+        """
+        steps:
+          - id: s
+            stream:
+              from: {run: sh long.sh}
+              collect: true
+              steps:
+                - {id: size, python: {call: "builtins:str", with: {object: "{{ item | length }}"}}}
+        outputs: {sizes: "{{ steps.s.output }}"}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {"sizes": ["3000000", "5"]}

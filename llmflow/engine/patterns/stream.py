@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from llmflow.engine.outcome import SUCCEEDED, NodeFailed, Outcome, PauseRun
 from llmflow.engine.patterns.concurrent import concurrency_of, merge_writes
 from llmflow.errors import ActionError, CommandError, StepError
-from llmflow.processes import ProcessRecord, stop_process_group
+from llmflow.processes import ProcessRecord, read_lines, stop_process_group
 
 if TYPE_CHECKING:
     from llmflow.compiler.graph import StreamNode
@@ -77,7 +77,7 @@ async def _lines_of_command(
     assert process.stdout is not None and process.stderr is not None
     record = ProcessRecord(engine.state.handle.directory / "processes", process)
     try:
-        async for raw in process.stdout:
+        async for raw in read_lines(process.stdout):
             yield raw.decode("utf-8", "replace")
         code = await process.wait()
     except BaseException:
