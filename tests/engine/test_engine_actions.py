@@ -336,6 +336,27 @@ def test_python_step_returning_an_object_fails_clearly(flow: Flow) -> None:
     assert summary.error == "the output of step 't' holds a value of type object, which cannot be stored as JSON"
 
 
+def test_python_step_returning_a_huge_integer_fails_the_step_not_the_run(flow: Flow) -> None:
+    # factorial(2000) has 5736 digits: more than Python writes as text, so no journal could hold it.
+    flow.write("helpers.py", "import math\n\n\ndef big(n):\n    return {'rows': [1, math.factorial(n)]}\n")
+    summary = flow.run(
+        """
+        steps:
+          - id: t
+            try:
+              - {id: f, python: {call: "helpers:big", with: {n: 2000}}}
+            catch:
+              - {id: c, set: {caught: "{{ error.message }}"}}
+        outputs: {caught: "{{ vars.caught }}"}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {
+        "caught": "step 'f': the function returned an integer of more than 4000 digits, which cannot be stored as "
+        "JSON (return it as text)"
+    }
+
+
 def test_a_timed_out_sync_python_step_does_not_hold_the_process(flow: Flow) -> None:
     flow.write("slow.py", "import time\n\n\ndef nap():\n    time.sleep(120)\n    return 'woke'\n")
     path = flow.workflow(
