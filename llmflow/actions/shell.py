@@ -25,6 +25,15 @@ async def _pump(stream: asyncio.StreamReader | None, sink: list[bytes], ctx: Act
         ctx.services.output_line(ctx.path, name, line.decode("utf-8", "replace").rstrip("\n"))
 
 
+async def _feed(stream: asyncio.StreamWriter | None, data: bytes | None) -> None:
+    if stream is None or data is None:
+        return
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a command need not read it all
+        stream.write(data)
+        await stream.drain()
+    stream.close()
+
+
 def parse_output(text: str, how: str, step_id: str) -> Any:
     """Parse a command's stdout as ``text``, ``json``, ``lines`` or ``yaml``."""
     if how == "json":
@@ -122,13 +131,14 @@ async def run_command(ctx: ActionContext) -> ActionResult:
     err: list[bytes] = []
     record = ProcessRecord(ctx.services.artifacts_dir().parent / "processes", process)
     try:
-        if stdin is not None and process.stdin is not None:
-            data = stdin if isinstance(stdin, str) else json.dumps(stdin)
-            process.stdin.write(data.encode())
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                await process.stdin.drain()
-            process.stdin.close()
-        await asyncio.gather(_pump(process.stdout, out, ctx, "stdout"), _pump(process.stderr, err, ctx, "stderr"))
+        data = None if stdin is None else (stdin if isinstance(stdin, str) else json.dumps(stdin)).encode()
+        # stdin is fed while stdout and stderr are read: a command that answers before it has read all its
+        # input (cat, tr, grep …) would otherwise fill its output pipe and wait for us as we wait for it.
+        await asyncio.gather(
+            _feed(process.stdin, data),
+            _pump(process.stdout, out, ctx, "stdout"),
+            _pump(process.stderr, err, ctx, "stderr"),
+        )
         code = await process.wait()
     except BaseException:
         await stop_process_group(process)

@@ -99,6 +99,25 @@ def test_run_keeps_a_stdout_line_longer_than_the_reader_buffer(flow: Flow) -> No
     assert summary.outputs == {"sizes": [3_000_000, 3]}
 
 
+@pytest.mark.parametrize(
+    ("command", "size"), [("cat", 5_000_000), ("head -c 10", 10)], ids=["echoes-all", "reads-part"]
+)
+def test_a_large_stdin_is_fed_while_the_output_is_read(flow: Flow, command: str, size: int) -> None:
+    # 5 MB is more than the pipes and the output reader buffer together: feeding it all before reading
+    # would leave both sides waiting for each other.
+    flow.write("big.sh", "head -c 5000000 /dev/zero | tr '\\0' z\n")
+    summary = flow.run(
+        f"""
+        steps:
+          - {{id: big, run: sh big.sh}}
+          - {{id: x, run: "{command}", stdin: "{{{{ steps.big.output }}}}", timeout: 10s}}
+        outputs: {{size: "{{{{ steps.x.output | length }}}}"}}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {"size": size}
+
+
 def test_stdout_and_exit_code_are_visible_for_every_parse(flow: Flow) -> None:
     summary = flow.run(
         """
