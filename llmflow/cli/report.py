@@ -33,7 +33,8 @@ def write_report(selector: str | None, *, last: bool, output: Path | None, state
         return exits.SUCCEEDED
     target = output if output is not None else Path(f"report-{handle.run_id}.html")
     try:
-        target.write_text(page, encoding="utf-8")
+        # A lone surrogate in an output (a model's text) cannot be UTF-8: the page shows it as ``\ud800``.
+        target.write_text(page, encoding="utf-8", errors="backslashreplace")
     except OSError as error:
         raise UsageError(f"cannot write {target}: {error.strerror}") from None
     sys.stderr.write(f"wrote {target} (run {handle.run_id}, {timeline.meta.get('status')})\n")

@@ -145,3 +145,13 @@ def test_report_to_stdout(project: Project) -> None:
     done = cli(project, "report", summary.run_id[:17], "-o", "-")
     assert done.returncode == 0 and done.stdout.startswith("<!DOCTYPE html>") and "hello" in done.stdout
     assert llmflow.__version__ in done.stdout
+
+
+@pytest.mark.parametrize("to", ["report.html", "-"])
+def test_a_lone_surrogate_in_an_output_is_written_escaped(project: Project, to: str) -> None:
+    (project.root / "hostile.py").write_text("def reply():\n    return 'x\\ud800y'\n", encoding="utf-8")
+    summary = project.run(project.workflow('steps:\n  - {id: odd, python: "hostile:reply"}\n'))
+    done = cli(project, "report", summary.run_id, "-o", to)
+    assert done.returncode == 0, done.stderr
+    page = done.stdout if to == "-" else (project.root / to).read_text(encoding="utf-8")
+    assert "x\\ud800y" in page and page.rstrip().endswith("</html>")
