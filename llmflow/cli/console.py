@@ -79,6 +79,19 @@ def retry_note(path: str, data: dict[str, Any], attempts: AttemptsLookup | None)
     return f"retry {attempt} in {float(data.get('delay') or 0):.1f}s"
 
 
+#: Output lines longer than this are shown cut, with a count of what is left out (the journal keeps them whole).
+MAX_LINE = 2000
+
+
+def clipped(line: str, limit: int = MAX_LINE) -> str:
+    """``line``, or its first ``limit`` characters and how many more there are (a minified JSON document or a
+    model's reply on one line would otherwise fill the terminal or a CI log)."""
+    if len(line) <= limit:
+        return line
+    more = len(line) - limit
+    return f"{line[:limit]} … ({more:,} more character{'' if more == 1 else 's'})"
+
+
 def terminal_text(text: str) -> str:
     """``text`` safe to show on a terminal: characters it would act on (an escape sequence that clears the
     screen, sets the title or moves the cursor; a carriage return that overwrites the line) appear as
@@ -162,7 +175,7 @@ class PlainConsole:
             if item is None:
                 break
             kind, payload = item
-            line = self._format(payload) if kind == "event" else f"  {payload[0]} │ {payload[1]}"
+            line = self._format(payload) if kind == "event" else f"  {payload[0]} │ {clipped(payload[1])}"
             if line is None:
                 continue
             line = terminal_text(line)
@@ -182,7 +195,7 @@ class PlainConsole:
         if kind == "llm.chunk":
             lines = (self._streamed.pop(path, "") + str(data.get("text", ""))).split("\n")
             self._streamed[path] = lines.pop()
-            return "\n".join(f"  {path} │ {line}" for line in lines) or None
+            return "\n".join(f"  {path} │ {clipped(line)}" for line in lines) or None
         if kind == "llm.retry":
             self._streamed.pop(path, None)
             return f"↻ {path} model call retried: {data.get('error')}"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from llmflow.cli.console import LiveConsole, PlainConsole, parent_path, segment_label
+from llmflow.cli.console import MAX_LINE, LiveConsole, PlainConsole, parent_path, segment_label
 
 SECOND = 1_000_000_000
 
@@ -106,6 +106,20 @@ def test_plain_console_prints_streamed_model_text_by_line() -> None:
         console.put(item)
     console.close()
     assert stream.getvalue().splitlines() == ["▶ talk", "  talk │ line one", "  talk │ line two", "✓ talk (0.50s)"]
+
+
+def test_plain_console_cuts_very_long_output_lines_and_says_how_much_is_left_out() -> None:
+    stream = io.StringIO()
+    console = PlainConsole(stream)
+    console.output("dump", "stdout", "x" * (MAX_LINE + 12_345))
+    console.output("dump", "stdout", "y" * MAX_LINE)  # at the limit: whole
+    console.put(event(1, "llm.chunk", "talk", text="z" * (MAX_LINE + 1) + "\n"))
+    console.close()
+    assert stream.getvalue().splitlines() == [
+        f"  dump │ {'x' * MAX_LINE} … (12,345 more characters)",
+        f"  dump │ {'y' * MAX_LINE}",
+        f"  talk │ {'z' * MAX_LINE} … (1 more character)",
+    ]
 
 
 def test_live_console_shows_the_last_streamed_line() -> None:
