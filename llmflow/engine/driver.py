@@ -18,6 +18,7 @@ from llmflow.engine.hooks import HookRunner
 from llmflow.engine.outcome import PauseRun
 from llmflow.engine.ports import Durability, RunHandle
 from llmflow.engine.runner import Engine, RunState
+from llmflow.engine.signals import catch_signals
 from llmflow.errors import ActionError, ExpressionError, LimitExceeded, RunError, StepError
 from llmflow.records import Record
 
@@ -134,7 +135,7 @@ async def drive(
     summary = RunSummary(run_id=handle.run_id, status="running", directory=handle.directory)
     reason: list[str] = []
     loop = asyncio.get_running_loop()
-    handlers: list[signal.Signals] = []
+    release_signals: Callable[[], None] = _no_signals
     outer_cancelled = False
     hooks = HookRunner(engine, frame, workflow.hooks) if workflow.hooks else None
     try:
@@ -153,12 +154,13 @@ async def drive(
             if hooks.failure is not None:  # a required hook on the start event failed at once
                 hooks.on_failure()
         if options.handle_signals:
-            for sig, why in ((signal.SIGINT, "interrupted"), (signal.SIGTERM, "cancelled")):
-                try:
-                    loop.add_signal_handler(sig, _stopper(task, reason, why, hooks))
-                    handlers.append(sig)
-                except (NotImplementedError, RuntimeError, ValueError):
-                    pass
+            release_signals = catch_signals(
+                loop,
+                {
+                    signal.SIGINT: _stopper(task, reason, "interrupted", hooks),
+                    signal.SIGTERM: _stopper(task, reason, "cancelled", hooks),
+                },
+            )
         try:
             done, _ = await asyncio.wait({task}, timeout=workflow.limits.timeout)
         except asyncio.CancelledError:
@@ -181,8 +183,7 @@ async def drive(
         summary.error = f"internal error: {type(error).__name__}: {error}"
         raise
     finally:
-        for sig in handlers:
-            loop.remove_signal_handler(sig)
+        release_signals()
         try:
             _announce_end(state, summary)
             if hooks is not None:
@@ -304,6 +305,10 @@ def _record_end(state: RunState, handle: RunHandle, summary: RunSummary) -> None
     finally:
         state.bus.close()
         handle.close()
+
+
+def _no_signals() -> None:
+    pass
 
 
 def _stopper(

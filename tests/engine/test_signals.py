@@ -1,0 +1,85 @@
+"""SIGINT/SIGTERM caught for the length of a drive, and the previous handlers put back after it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+import pytest
+
+from llmflow.engine.signals import catch_signals
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+
+def test_a_signal_reaches_its_callback_on_the_loop_and_the_old_handler_comes_back() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    seen: list[str] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        arrived = asyncio.Event()
+
+        def on_term() -> None:
+            seen.append("term")
+            arrived.set()
+
+        release = catch_signals(loop, {signal.SIGTERM: on_term, signal.SIGINT: lambda: seen.append("int")})
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.wait_for(arrived.wait(), 5)
+        finally:
+            release()
+
+    asyncio.run(main())
+    assert seen == ["term"]
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert signal.set_wakeup_fd(-1) == -1  # the wakeup fd is put back too
+
+
+def test_beside_asyncio_signal_handlers_both_still_get_their_signals() -> None:
+    seen: list[str] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        usr1, term = asyncio.Event(), asyncio.Event()
+        loop.add_signal_handler(signal.SIGUSR1, usr1.set)  # asyncio's wakeup fd is now set
+        try:
+            release = catch_signals(loop, {signal.SIGTERM: lambda: (seen.append("term"), term.set())})
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                await asyncio.wait_for(term.wait(), 5)
+                os.kill(os.getpid(), signal.SIGUSR1)
+                await asyncio.wait_for(usr1.wait(), 5)
+            finally:
+                release()
+            os.kill(os.getpid(), signal.SIGUSR1)  # asyncio's handler outlives ours
+            usr1.clear()
+            await asyncio.wait_for(usr1.wait(), 5)
+        finally:
+            loop.remove_signal_handler(signal.SIGUSR1)
+
+    asyncio.run(main())
+    assert seen == ["term"]
+
+
+def test_outside_the_main_thread_nothing_is_installed() -> None:
+    import threading
+
+    result: list[object] = []
+
+    def other() -> None:
+        async def main() -> None:
+            release = catch_signals(asyncio.get_running_loop(), {signal.SIGTERM: lambda: None})
+            result.append(signal.getsignal(signal.SIGTERM))
+            release()
+
+        asyncio.run(main())
+
+    before = signal.getsignal(signal.SIGTERM)
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    assert result == [before]
