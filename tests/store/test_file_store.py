@@ -195,3 +195,125 @@ def test_a_failed_fsync_cuts_the_journal_back_to_what_was_durable_and_refuses_mo
     handle.close()  # the failure was reported already: closing does not raise it again
     assert store.open_run(handle.run_id).records() == [{"p": "durable"}]
     assert handle.lock_holder() is None
+
+
+# -- the journal's seal in run.json ------------------------------------------------------------------------
+
+
+def _line(record: dict[str, object], checksum: int | None = None) -> bytes:
+    body = json.dumps(record, separators=(",", ":")).encode()
+    crc = zlib.crc32(body) if checksum is None else checksum
+    return body[:-1] + b',"c":"%08x"}\n' % crc
+
+
+def test_run_json_seals_the_journal_with_its_size_and_crc(store: FileRunStore) -> None:
+    handle = store.create_run({"status": "running"}, {})
+    handle.lock()
+    handle.append({"p": "a", "s": "succeeded"})
+    handle.append({"p": "b", "s": "succeeded"})
+    handle.update(status="failed")
+    handle.close()
+    data = handle.journal_path.read_bytes()
+    assert json.loads((handle.directory / "run.json").read_text())["journal"] == [len(data), zlib.crc32(data)]
+    again = store.open_run(handle.run_id)  # a second handle goes on from the seal it read
+    again.lock()
+    assert [record["p"] for record in again.records()] == ["a", "b"]
+    again.append({"p": "c", "s": "succeeded"})
+    again.update(status="succeeded")
+    again.close()
+    data = handle.journal_path.read_bytes()
+    assert store.open_run(handle.run_id).meta["journal"] == [len(data), zlib.crc32(data)]
+
+
+def test_lines_the_seal_vouches_for_are_not_checked_again(store: FileRunStore) -> None:
+    handle = store.create_run({"status": "failed"}, {})
+    bad = _line({"p": "a", "s": "succeeded"}, checksum=0)  # fails its own checksum (not being last, not torn)
+    handle.journal_path.write_bytes(bad + _line({"p": "b", "s": "succeeded"}))
+    with pytest.raises(StoreError, match=r"journal\.jsonl:1: journal record fails its checksum"):
+        store.open_run(handle.run_id).records()
+    handle.update(journal=[len(bad), zlib.crc32(bad)])  # as if llmflow had written it so
+    records = store.open_run(handle.run_id).records()
+    assert records == [{"p": "a", "s": "succeeded"}, {"p": "b", "s": "succeeded"}]
+
+
+def test_a_journal_that_no_longer_matches_its_seal_is_checked_line_by_line(store: FileRunStore) -> None:
+    handle = store.create_run({"status": "running"}, {})
+    handle.lock()
+    for path in "abc":
+        handle.append({"p": path, "s": "succeeded"})
+    handle.update(status="failed")
+    handle.close()
+    data = handle.journal_path.read_bytes()
+    second = data.index(b"\n") + 1
+    handle.journal_path.write_bytes(data[:second] + data[second:].replace(b'"b"', b'"x"', 1))
+    with pytest.raises(StoreError, match=r"journal\.jsonl:2: journal record fails its checksum"):
+        store.open_run(handle.run_id).records()
+
+
+@pytest.mark.parametrize("seal", ["nonsense", [1], [10**9, 0], [0, 0], [3.0, 1], [-1, 0], [5, "x"]])
+def test_a_malformed_or_impossible_seal_is_ignored(store: FileRunStore, seal: object) -> None:
+    handle = store.create_run({"status": "failed", "journal": seal}, {})
+    handle.journal_path.write_bytes(_line({"p": "a", "s": "succeeded"}) + b'{"p":"torn')
+    assert store.open_run(handle.run_id).records() == [{"p": "a", "s": "succeeded"}]
+    handle.journal_path.write_bytes(_line({"p": "a"}, checksum=1) + _line({"p": "b"}))
+    with pytest.raises(StoreError, match=r"journal\.jsonl:1: journal record fails its checksum"):
+        store.open_run(handle.run_id).records()
+
+
+def test_the_seal_follows_a_torn_tail_being_cut_off(store: FileRunStore) -> None:
+    handle = store.create_run({"status": "failed"}, {})
+    whole = _line({"p": "a", "s": "succeeded"})
+    handle.journal_path.write_bytes(whole + b'{"p":"b","s":"succ')
+    again = store.open_run(handle.run_id)
+    again.lock()
+    again.append({"p": "b", "s": "succeeded"})
+    again.update(status="succeeded")
+    again.close()
+    data = handle.journal_path.read_bytes()
+    assert data == whole + _line({"p": "b", "s": "succeeded"})
+    assert store.open_run(handle.run_id).meta["journal"] == [len(data), zlib.crc32(data)]
+
+
+def test_no_seal_is_written_after_a_failed_fsync(store: FileRunStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    handle = store.create_run({"status": "running"}, {})
+    handle.lock()
+    handle.append({"p": "durable"})
+    spy = FsyncSpy(monkeypatch, handle.journal_path)
+    handle.append({"p": "lost"}, deferred=True)
+    spy.fail = True
+    with pytest.raises(StoreError):
+        handle.sync()
+    spy.fail = False
+    handle.update(status="failed")
+    handle.close()
+    assert "journal" not in store.open_run(handle.run_id).meta
+
+
+# -- mark: run.json written in the background --------------------------------------------------------------
+
+
+def test_a_mark_that_cannot_be_written_is_left_to_the_next_update(store: FileRunStore) -> None:
+    handle = store.create_run({"workflow": "w", "status": "failed"}, {})
+    handle.lock()
+    run_json = handle.directory / "run.json"
+    run_json.unlink()
+    run_json.mkdir()  # the rename onto it fails
+    handle.mark(status="running", pid=4242)  # no error: the run goes on
+    assert handle.meta["status"] == "running"
+    handle.close()  # waits for the mark's write, whose failure it does not raise
+    run_json.rmdir()
+    handle.update(status="succeeded")
+    meta = store.open_run(handle.run_id).meta
+    assert (meta["status"], meta["pid"], meta["workflow"]) == ("succeeded", 4242, "w")
+    assert not [p for p in handle.directory.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_an_update_right_after_a_mark_is_the_last_word(store: FileRunStore) -> None:
+    handle = store.create_run({"status": "failed"}, {})
+    handle.lock()
+    for round_ in range(20):
+        handle.mark(status="running", round=round_)
+        handle.update(status="failed", note=round_)
+        assert store.open_run(handle.run_id).meta["status"] == "failed"
+    handle.close()
+    assert store.open_run(handle.run_id).meta["round"] == 19

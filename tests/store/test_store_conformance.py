@@ -124,6 +124,7 @@ def test_mark_merges_fields_like_update_and_leaves_no_temporary_file(store: RunS
     handle = _run(store, status="failed")
     handle.mark(status="running", pid=4242, resumes=1)
     assert handle.meta["status"] == "running"
+    handle.close()  # the file may be written in the background: closing waits for it
     reopened = store.open_run(handle.run_id).meta
     assert reopened == handle.meta and reopened["pid"] == 4242 and reopened["workflow"] == "triage"
     assert sorted(path.name for path in handle.directory.iterdir() if path.name.endswith(".tmp")) == []
@@ -133,7 +134,9 @@ def test_a_masking_handle_masks_what_mark_writes(store: RunStore) -> None:
     from llmflow.redaction import Redactor, masked_handle
 
     handle = _run(store, status="failed")
-    masked_handle(handle, Redactor(["hunter2"])).mark(status="running", edited_workflow="/x/hunter2.yaml")
+    masked = masked_handle(handle, Redactor(["hunter2"]))
+    masked.mark(status="running", edited_workflow="/x/hunter2.yaml")
+    masked.close()  # the file may be written in the background: closing waits for it
     assert store.open_run(handle.run_id).meta["edited_workflow"] == "/x/***.yaml"
 
 
