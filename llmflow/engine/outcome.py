@@ -103,11 +103,8 @@ class Outcome(Record):
         """Rebuild an outcome from its journal record (a resume calls this once per completed instance)."""
         status = record["s"]
         output = record.get("output")
-        if record.get("wo") and type(output) is dict:
-            writes = dict(output)
-        else:
-            written = record.get("w")
-            writes = dict(written) if written else {}
+        written = record_writes(record)
+        writes = dict(written) if written else {}
         started, ended = record_times(record) or (0.0, 0.0)
         extra = record.get("x")
         return cls(
@@ -120,6 +117,30 @@ class Outcome(Record):
             ended,
             dict(extra) if extra else {},
         )
+
+
+class Restored:
+    """The result of a node instance restored from its journal record, for ``steps.<id>``: the outcome is
+    rebuilt only if an expression reads it (a resume restores many steps, and later steps read few)."""
+
+    __slots__ = ("record",)
+
+    def __init__(self, record: Mapping[str, Any]) -> None:
+        self.record = record
+
+    def view(self) -> dict[str, Any]:
+        """What ``steps.<id>`` shows (as ``Outcome.view``)."""
+        return Outcome.from_record(self.record).view()
+
+
+def record_writes(record: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The variables a journaled instance left behind (its output itself when ``"wo"`` says so), or ``None``."""
+    if record.get("wo"):
+        output = record.get("output")
+        if type(output) is dict:
+            return output
+    written: Mapping[str, Any] | None = record.get("w")
+    return written
 
 
 def record_times(record: Mapping[str, Any]) -> tuple[float, float] | None:

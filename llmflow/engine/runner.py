@@ -24,7 +24,17 @@ from llmflow.engine import interception
 from llmflow.engine.actions import Action, ActionContext, ActionResult
 from llmflow.engine.cache import cache_key, cached, remember
 from llmflow.engine.frame import Frame, StepsView
-from llmflow.engine.outcome import FAILED, SKIPPED, SUCCEEDED, NodeFailed, Outcome, error_info, jsonable
+from llmflow.engine.outcome import (
+    FAILED,
+    SKIPPED,
+    SUCCEEDED,
+    NodeFailed,
+    Outcome,
+    Restored,
+    error_info,
+    jsonable,
+    record_writes,
+)
 from llmflow.engine.patterns import executor_for
 from llmflow.engine.preview import preview
 from llmflow.engine.state import RunState
@@ -91,10 +101,22 @@ class Engine:
         try:
             for node in nodes:
                 record = replay.get(path := frame.instance_path(node.path)) if replay else None
-                if record is not None:  # as ``execute`` would, without a coroutine per completed node
-                    outcome = self._restored(node, frame, path, record)
-                else:
+                if record is None:
                     outcome = await self.execute(node, frame)
+                elif type(node) is ActionNode:  # most of a resume: as ``_restored``, without an ``Outcome``
+                    status = record["s"]
+                    self.state.bus.emit("step.restored", path, {"id": node.id, "kind": node.kind, "status": status})
+                    written = record_writes(record)
+                    if written:
+                        frame.vars.update(written)
+                        writes.update(written)
+                    if node.named:
+                        frame.steps.record(node.id, Restored(record))
+                    if status != SKIPPED:
+                        output = record.get("output")
+                    continue
+                else:  # as ``execute`` would, without a coroutine per completed node
+                    outcome = self._restored(node, frame, path, record)
                 if outcome.writes:
                     writes.update(outcome.writes)
                 if outcome.status != SKIPPED:

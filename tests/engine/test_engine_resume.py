@@ -319,3 +319,40 @@ def test_try_catch_that_failed_resumes_inside_the_catch(flow: Flow) -> None:
     assert resumed.outputs == {"t": "t/try/body"}
     # The body failed and catch began: the resume goes on in catch with the same error, body is not retried.
     assert flow.log() == {"body": 1, "c1": 1, "c2": 2}
+
+
+def test_restored_steps_show_later_steps_what_they_showed_in_the_first_drive(flow: Flow) -> None:
+    text = """
+        steps:
+          - {id: a, run: "echo hello"}
+          - {id: b, set: {x: 1}}
+          - {id: s, if: "False", set: {y: 2}}
+          - {id: gate, run: "test -f go"}
+        outputs:
+          a: "{{ steps.a }}"
+          b: "{{ steps.b }}"
+          s: "{{ steps.s }}"
+          x: "{{ vars.x }}"
+    """
+    fresh = Flow(flow.root / "fresh")
+    fresh.root.mkdir()
+    fresh.touch("go")
+    unbroken = fresh.run(text)
+    first = flow.run(text)
+    assert first.status == "failed"
+    flow.touch("go")
+    resumed = flow.resume(first.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    outputs, expected = resumed.outputs, unbroken.outputs
+    assert outputs is not None and expected is not None
+    assert outputs["x"] == expected["x"] == 1
+    timing = {"started", "ended", "duration"}
+    for step in ("a", "b", "s"):
+        assert {k: v for k, v in outputs[step].items() if k not in timing} == {
+            k: v for k, v in expected[step].items() if k not in timing
+        }
+    assert outputs["a"]["stdout"] == "hello" and outputs["a"]["exit_code"] == 0
+    journaled = {record["p"]: record for record in flow.journal(first.run_id)}
+    start_ms, duration_ms = journaled["a"]["m"]
+    assert outputs["a"]["started"] == start_ms / 1000
+    assert outputs["a"]["ended"] == (start_ms + duration_ms) / 1000
