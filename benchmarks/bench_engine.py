@@ -349,7 +349,9 @@ def bench_resume(project: Project, repeat: int) -> None:
     from llmflow.runtime import ResumeRequest, resume_run, start_run
 
     print("Resume of a run whose N set steps completed and whose last step failed (strict):")
-    last = "  - {id: last, if: 'not inputs.ok', fail: not yet}\n"
+    # The last step runs in both drives (a skipped one would be journaled, fsync and all, before its event).
+    project.write("gate.py", "def check(ok):\n    if str(ok).lower() != 'true':\n        raise ValueError('not yet')\n")
+    last = "  - {id: last, python: {call: 'gate:check', with: {ok: '{{ inputs.ok }}'}}}\n"
     targets = {100: 5.0, 1000: 15.0}
     compiling: list[float] = []
     load_run_workflow = runtime.load_run_workflow
