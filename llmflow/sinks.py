@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from llmflow.engine.outcome import json_encoder
+from llmflow.threads import Background
 
 Event = dict[str, Any]
 #: At most this many queued events are written with one call.
@@ -43,8 +44,7 @@ class ThreadedSink:
         self.dropped = 0
         self.written = 0
         self._encode = json_encoder(",", ":", default=str, check_circular=True)  # used by the writer only
-        self._thread = threading.Thread(target=self._drain, name="llmflow-events", daemon=True)
-        self._thread.start()
+        self._thread = Background(self._drain)
 
     def put(self, event: Event) -> None:
         """Queue one event (never blocks)."""

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
+from llmflow.threads import Background
+
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
@@ -147,8 +149,7 @@ class PlainConsole:
         self._tokens: dict[str, int] = {}
         self._streamed: dict[str, str] = {}  # model text streamed but not yet printed (no newline yet)
         self._closed = False
-        self._thread = threading.Thread(target=self._drain, name="llmflow-console", daemon=True)
-        self._thread.start()
+        self._thread = Background(self._drain)
 
     def begin(self, run_id: str, directory: object) -> None:
         """Called when the run starts (``RunOptions.started_listener``)."""

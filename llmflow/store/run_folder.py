@@ -20,7 +20,6 @@ record is durable when it may not be.
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import hashlib
 import json
@@ -43,6 +42,7 @@ from llmflow.store.journal import (
     sealed_lines,
 )
 from llmflow.store.locking import RunLock
+from llmflow.threads import Background
 
 RUN_FILE = "run.json"
 SOURCE_DIR = "source"
@@ -85,7 +85,7 @@ class FileRunHandle:
         # (size, CRC-32) of the journal as this handle knows it to be, written to run.json as its ``journal``
         # member so that the next reader need not check those lines one by one (``sealed_lines``).
         self._seal: tuple[int, int] | None = None
-        self._marking: Any = None  # a lock held while a thread writes ``run.json`` for ``mark``
+        self._marking: Background | None = None  # the thread writing ``run.json`` for ``mark``
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -138,11 +138,7 @@ class FileRunHandle:
         if not self._durable:
             write_atomically(self.directory / RUN_FILE, data, durable=False)
             return
-        # A bare thread: ``threading.Thread.start`` waits for the thread to run, which costs ~0.1 ms.
-        done = _thread.allocate_lock()
-        done.acquire()
-        _thread.start_new_thread(self._write_mark, (data, done))
-        self._marking = done
+        self._marking = Background(self._write_mark, data)
 
     def _merged(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         merged = {**self._meta, **fields}
@@ -152,18 +148,14 @@ class FileRunHandle:
             merged[JOURNAL_SEAL] = list(seal)
         return merged
 
-    def _write_mark(self, data: bytes, done: Any) -> None:
-        try:
+    def _write_mark(self, data: bytes) -> None:
+        with contextlib.suppress(Exception):  # the next update writes these fields again, and reports its failure
             write_atomically(self.directory / RUN_FILE, data, durable=True, settle=False)
-        except Exception:  # the next update writes these fields again, and reports its own failure
-            pass
-        finally:
-            done.release()
 
     def _wait_for_mark(self) -> None:
         marking, self._marking = self._marking, None
         if marking is not None:
-            marking.acquire()
+            marking.join()
 
     def append(self, record: Mapping[str, Any], *, deferred: bool = False) -> int | None:
         """Append one checksummed record to the journal and return the size in bytes of its ``output``'s JSON
