@@ -98,14 +98,20 @@ class Engine:
         task = asyncio.current_task()
         lanes[task] = lanes.get(task, 0) + 1
         replay = self.state.replay  # empty unless resuming
+        emit = self.state.bus.emit
+        own_paths = not frame.static_base and not frame.instance_base  # instance path = static path
         try:
             for node in nodes:
-                record = replay.get(path := frame.instance_path(node.path)) if replay else None
+                if not replay:
+                    record = None
+                else:
+                    path = node.path if own_paths else frame.instance_path(node.path)
+                    record = replay.get(path)
                 if record is None:
                     outcome = await self.execute(node, frame)
                 elif type(node) is ActionNode:  # most of a resume: as ``_restored``, without an ``Outcome``
                     status = record["s"]
-                    self.state.bus.emit("step.restored", path, {"id": node.id, "kind": node.kind, "status": status})
+                    emit("step.restored", path, {"id": node.id, "kind": node.kind, "status": status})
                     written = record_writes(record)
                     if written:
                         frame.vars.update(written)
