@@ -359,14 +359,38 @@ def plugins(
 app.add_typer(templates_app, name="templates")
 
 
+#: typer's own command-line errors (an unknown option, a missing argument, a bad choice …): the base class of
+#: the one it exports, found through it because the module defining it is private to typer.
+_COMMAND_LINE_ERROR: type[Exception] = next(
+    cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException"
+)
+
+
+def usage_error_line(error: Exception) -> str:
+    """A command-line error as one line: the command, what is wrong, and where help is."""
+    message = " ".join(str(getattr(error, "format_message", error.__str__)()).split()).rstrip(".")
+    context = getattr(error, "ctx", None)
+    command = getattr(context, "command_path", "") or "llmflow"
+    return f"error: {command}: {message[:1].lower()}{message[1:]} (see '{command} --help')"
+
+
 def run_app() -> None:
-    """Run the CLI, mapping any stray llmflow error to a one-line message and its exit code."""
+    """Run the CLI, mapping any stray llmflow error, and any command-line error, to a one-line message and
+    its exit code (instead of typer's boxed panel under the usage line)."""
     from llmflow.errors import LlmflowError
 
     try:
-        app()
+        code = app(standalone_mode=False)
     except LlmflowError as error:
         typer.echo(f"error: {error}", err=True)
         sys.exit(exits.exit_code_for(error))
     except KeyboardInterrupt:  # Ctrl-C outside a run's own handling: no traceback
         sys.exit(exits.INTERRUPTED)
+    except typer.Abort:
+        typer.echo("error: aborted", err=True)
+        sys.exit(exits.FAILED)
+    except _COMMAND_LINE_ERROR as error:
+        if type(error).__name__ != "NoArgsIsHelpError":  # a bare group: typer has shown its help already
+            typer.echo(usage_error_line(error), err=True)
+        sys.exit(int(getattr(error, "exit_code", exits.USAGE)))
+    sys.exit(code if isinstance(code, int) else 0)

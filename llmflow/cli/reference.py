@@ -15,6 +15,9 @@ This page is generated from `llmflow --help` and the help of every command
 
 Exit codes: 0 succeeded; 1 the run failed (for `validate`: a file is invalid); 2 usage error or invalid
 workflow; 3 the run is waiting for approval; 130 interrupted.
+
+A mistake on the command line (an unknown option or command, a missing argument, a value that is not one of
+the choices) is one line on stderr, `error: COMMAND: WHAT (see 'COMMAND --help')`, with exit code 2.
 """
 
 

@@ -222,4 +222,10 @@ def test_what_the_fast_path_leaves_gets_typers_answer(tmp_path: Path, args: list
     fast, typed = both_ways(tmp_path, *args)
     assert fast == typed
     assert fast.code == (0 if "--help" in args else 2)
-    assert "Usage: python -m llmflow run" in fast.stdout + fast.stderr
+    if "--help" in args:
+        assert "Usage: python -m llmflow run" in fast.stdout
+    else:  # one line, naming the command and where its help is
+        assert fast.stdout == ""
+        assert fast.stderr.startswith("error: python -m llmflow run: ")
+        assert fast.stderr.endswith(" (see 'python -m llmflow run --help')\n")
+        assert fast.stderr.count("\n") == 1

@@ -266,8 +266,8 @@ def test_sub_workflow_problems_name_their_own_file(files: Path) -> None:
     [
         (("validate", "missing.yaml"), "does not exist"),
         (("validate", "--format", "xml", "good.yaml"), "'xml' is not one of"),
-        (("validate",), "Missing argument"),
-        (("validate", "--no-such-option", "good.yaml"), "No such option"),
+        (("validate",), "missing argument 'files'"),
+        (("validate", "--no-such-option", "good.yaml"), "no such option: --no-such-option"),
     ],
     ids=["missing-file", "bad-format", "no-file", "unknown-option"],
 )
@@ -276,6 +276,7 @@ def test_usage_errors_exit_2(files: Path, args: tuple[str, ...], complaint: str)
     assert done.returncode == 2
     assert done.stdout == ""
     assert complaint in done.stderr
+    assert done.stderr.startswith("error: python -m llmflow validate: ") and done.stderr.count("\n") == 1
 
 
 def test_schema_prints_the_schema_file(tmp_path: Path) -> None:

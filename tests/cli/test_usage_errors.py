@@ -1,0 +1,41 @@
+"""Command-line mistakes (an unknown option or command, a missing argument, a bad choice) through the real
+CLI: one line on stderr naming the command and where its help is, exit 2, nothing on stdout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_validate_cli import llmflow_cli
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (("nosuchcmd",), "error: python -m llmflow: no such command 'nosuchcmd' (see 'python -m llmflow --help')"),
+        (
+            ("templates", "show"),
+            "error: python -m llmflow templates show: missing argument 'NAME' "
+            "(see 'python -m llmflow templates show --help')",
+        ),
+        (
+            ("runs", "--format", "x"),
+            "error: python -m llmflow runs: no such option: --format (see 'python -m llmflow runs --help')",
+        ),
+        (  # typer gives this one no command context: the program's name stands in
+            ("gc", "--older-than"),
+            "error: llmflow: option '--older-than' requires an argument (see 'llmflow --help')",
+        ),
+    ],
+    ids=["unknown-command", "missing-argument", "unknown-option", "option-without-value"],
+)
+def test_a_command_line_mistake_is_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...], line: str) -> None:
+    done = llmflow_cli(tmp_path, *args)
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", line + "\n")
+
+
+def test_no_command_shows_the_help_and_exits_2(tmp_path: Path) -> None:
+    done = llmflow_cli(tmp_path)
+    assert done.returncode == 2
+    assert "Usage: python -m llmflow [OPTIONS] COMMAND" in done.stdout + done.stderr
+    assert "error:" not in done.stderr
