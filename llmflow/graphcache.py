@@ -47,6 +47,9 @@ FORMAT = 4  # 2: graph objects stored as their non-default fields (compiler.grap
 #: Entries unused for this long are deleted, by one in every ``1 / PRUNE_CHANCE`` writes (on average).
 MAX_AGE = 30 * 24 * 3600
 PRUNE_CHANCE = 0.02
+#: An entry read is marked as used (its mtime set) when its mark is older than this: the mark only has to be
+#: right to the day for pruning, and setting it is a metadata write on every run and resume.
+TOUCH_AFTER = 24 * 3600
 MAX_TEXT = 5 * 1024 * 1024  # larger files are not worth a cache entry (and the loader refuses them anyway)
 
 
@@ -117,10 +120,15 @@ def entry(path: str | Path, display: str) -> Entry | None:
 
 def _owned(path: Path) -> bool:
     """Whether ``path`` belongs to this user and only this user can change it (always true off POSIX)."""
-    if not hasattr(os, "getuid"):
-        return True
+    return _owned_stat(path) is not None
+
+
+def _owned_stat(path: Path) -> os.stat_result | None:
+    """``path``'s stat when it belongs to this user and only this user can change it (any owner off POSIX)."""
     stat = path.stat()
-    return stat.st_uid == os.getuid() and not stat.st_mode & 0o022
+    if hasattr(os, "getuid") and (stat.st_uid != os.getuid() or stat.st_mode & 0o022):
+        return None
+    return stat
 
 
 # -- writing -------------------------------------------------------------------------------------------------
@@ -301,7 +309,8 @@ def _workflow(state: dict[str, Any], sources: dict[str, str]) -> Any:
 def recall(entry: Entry) -> tuple[Workflow, list[Diagnostic]] | None:
     """The workflow and warnings remembered in ``entry``, or None when there is no usable one."""
     try:
-        if not _owned(entry.file) or not _owned(entry.file.parent):
+        stat = _owned_stat(entry.file)
+        if stat is None or not _owned(entry.file.parent):
             return None
         data = entry.file.read_bytes()
     except OSError:
@@ -322,8 +331,9 @@ def recall(entry: Entry) -> tuple[Workflow, list[Diagnostic]] | None:
     for name, digest in files.items():  # every file compiled in must still have the content it had
         if name != entry.main and _digest(os.path.join(entry.root, name)) != digest:
             return None  # (the workflow file's own content is in the entry's key)
-    with contextlib.suppress(OSError):
-        os.utime(entry.file)  # the time of its last use: what pruning goes by
+    if time.time() - stat.st_mtime > TOUCH_AFTER:
+        with contextlib.suppress(OSError):
+            os.utime(entry.file)  # the time of its last use: what pruning goes by
     return workflow, warnings
 
 

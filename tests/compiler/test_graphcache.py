@@ -316,3 +316,17 @@ def test_entries_unused_for_a_month_are_pruned(tmp_path: Path) -> None:
     assert kept.exists() and not dropped.exists()
     assert llmflow.load(stale).name == "stale"  # compiled again, and remembered again
     assert dropped.exists()
+
+
+def test_a_use_marks_an_entry_at_most_once_a_day(tmp_path: Path) -> None:
+    flow = project(tmp_path / "flow")
+    llmflow.load(flow)
+    entry = entry_of(flow).file
+    hour_ago = time.time() - 3600
+    os.utime(entry, (hour_ago, hour_ago))
+    assert graphcache.recall(entry_of(flow)) is not None
+    assert entry.stat().st_mtime == pytest.approx(hour_ago)  # marked recently enough: left alone
+    days_ago = time.time() - 2 * graphcache.TOUCH_AFTER
+    os.utime(entry, (days_ago, days_ago))
+    assert graphcache.recall(entry_of(flow)) is not None
+    assert entry.stat().st_mtime > time.time() - 60
