@@ -42,8 +42,10 @@ if TYPE_CHECKING:
 
 #: ``cls.__new__(cls)``, which the pickler writes as the NEWOBJ opcode.
 _NEWOBJ: Callable[..., Any] = copyreg.__newobj__  # type: ignore[attr-defined]
-FORMAT = 4  # 2: graph objects stored as their non-default fields (compiler.graph.Frozen); 3: value templates
-# rebuilt by the unpickler itself; 4: graph objects too
+#: Builds a tuple of a subclass from its items in C (what a ``Location`` is read back with).
+_TUPLE_NEW: Callable[..., Any] = tuple.__new__
+FORMAT = 5  # 2: graph objects stored as their non-default fields (compiler.graph.Frozen); 3: value templates
+# rebuilt by the unpickler itself; 4: graph objects too; 5: locations are tuples
 #: Entries unused for this long are deleted, by one in every ``1 / PRUNE_CHANCE`` writes (on average).
 MAX_AGE = 30 * 24 * 3600
 PRUNE_CHANCE = 0.02
@@ -140,7 +142,7 @@ class _Pickler(pickle.Pickler):
         self.root = root
 
     def reducer_override(self, obj: Any) -> Any:
-        from llmflow.compiler.graph import Frozen, Workflow
+        from llmflow.compiler.graph import Frozen, Location, Workflow
         from llmflow.expressions.conditions import FUNCTIONS, Condition
         from llmflow.expressions.shell import ShellTemplate
         from llmflow.expressions.templates import Template, ValueTemplate
@@ -165,6 +167,8 @@ class _Pickler(pickle.Pickler):
             return _NEWOBJ, (ValueTemplate,), (None, slots)
         if type(obj) is ShellTemplate:
             return ShellTemplate, (obj.source, obj.references, None, obj.plugin_filters)
+        if type(obj) is Location:  # one per node: made by tuple.__new__ itself, without a Python call
+            return _TUPLE_NEW, (Location, tuple(obj))
         if isinstance(obj, Frozen):  # the graph's own classes: only the fields that differ from their default
             cls = type(obj)
             defaults = cls._defaults

@@ -48,10 +48,10 @@ class FrozenRecord(Record):
             object.__setattr__(self, name, value)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        raise _frozen(self, name)
+        raise frozen_error(self, name)
 
     def __delattr__(self, name: str) -> None:
-        raise _frozen(self, name)
+        raise frozen_error(self, name)
 
     def __hash__(self) -> int:  # type: ignore[override]  # Record's is None, as a dataclass's without frozen
         return hash(self._field_values())
@@ -72,7 +72,8 @@ def _rebuilt(cls: type[FrozenRecord], values: dict[str, Any]) -> FrozenRecord:
     return record
 
 
-def _frozen(record: FrozenRecord, name: str) -> AttributeError:
+def frozen_error(record: object, name: str) -> AttributeError:
+    """The error of assigning to or deleting field ``name`` of a frozen value."""
     from dataclasses import FrozenInstanceError  # only on this error path: the module is not imported for it
 
     return FrozenInstanceError(f"cannot assign to field {name!r} of a {type(record).__name__}")

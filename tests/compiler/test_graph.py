@@ -130,7 +130,7 @@ def compiled(folder: Path) -> Workflow:
 
 def described(value: Any, seen: set[type]) -> Any:
     """A plain structure with everything a graph object holds (its class included), to compare two graphs."""
-    if isinstance(value, Frozen):
+    if isinstance(value, (Frozen, Location)):
         seen.add(type(value))
         return (type(value).__name__, {name: described(getattr(value, name), seen) for name in value._fields})
     if isinstance(value, (tuple, list)):
@@ -149,8 +149,8 @@ def described(value: Any, seen: set[type]) -> Any:
 
 
 def every_class() -> set[type]:
-    """Every class of the graph but ``Node`` (the base of the node classes)."""
-    found: set[type] = set()
+    """Every class of the graph but ``Node`` (the base of the node classes); ``Location`` is a tuple."""
+    found: set[type] = {Location}
     stack: list[type] = [Frozen]
     while stack:
         for cls in stack.pop().__subclasses__():
