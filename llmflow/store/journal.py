@@ -311,6 +311,15 @@ def _unpacked(packed: object, where: str) -> Any:
         raise JournalCorrupt(f"{where}: journal record's compressed output does not decode") from None
 
 
+def may_hold_packed_outputs(data: bytes) -> bool:
+    """Whether any record of the journal ``data`` may hold a compressed or artifact-held output: false when
+    neither member name appears in it (nor any ``\\u`` escape, which could spell one)."""
+    return any(marker in data for marker in _PACKED_MARKERS)
+
+
+_PACKED_MARKERS = (f'"{COMPRESSED_KEY}"'.encode(), f'"{ARTIFACT_KEY}"'.encode(), b"\\u")
+
+
 def resolve_artifacts(
     records: list[dict[str, Any]], load_payload: Callable[[str], bytes | None], *, file_label: str
 ) -> list[dict[str, Any]]:

@@ -38,6 +38,7 @@ from llmflow.store.journal import (
     check_records,
     decode_journal,
     encode_journal_line,
+    may_hold_packed_outputs,
     resolve_artifacts,
     sealed_lines,
 )
@@ -220,6 +221,8 @@ class FileRunHandle:
         with self._guard:
             self._seal = (verified, _CRC32(memoryview(data)[:verified]))
         checked = check_records(records, file_label=label, trusted=trusted)
+        if not may_hold_packed_outputs(data):  # nothing to resolve: no need to look at every record
+            return checked
         return resolve_artifacts(checked, self._artifacts.get, file_label=label)
 
     def sync(self) -> None:

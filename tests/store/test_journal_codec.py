@@ -290,3 +290,15 @@ def test_a_reference_to_an_invalid_digest_is_reported() -> None:
     records = [{"output": {"$artifact": "../../etc/passwd", "bytes": 1}}]
     with pytest.raises(JournalCorrupt, match="names an invalid artifact"):
         resolve_artifacts(records, FakeArtifacts().get, file_label=LABEL)
+
+
+def test_a_journal_without_packed_outputs_is_told_apart_cheaply() -> None:
+    from llmflow.store.journal import may_hold_packed_outputs
+
+    plain = encode_record({"p": "a", "s": "succeeded", "output": {"x": "oz and $artifact as text"}})
+    assert not may_hold_packed_outputs(plain)
+    packed, _ = encode_journal_line({"p": "a", "output": "x" * 5000}, lambda payload: "0" * 64)
+    assert may_hold_packed_outputs(packed)
+    moved, _ = encode_journal_line({"p": "a", "output": "x" * 100_000}, lambda payload: "0" * 64)
+    assert may_hold_packed_outputs(moved)
+    assert may_hold_packed_outputs(b'{"p":"a","\\u006fz":"..."}\n')  # an escape could spell a member name
