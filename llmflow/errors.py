@@ -145,6 +145,15 @@ class StoreError(LlmflowError):
     """The run store refused an operation."""
 
 
+class UnstorableValue(StoreError):
+    """A value the journal cannot hold as JSON (an integer too long to write, nesting too deep …); ``reason``
+    says why in words for a step's error."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class RunNotFound(StoreError):
     """No run matches the given id, prefix or selector."""
 

@@ -88,29 +88,7 @@ async def call_python(ctx: ActionContext) -> ActionResult:
         raise ActionError(f"step '{node.id}': {error}", path=ctx.path) from None
     except Exception as error:
         raise ActionError(f"step '{node.id}': {type(error).__name__}: {error}", path=ctx.path) from None
-    with contextlib.suppress(RecursionError):  # too deep a value is refused when it is stored, by name
-        if _holds_huge_integer(result):
-            raise ActionError(
-                f"step '{node.id}': the function returned an integer of more than 4000 digits, which cannot be "
-                "stored as JSON (return it as text)",
-                path=ctx.path,
-            )
     return ActionResult(output=result)
-
-
-#: Integers of 4,000 digits or more: Python cannot write one of over 4,300 as text, so the run could neither
-#: journal nor show it. Templates and conditions hold the same bound; JSON and YAML text cannot exceed it.
-_HUGE = 10**4000
-
-
-def _holds_huge_integer(value: Any) -> bool:
-    if isinstance(value, int):
-        return not -_HUGE < value < _HUGE
-    if isinstance(value, dict):
-        return any(_holds_huge_integer(key) or _holds_huge_integer(item) for key, item in value.items())
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return any(_holds_huge_integer(item) for item in value)
-    return False
 
 
 #: At most this many sync functions run at once per event loop (as with asyncio's default executor).

@@ -38,7 +38,7 @@ from llmflow.engine.outcome import (
 from llmflow.engine.patterns import executor_for
 from llmflow.engine.preview import preview
 from llmflow.engine.state import RunState
-from llmflow.errors import ActionError, ExpressionError, LlmflowError, StepError, StepTimeout
+from llmflow.errors import ActionError, ExpressionError, LlmflowError, StepError, StepTimeout, UnstorableValue
 
 if TYPE_CHECKING:
     from llmflow.expressions import Condition, ValueTemplate
@@ -245,7 +245,11 @@ class Engine:
         outcome.ended = time.time()
         if decisions:
             interception.keep(outcome, decisions)
-        size = await self.journal(path, outcome)
+        try:
+            size = await self.journal(path, outcome)
+        except UnstorableValue as error:  # e.g. a plugin's integer too long to write: the step fails, not the run
+            failure = ActionError(f"the result of step '{node.id}' cannot be stored: {error.reason}", path=path)
+            return await self._failed(node, frame, path, failure, attempt, started, before)
         self._finish(node, frame, outcome)
         data = {"id": node.id, "kind": node.kind, "duration": round(outcome.duration, 6)}
         if outcome.output is not None:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import sys
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from llmflow.errors import JournalCorrupt, StoreError
+from llmflow.errors import JournalCorrupt, StoreError, UnstorableValue
 
 #: The member that carries a line's checksum; records may not use it themselves.
 CHECKSUM_KEY = "c"
@@ -83,7 +84,16 @@ def dump_json(value: Any, *, what: str = "journal record") -> bytes:
         # Lone surrogates (text decoded with surrogateescape) are not UTF-8; \\u escapes round-trip them.
         return _ENCODE_ASCII(value).encode("ascii")
     except (TypeError, ValueError, RecursionError) as error:
-        raise StoreError(f"{what} is not JSON-serialisable: {error}") from None
+        reason = _unstorable_reason(error)
+        raise UnstorableValue(f"{what} is not JSON-serialisable: {reason}", reason) from None
+
+
+def _unstorable_reason(error: BaseException) -> str:
+    if isinstance(error, RecursionError):
+        return "it is nested too deeply"
+    if isinstance(error, ValueError) and "integer string conversion" in str(error):
+        return f"it holds an integer of more than {sys.get_int_max_str_digits()} digits (give it as text)"
+    return str(error)
 
 
 def encode_record(record: Mapping[str, Any]) -> bytes:

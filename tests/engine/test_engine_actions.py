@@ -371,9 +371,51 @@ def test_python_step_returning_a_huge_integer_fails_the_step_not_the_run(flow: F
     )
     assert summary.status == "succeeded", summary.error
     assert summary.outputs == {
-        "caught": "step 'f': the function returned an integer of more than 4000 digits, which cannot be stored as "
-        "JSON (return it as text)"
+        "caught": "the result of step 'f' cannot be stored: it holds an integer of more than 4300 digits "
+        "(give it as text)"
     }
+
+
+UNSTORABLE_PLUGIN = """
+from llmflow.engine.actions import ActionResult
+from llmflow.plugins import hookimpl
+
+
+async def unstorable(ctx):
+    if ctx.config.get("kind") == "in-writes":
+        return ActionResult(output="fine", writes={"n": [10 ** 5000]})
+    return ActionResult(output={"n": 10 ** 5000})
+
+
+@hookimpl
+def register_actions(registry):
+    registry.register("unstorable", unstorable)
+"""
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("in-output", "it holds an integer of more than 4300 digits (give it as text)"),
+        ("in-writes", "it holds an integer of more than 4300 digits (give it as text)"),
+    ],
+)
+def test_any_action_whose_result_cannot_be_journaled_fails_its_step_not_the_run(
+    flow: Flow, kind: str, reason: str
+) -> None:
+    flow.write("unstorable.py", UNSTORABLE_PLUGIN)
+    summary = flow.run(
+        f"""
+        plugins: [./unstorable.py]
+        steps:
+          - {{id: u, action: unstorable, with: {{kind: {kind}}}, continue_on_error: true}}
+          - {{id: after, set: {{status: "{{{{ steps.u.status }}}}", why: "{{{{ steps.u.error.message }}}}"}}}}
+        outputs: {{status: "{{{{ vars.status }}}}", why: "{{{{ vars.why }}}}"}}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {"status": "failed", "why": f"the result of step 'u' cannot be stored: {reason}"}
+    assert [record["s"] for record in flow.journal(summary.run_id) if record["p"] == "u"] == ["failed"]
 
 
 def test_a_timed_out_sync_python_step_does_not_hold_the_process(flow: Flow) -> None:
