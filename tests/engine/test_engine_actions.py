@@ -585,3 +585,26 @@ def test_session_scope_fails_its_step_with_a_clear_message(flow: Flow) -> None:
         "step 'keep': scope: session is not available in this version of llmflow (sessions are not built yet);"
         " use scope: run"
     )
+
+
+def test_an_action_that_cannot_encode_a_lone_surrogate_names_it_in_one_line(flow: Flow) -> None:
+    flow.write(
+        "encoding.py",
+        "from llmflow.plugins import hookimpl\n\n\n"
+        "async def send(ctx):\n    ctx.config['text'].encode('utf-8')\n\n\n"
+        "@hookimpl\ndef register_actions(registry):\n    registry.register('send', send)\n",
+    )
+    flow.write("helpers.py", "def text():\n    return 'a\\udc80b'\n")
+    summary = flow.run(
+        """
+        plugins: [./encoding.py]
+        steps:
+          - {id: t, python: "helpers:text"}
+          - {id: s, action: send, with: {text: "{{ steps.t.output }}"}}
+        """
+    )
+    assert summary.status == "failed"
+    assert summary.error == (
+        "step 's': the send action failed: its input holds text that is not valid Unicode ('\\udc80'), "
+        "which cannot be sent"
+    )
