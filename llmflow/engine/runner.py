@@ -523,7 +523,7 @@ async def guarded(action: Action, context: ActionContext) -> ActionResult:
         if isinstance(error, UnicodeEncodeError) and "surrogates" in str(error.reason):
             # Text from a command or a model decoded with surrogateescape, sent where only UTF-8 goes.
             bad = error.object[error.start : error.end] if isinstance(error.object, str) else ""
-            message = f"{what}: its input holds text that is not valid Unicode ({ascii(bad)}), which cannot be sent"
+            message = f"{what}: its input holds text that is not valid Unicode ({bad!a}), which cannot be sent"
         else:
             message = f"{what}: {type(error).__name__}: {error}"
         raise ActionError(message, path=context.path) from error
