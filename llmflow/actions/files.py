@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import stat
 from pathlib import Path, PurePosixPath
 
 from llmflow.engine.actions import ActionContext, ActionResult
@@ -41,16 +45,35 @@ async def write_file(ctx: ActionContext) -> ActionResult:
     content = ctx.config.get("content", "")
     text = content if isinstance(content, str) else stringify(content)
     data = _encoded(text, node.id)
-    mode = "ab" if ctx.config.get("append") else "wb"
-    _write(target, data, mode)
+    write_inside(root, target, data, append=bool(ctx.config.get("append")), step_id=node.id)
     extra: dict[str, object] = {"bytes": len(data)}
     if ctx.config.get("artifact"):
         artifacts = ctx.services.artifacts_dir().resolve()
+        artifacts.mkdir(parents=True, exist_ok=True)
         kept = confined(artifacts, artifacts, str(target.relative_to(root)), node.id)
-        _write(kept, target.read_bytes(), "wb")
+        write_inside(artifacts, kept, target.read_bytes(), append=False, step_id=node.id)
         extra["artifact"] = str(kept)
     shown = str(target.relative_to(project)) if _inside(target, project) else str(target)
     return ActionResult(output=shown, extra=extra)
+
+
+def _open_at(folder: int, name: str, flags: int, shown: str, step_id: str) -> int:
+    """Open ``name`` in the folder open as ``folder``, never following a symbolic link."""
+    try:
+        return os.open(name, flags | os.O_NOFOLLOW, 0o644, dir_fd=folder)
+    except OSError as error:
+        if error.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise
+        try:
+            link = stat.S_ISLNK(os.lstat(name, dir_fd=folder).st_mode)
+        except OSError:
+            link = False
+        if link or error.errno == errno.ELOOP:
+            raise ActionError(
+                f"step '{step_id}': write path {shown!r} now leads through a symbolic link ({name!r}); "
+                "nothing was written"
+            ) from None
+        raise ActionError(f"step '{step_id}': write path {shown!r}: {name!r} is not a folder") from None
 
 
 def _encoded(text: str, step_id: str) -> bytes:
@@ -66,7 +89,38 @@ def _encoded(text: str, step_id: str) -> bytes:
         ) from None
 
 
-def _write(target: Path, data: bytes, mode: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open(mode) as handle:
+#: Whether folders can be opened relative to one another without following links (POSIX).
+_WALKS = os.open in os.supports_dir_fd and hasattr(os, "O_NOFOLLOW") and hasattr(os, "O_DIRECTORY")
+
+
+def write_inside(root: Path, target: Path, data: bytes, *, append: bool, step_id: str) -> None:
+    """Write ``data`` to ``target`` (a resolved path ``confined`` to ``root``), creating its folders.
+
+    ``target`` was checked as it was on disk a moment ago. To write where it was checked, each folder below
+    ``root`` is opened relative to the one before it and neither they nor the file are followed if they
+    are symbolic links: a link swapped in meanwhile (by a command running beside this step) is refused
+    instead of leading the write out of ``root``.
+    """
+    parts = target.relative_to(root).parts
+    if not parts:
+        raise ActionError(f"step '{step_id}': write path {str(target)!r} is a folder")
+    if not _WALKS:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("ab" if append else "wb") as handle:
+            handle.write(data)
+        return
+    shown = str(target.relative_to(root))
+    folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o777, dir_fd=folder)
+            inner = _open_at(folder, part, os.O_RDONLY | os.O_DIRECTORY, shown, step_id)
+            os.close(folder)
+            folder = inner
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+        descriptor = _open_at(folder, parts[-1], flags, shown, step_id)
+    finally:
+        os.close(folder)
+    with os.fdopen(descriptor, "wb") as handle:
         handle.write(data)

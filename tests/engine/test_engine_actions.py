@@ -8,12 +8,14 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from engine_helpers import Flow, process_gone
 
 import llmflow
+from llmflow.errors import ActionError
 from llmflow.runtime import start_run
 
 
@@ -608,3 +610,39 @@ def test_an_action_that_cannot_encode_a_lone_surrogate_names_it_in_one_line(flow
         "step 's': the send action failed: its input holds text that is not valid Unicode ('\\udc80'), "
         "which cannot be sent"
     )
+
+
+@pytest.mark.skipif(os.name != "posix", reason="folders opened relative to one another: POSIX")
+@pytest.mark.parametrize("swapped", ["file", "folder"])
+def test_write_refuses_a_symbolic_link_swapped_in_after_the_path_was_checked(tmp_path: Path, swapped: str) -> None:
+    from llmflow.actions.files import write_inside
+
+    root, outside = tmp_path / "project", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret.txt").write_text("keep")
+    # As checked, the target was root/out/secret.txt; then a link appeared in its place (or its folder's).
+    if swapped == "file":
+        (root / "out").mkdir()
+        (root / "out" / "secret.txt").symlink_to(outside / "secret.txt")
+    else:
+        (root / "out").symlink_to(outside)
+    with pytest.raises(ActionError, match=r"now leads through a symbolic link .*nothing was written"):
+        write_inside(root, root / "out" / "secret.txt", b"pwned", append=False, step_id="w")
+    assert (outside / "secret.txt").read_text() == "keep"
+
+
+def test_write_through_a_file_where_a_folder_should_be_fails_clearly(flow: Flow) -> None:
+    flow.write("out", "a file\n")
+    summary = flow.run("steps:\n  - {id: w, write: {path: out/note.txt, content: x}}\n")
+    assert summary.status == "failed"
+    assert summary.error == "step 'w': write path 'out/note.txt': 'out' is not a folder"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links")
+def test_write_through_a_link_that_stays_inside_the_project_writes_where_it_points(flow: Flow) -> None:
+    (flow.root / "real").mkdir()
+    (flow.root / "link").symlink_to(flow.root / "real")
+    summary = flow.run("steps:\n  - {id: w, write: {path: link/note.txt, content: hi}}\n")
+    assert summary.status == "succeeded", summary.error
+    assert (flow.root / "real" / "note.txt").read_text() == "hi"
