@@ -153,10 +153,16 @@ def decode_journal(data: bytes, *, file_label: str, trusted: int = 0) -> tuple[l
         records: list[Any] = _DECODE((b"[" + b",".join(lines) + b"]").decode("utf-8"))
     except ValueError:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
         records = []
-    if len(records) != len(lines) or any(type(record) is not dict for record in records):
+    if len(records) == len(lines):
+        try:
+            for record in records:  # a record that is not an object (or lacks the member) goes the slow way
+                del record[CHECKSUM_KEY]
+        except (TypeError, KeyError, IndexError):
+            records = []
+    if len(records) != len(lines):
         records, verified = _parse_one_by_one(lines, verified, may_drop_last, file_label)
-    for record in records:
-        del record[CHECKSUM_KEY]
+        for record in records:
+            record.pop(CHECKSUM_KEY, None)
     return records, verified
 
 
