@@ -81,7 +81,7 @@ class Location(tuple[str, int, int]):
     """Where a node is written: file, 1-based line and column.
 
     A tuple rather than a ``Frozen`` (every node has one): a cached graph rebuilds it with ``tuple.__new__``
-    alone, without an instance dictionary or a call back into Python, a quarter of reading a large graph.
+    alone, without an instance dictionary or a call back into Python (a sixth of reading a large graph).
     Like the graph's values it is frozen, and equal only to a ``Location`` with the same fields.
     """
 
