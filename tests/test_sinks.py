@@ -57,10 +57,8 @@ def test_an_event_that_cannot_be_written_is_dropped_and_counted_the_rest_are_kep
 def test_put_never_blocks_and_drops_past_the_capacity() -> None:
     stream = io.StringIO()
     sink = ThreadedSink(stream, capacity=10, close_stream=False, linger=60)  # the writer waits a minute
-    start = time.perf_counter()
-    for seq in range(30):
+    for seq in range(30):  # a put that waited for room would never drop one
         sink.put({"seq": seq})
-    assert time.perf_counter() - start < 1
     sink.close()  # cuts the linger short
     assert sink.dropped == 20 and sink.written == 10
     assert [json.loads(line)["seq"] for line in stream.getvalue().splitlines()] == list(range(10))

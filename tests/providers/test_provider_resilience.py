@@ -112,10 +112,8 @@ def test_a_refused_connection_is_retried_then_reported() -> None:
 
 def test_a_slow_reply_times_out(openai_server: FakeServer) -> None:
     openai_server.queue(Reply(json=openai_reply("late"), delay=1.0))
-    started = time.monotonic()
-    with pytest.raises(ProviderError) as caught:
+    with pytest.raises(ProviderError) as caught:  # not the late reply: the call gave up first
         call(openai_server.url, CallPolicy(max_retries=0), timeout=0.2)
-    assert time.monotonic() - started < 0.9
     assert caught.value.message == f"openai/m: no reply from {openai_server.url}/v1/chat/completions within 0.2s"
     assert caught.value.retryable
 
