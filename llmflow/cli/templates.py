@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from llmflow.cli import exits
+from llmflow.cli.usage import Command
 
 if TYPE_CHECKING:
     from llmflow.templating import Library, Template
@@ -26,14 +27,14 @@ templates_app = typer.Typer(
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-@templates_app.command("list")
+@templates_app.command("list", cls=Command)
 def list_templates(as_json: AsJson = False) -> None:
     """List every template: project ones first, then the user's, then the built-in library."""
     library = _library()
     _print_templates(list(library.templates.values()), as_json=as_json)
 
 
-@templates_app.command("show")
+@templates_app.command("show", cls=Command)
 def show_template(
     name: Annotated[str, typer.Argument(help="The template's name.", metavar="NAME", show_default=False)],
 ) -> None:
@@ -43,7 +44,7 @@ def show_template(
     typer.echo(describe(template, library), nl=False)
 
 
-@templates_app.command("search")
+@templates_app.command("search", cls=Command)
 def search_templates(
     query: Annotated[
         list[str], typer.Argument(help="Words to look for (all must match).", metavar="QUERY...", show_default=False)
