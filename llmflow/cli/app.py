@@ -12,6 +12,7 @@ import typer
 from llmflow import __version__
 from llmflow.cli import exits
 from llmflow.cli.templates import templates_app
+from llmflow.cli.terminal import terminal_text
 from llmflow.cli.usage import COMMAND_LINE_ERROR, Command, usage_error_line
 
 app = typer.Typer(
@@ -26,7 +27,7 @@ app = typer.Typer(
 
 def fail(message: str, code: int = exits.USAGE) -> NoReturn:
     """Print a one-line error to stderr and exit."""
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(terminal_text(f"error: {message}"), err=True)
     raise typer.Exit(code)
 
 
@@ -144,7 +145,7 @@ def graph(
     from llmflow.diagrams import draw
 
     workflow = load_or_exit(file)
-    typer.echo(draw(workflow, output_format.value))
+    typer.echo(terminal_text(draw(workflow, output_format.value)))  # step names come from the file
 
 
 @app.command(cls=Command)
@@ -368,7 +369,7 @@ def run_app() -> None:
     try:
         code = app(standalone_mode=False)
     except LlmflowError as error:
-        typer.echo(f"error: {error}", err=True)
+        typer.echo(terminal_text(f"error: {error}"), err=True)  # it may quote a file name or a value given
         sys.exit(exits.exit_code_for(error))
     except KeyboardInterrupt:  # Ctrl-C outside a run's own handling: no traceback
         sys.exit(exits.INTERRUPTED)

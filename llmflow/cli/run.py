@@ -139,7 +139,9 @@ def run_workflow(
             document = {"workflow": workflow.name, "file": workflow.file, "plan": [asdict(e) for e in entries]}
             sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
         else:
-            sys.stdout.write(render_plan(workflow, entries))
+            from llmflow.cli.terminal import terminal_text
+
+            sys.stdout.write(terminal_text(render_plan(workflow, entries)))  # names and values from anyone
         return exits.SUCCEEDED
     from llmflow.runtime import start_run
 
@@ -299,7 +301,7 @@ def report(summary: RunSummary, elapsed: float, reporting: Reporting) -> None:
 
 def summary_text(summary: RunSummary, elapsed: float, reporting: Reporting, *, color: bool) -> str:
     """How the run ended, for people: status, duration, run id and what to do next."""
-    from llmflow.cli.console import terminal_text
+    from llmflow.cli.terminal import terminal_text
 
     def paint(text: str, code: str) -> str:
         return f"\033[{code}m{text}\033[0m" if color else text

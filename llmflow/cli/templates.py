@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from llmflow.cli import exits
+from llmflow.cli.terminal import terminal_text
 from llmflow.cli.usage import Command
 
 if TYPE_CHECKING:
@@ -193,5 +194,5 @@ def _shown(path: Path) -> str:
 
 
 def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(terminal_text(f"error: {message}"), err=True)
     raise typer.Exit(exits.USAGE)

@@ -7,6 +7,8 @@ from typing import Any
 import typer
 from typer.core import TyperCommand
 
+from llmflow.cli.terminal import terminal_text
+
 #: typer's own command-line errors (an unknown option, a missing argument, a bad choice …): the base class of
 #: the one it exports, found through it because the module defining it is private to typer.
 COMMAND_LINE_ERROR: type[Exception] = next(
@@ -36,4 +38,5 @@ def usage_error_line(error: Exception) -> str:
     message = " ".join(str(getattr(error, "format_message", error.__str__)()).split()).rstrip(".")
     context = getattr(error, "ctx", None)
     command = getattr(context, "command_path", "") or "llmflow"
-    return f"error: {command}: {message[:1].lower()}{message[1:]} (see '{command} --help')"
+    line = f"error: {command}: {message[:1].lower()}{message[1:]} (see '{command} --help')"
+    return terminal_text(line)  # it may quote what was typed
