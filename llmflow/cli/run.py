@@ -274,8 +274,10 @@ def color_for(stream: IO[str]) -> bool:
 
 
 def resume_hint(run_id: str, reporting: Reporting, extra: str = "") -> str:
-    """The command that continues ``run_id`` (with the same ``--state-dir``)."""
-    state = f" --state-dir {reporting.state_dir}" if reporting.state_dir else ""
+    """The command that continues ``run_id`` (with the same ``--state-dir``), ready to paste into a shell."""
+    import shlex
+
+    state = f" --state-dir {shlex.quote(reporting.state_dir)}" if reporting.state_dir else ""
     return f"llmflow resume {run_id}{extra}{state}"
 
 

@@ -141,7 +141,9 @@ def _check(workflow: Path) -> int:
         typer.echo(f"error: {_shown(workflow)} is not valid; fix the problems above before running it", err=True)
         return exits.FAILED
     typer.echo(f"{_shown(workflow)} is valid" + (" (with warnings)." if problems else "."))
-    typer.echo(f"Next: llmflow run {shlex.quote(_shown(workflow))}")
+    shown = _shown(workflow)
+    # A name that starts with '-' would be read as an option: ./-name.yaml is the same file.
+    typer.echo(f"Next: llmflow run {shlex.quote('./' + shown if shown.startswith('-') else shown)}")
     return exits.SUCCEEDED
 
 
