@@ -12,6 +12,8 @@ import typer
 from llmflow import __version__
 from llmflow.cli import exits
 from llmflow.cli.templates import templates_app
+from llmflow.cli.terminal import terminal_text
+from llmflow.cli.usage import COMMAND_LINE_ERROR, Command, usage_error_line
 
 app = typer.Typer(
     name="llmflow",
@@ -25,7 +27,7 @@ app = typer.Typer(
 
 def fail(message: str, code: int = exits.USAGE) -> NoReturn:
     """Print a one-line error to stderr and exit."""
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(terminal_text(f"error: {message}"), err=True)
     raise typer.Exit(code)
 
 
@@ -105,7 +107,7 @@ DurabilityOption = Annotated[
 ]
 
 
-@app.command()
+@app.command(cls=Command)
 def validate(
     files: Annotated[
         list[Path],
@@ -125,7 +127,7 @@ def validate(
     raise typer.Exit(validate_files(files, output_format.value, strict=strict))
 
 
-@app.command()
+@app.command(cls=Command)
 def schema() -> None:
     """Print the workflow JSON Schema (draft 2020-12)."""
     from llmflow.resources import schema_text
@@ -133,7 +135,7 @@ def schema() -> None:
     sys.stdout.write(schema_text())
 
 
-@app.command()
+@app.command(cls=Command)
 def graph(
     file: Annotated[Path, typer.Argument(help="Workflow file.", exists=True, dir_okay=False, readable=True)],
     output_format: Annotated[GraphFormat, typer.Option("--format", "-f", help="Diagram format.")] = GraphFormat.text,
@@ -143,10 +145,10 @@ def graph(
     from llmflow.diagrams import draw
 
     workflow = load_or_exit(file)
-    typer.echo(draw(workflow, output_format.value))
+    typer.echo(terminal_text(draw(workflow, output_format.value)))  # step names come from the file
 
 
-@app.command()
+@app.command(cls=Command)
 def run(
     file: Annotated[Path, typer.Argument(help="Workflow file.", dir_okay=False)],
     inputs: Inputs = None,
@@ -173,7 +175,7 @@ def run(
     raise typer.Exit(run_workflow(file, inputs or [], inputs_file, dry_run=dry_run, reporting=reporting))
 
 
-@app.command()
+@app.command(cls=Command)
 def resume(
     run_id: RunId = None,
     last: Last = False,
@@ -220,7 +222,7 @@ def resume(
     raise typer.Exit(code)
 
 
-@app.command()
+@app.command(cls=Command)
 def runs(
     status: Annotated[
         RunStatus | None,
@@ -239,7 +241,7 @@ def runs(
     raise typer.Exit(list_runs(status.value if status else None, limit, as_json=as_json, state_dir=state_dir))
 
 
-@app.command()
+@app.command(cls=Command)
 def show(run_id: RunId = None, last: Last = False, as_json: AsJson = False, state_dir: StateDir = None) -> None:
     """Show a run: its status, inputs and error, and the tree of its steps from the journal."""
     from llmflow.cli.runs import show_run
@@ -247,7 +249,7 @@ def show(run_id: RunId = None, last: Last = False, as_json: AsJson = False, stat
     raise typer.Exit(show_run(run_id, last=last, as_json=as_json, state_dir=state_dir))
 
 
-@app.command()
+@app.command(cls=Command)
 def logs(
     run_id: RunId = None,
     last: Last = False,
@@ -261,7 +263,7 @@ def logs(
     raise typer.Exit(show_logs(run_id, last=last, follow=follow, as_json=as_json, state_dir=state_dir))
 
 
-@app.command()
+@app.command(cls=Command)
 def report(
     run_id: RunId = None,
     last: Last = False,
@@ -282,7 +284,7 @@ def report(
     raise typer.Exit(write_report(run_id, last=last, output=output, state_dir=state_dir))
 
 
-@app.command()
+@app.command(cls=Command)
 def cancel(run_id: RunId = None, last: Last = False, state_dir: StateDir = None) -> None:
     """Cancel a run: stop the process driving it, or mark a stopped run cancelled."""
     from llmflow.cli.runs import cancel_run
@@ -290,7 +292,7 @@ def cancel(run_id: RunId = None, last: Last = False, state_dir: StateDir = None)
     raise typer.Exit(cancel_run(run_id, last=last, state_dir=state_dir))
 
 
-@app.command()
+@app.command(cls=Command)
 def gc(
     older_than: Annotated[
         str, typer.Option("--older-than", help="Remove runs that ended longer ago than this (30d, 12h …).")
@@ -304,7 +306,7 @@ def gc(
     raise typer.Exit(collect_garbage(older_than, dry_run=dry_run, state_dir=state_dir))
 
 
-@app.command()
+@app.command(cls=Command)
 def new(
     name: Annotated[
         str, typer.Argument(help="The new workflow's name: writes NAME.yaml.", metavar="NAME", show_default=False)
@@ -332,7 +334,7 @@ def new(
     raise typer.Exit(new_workflow(name, template, assignments or [], force=force, directory=directory))
 
 
-@app.command()
+@app.command(cls=Command)
 def plugins(
     file: Annotated[
         Path | None,
@@ -359,21 +361,6 @@ def plugins(
 app.add_typer(templates_app, name="templates")
 
 
-#: typer's own command-line errors (an unknown option, a missing argument, a bad choice …): the base class of
-#: the one it exports, found through it because the module defining it is private to typer.
-_COMMAND_LINE_ERROR: type[Exception] = next(
-    cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException"
-)
-
-
-def usage_error_line(error: Exception) -> str:
-    """A command-line error as one line: the command, what is wrong, and where help is."""
-    message = " ".join(str(getattr(error, "format_message", error.__str__)()).split()).rstrip(".")
-    context = getattr(error, "ctx", None)
-    command = getattr(context, "command_path", "") or "llmflow"
-    return f"error: {command}: {message[:1].lower()}{message[1:]} (see '{command} --help')"
-
-
 def run_app() -> None:
     """Run the CLI, mapping any stray llmflow error, and any command-line error, to a one-line message and
     its exit code (instead of typer's boxed panel under the usage line)."""
@@ -382,14 +369,14 @@ def run_app() -> None:
     try:
         code = app(standalone_mode=False)
     except LlmflowError as error:
-        typer.echo(f"error: {error}", err=True)
+        typer.echo(terminal_text(f"error: {error}"), err=True)  # it may quote a file name or a value given
         sys.exit(exits.exit_code_for(error))
     except KeyboardInterrupt:  # Ctrl-C outside a run's own handling: no traceback
         sys.exit(exits.INTERRUPTED)
     except typer.Abort:
         typer.echo("error: aborted", err=True)
         sys.exit(exits.FAILED)
-    except _COMMAND_LINE_ERROR as error:
+    except COMMAND_LINE_ERROR as error:
         if type(error).__name__ != "NoArgsIsHelpError":  # a bare group: typer has shown its help already
             typer.echo(usage_error_line(error), err=True)
         sys.exit(int(getattr(error, "exit_code", exits.USAGE)))

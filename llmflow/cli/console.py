@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
+from llmflow.cli.terminal import terminal_text
 from llmflow.threads import Background
 
 if TYPE_CHECKING:
@@ -20,9 +21,6 @@ Event = dict[str, Any]
 AttemptsLookup = Callable[[str], int | None]
 
 _INDEX = re.compile(r"\[\d+\]")
-#: Characters a terminal acts on rather than shows: C0 controls but newline and tab, DEL, C1 controls (``\x9b``
-#: is a CSI on its own), bidirectional overrides, and lone surrogates (which no encoder can write).
-_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _ACTIVE = ("running", "retrying", "waiting")
 #: Children shown per node in the live tree before the rest are summarised in one line.
 _MAX_CHILDREN = 12
@@ -92,18 +90,6 @@ def clipped(line: str, limit: int = MAX_LINE) -> str:
         return line
     more = len(line) - limit
     return f"{line[:limit]} … ({more:,} more character{'' if more == 1 else 's'})"
-
-
-def terminal_text(text: str) -> str:
-    """``text`` safe to show on a terminal: characters it would act on (an escape sequence that clears the
-    screen, sets the title or moves the cursor; a carriage return that overwrites the line) appear as
-    ``\\x1b``-style escapes. Step outputs and errors come from models and commands, so they are untrusted."""
-    return _UNPRINTABLE.sub(_escape_character, text)
-
-
-def _escape_character(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def preview(value: Any, limit: int = 80) -> str:

@@ -184,7 +184,9 @@ def main(args: list[str]) -> int | None:
     try:
         return COMMANDS[command](values)
     except LlmflowError as error:
-        sys.stderr.write(f"error: {error}\n")
+        from llmflow.cli.terminal import terminal_text
+
+        sys.stderr.write(terminal_text(f"error: {error}") + "\n")  # it may quote a file name or a value given
         return exits.exit_code_for(error)
     except KeyboardInterrupt:
         return exits.INTERRUPTED

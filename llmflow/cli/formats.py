@@ -15,20 +15,25 @@ SourceLines = Callable[[str, int], str]
 
 def as_text(diagnostics: Sequence[Diagnostic], source_line: SourceLines, *, color: bool = False) -> str:
     """``path:line:col: error[code]: message``, the source line and a caret under the column."""
+    from llmflow.cli.terminal import terminal_text
+
     red, yellow, bold, dim, reset = ("\033[31m", "\033[33m", "\033[1m", "\033[2m", "\033[0m") if color else ("",) * 5
     lines = []
     for d in diagnostics:
         tone = red if d.severity == "error" else yellow
-        head = f"{bold}{d.file}:{d.line}:{d.column}:{reset} {tone}{d.severity}[{d.code}]{reset}: {d.message}"
-        lines.append(head)
+        where = terminal_text(f"{d.file}:{d.line}:{d.column}:")  # a file name may hold an escape sequence
+        lines.append(f"{bold}{where}{reset} {tone}{d.severity}[{d.code}]{reset}: {terminal_text(d.message)}")
         text = source_line(d.file, d.line)
         if text.strip():
+            # The line may hold the very control character the diagnostic is about: shown escaped, with the
+            # caret moved past the escapes before the column.
             gutter = f"{d.line:>5} | "
             shown = text.expandtabs(1)
-            lines.append(f"{dim}{gutter}{reset}{shown}")
-            lines.append(f"{dim}{' ' * (len(gutter) - 2)}| {reset}{' ' * (d.column - 1)}{tone}^{reset}")
+            lines.append(f"{dim}{gutter}{reset}{terminal_text(shown)}")
+            offset = len(terminal_text(shown[: d.column - 1]))
+            lines.append(f"{dim}{' ' * (len(gutter) - 2)}| {reset}{' ' * offset}{tone}^{reset}")
         if d.hint:
-            lines.append(f"{' ' * 6}= hint: {d.hint}")
+            lines.append(f"{' ' * 6}= hint: {terminal_text(d.hint)}")
     return "\n".join(lines)
 
 

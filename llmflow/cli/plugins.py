@@ -27,7 +27,9 @@ def list_plugins(file: Path | None, *, as_json: bool) -> int:
     try:
         listed = load_plugins(workflow).describe()
     except PluginError as error:
-        sys.stderr.write(f"error: {error}\n")
+        from llmflow.cli.terminal import terminal_text
+
+        sys.stderr.write(terminal_text(f"error: {error}") + "\n")
         return exits.USAGE
     if as_json:
         sys.stdout.write(json.dumps({"plugins": listed}, indent=2, ensure_ascii=False) + "\n")

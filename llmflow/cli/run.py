@@ -139,7 +139,9 @@ def run_workflow(
             document = {"workflow": workflow.name, "file": workflow.file, "plan": [asdict(e) for e in entries]}
             sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
         else:
-            sys.stdout.write(render_plan(workflow, entries))
+            from llmflow.cli.terminal import terminal_text
+
+            sys.stdout.write(terminal_text(render_plan(workflow, entries)))  # names and values from anyone
         return exits.SUCCEEDED
     from llmflow.runtime import start_run
 
@@ -272,8 +274,10 @@ def color_for(stream: IO[str]) -> bool:
 
 
 def resume_hint(run_id: str, reporting: Reporting, extra: str = "") -> str:
-    """The command that continues ``run_id`` (with the same ``--state-dir``)."""
-    state = f" --state-dir {reporting.state_dir}" if reporting.state_dir else ""
+    """The command that continues ``run_id`` (with the same ``--state-dir``), ready to paste into a shell."""
+    import shlex
+
+    state = f" --state-dir {shlex.quote(reporting.state_dir)}" if reporting.state_dir else ""
     return f"llmflow resume {run_id}{extra}{state}"
 
 
@@ -299,7 +303,7 @@ def report(summary: RunSummary, elapsed: float, reporting: Reporting) -> None:
 
 def summary_text(summary: RunSummary, elapsed: float, reporting: Reporting, *, color: bool) -> str:
     """How the run ended, for people: status, duration, run id and what to do next."""
-    from llmflow.cli.console import terminal_text
+    from llmflow.cli.terminal import terminal_text
 
     def paint(text: str, code: str) -> str:
         return f"\033[{code}m{text}\033[0m" if color else text

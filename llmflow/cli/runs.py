@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from llmflow.cli import exits
-from llmflow.cli.console import describe_event, preview, seconds, terminal_text
+from llmflow.cli.console import describe_event, preview, seconds
+from llmflow.cli.terminal import terminal_text
 from llmflow.errors import StoreError, UsageError
 
 if TYPE_CHECKING:

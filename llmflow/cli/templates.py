@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from llmflow.cli import exits
+from llmflow.cli.terminal import terminal_text
+from llmflow.cli.usage import Command
 
 if TYPE_CHECKING:
     from llmflow.templating import Library, Template
@@ -26,14 +28,14 @@ templates_app = typer.Typer(
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-@templates_app.command("list")
+@templates_app.command("list", cls=Command)
 def list_templates(as_json: AsJson = False) -> None:
     """List every template: project ones first, then the user's, then the built-in library."""
     library = _library()
     _print_templates(list(library.templates.values()), as_json=as_json)
 
 
-@templates_app.command("show")
+@templates_app.command("show", cls=Command)
 def show_template(
     name: Annotated[str, typer.Argument(help="The template's name.", metavar="NAME", show_default=False)],
 ) -> None:
@@ -43,7 +45,7 @@ def show_template(
     typer.echo(describe(template, library), nl=False)
 
 
-@templates_app.command("search")
+@templates_app.command("search", cls=Command)
 def search_templates(
     query: Annotated[
         list[str], typer.Argument(help="Words to look for (all must match).", metavar="QUERY...", show_default=False)
@@ -139,7 +141,9 @@ def _check(workflow: Path) -> int:
         typer.echo(f"error: {_shown(workflow)} is not valid; fix the problems above before running it", err=True)
         return exits.FAILED
     typer.echo(f"{_shown(workflow)} is valid" + (" (with warnings)." if problems else "."))
-    typer.echo(f"Next: llmflow run {shlex.quote(_shown(workflow))}")
+    shown = _shown(workflow)
+    # A name that starts with '-' would be read as an option: ./-name.yaml is the same file.
+    typer.echo(f"Next: llmflow run {shlex.quote('./' + shown if shown.startswith('-') else shown)}")
     return exits.SUCCEEDED
 
 
@@ -192,5 +196,5 @@ def _shown(path: Path) -> str:
 
 
 def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(terminal_text(f"error: {message}"), err=True)
     raise typer.Exit(exits.USAGE)

@@ -75,3 +75,61 @@ def test_a_lone_surrogate_in_an_output_reaches_json_and_show_intact(
     text = cli("show", "--last")
     assert text.code == 0, text.stderr
     assert "→ x\\ud800y" in text.stdout
+
+
+def _acts_on_terminal(text: str) -> bool:
+    return any(character in text for character in "\x1b\x07\r\x9b")
+
+
+def test_a_control_character_in_a_workflow_file_is_shown_escaped_with_the_caret_on_it(cli: CLI, tmp_path: Path) -> None:
+    # The diagnostic is about that very character; the source line under it used to carry it raw.
+    (tmp_path / "flow.yaml").write_bytes(b"version: 1\nname: x\nsteps:\n  - id: a # \x1b[2J\x1b]0;owned\x07 \x1b\n")
+    done = cli("validate", "flow.yaml")
+    assert (done.code, _acts_on_terminal(done.stdout + done.stderr)) == (1, False)
+    assert done.stdout.splitlines()[:3] == [
+        "flow.yaml:4:13: error[control-character]: the control character U+001B is not allowed in a workflow file",
+        "    4 |   - id: a # \\x1b[2J\\x1b]0;owned\\x07 \\x1b",
+        "      |             ^",
+    ]
+
+
+def test_a_file_name_with_terminal_controls_is_shown_escaped(cli: CLI, tmp_path: Path) -> None:
+    name = "evil\x1b]0;owned\x07\x1b[2J.yaml"
+    (tmp_path / name).write_text("version: 1\nname: x\nsteps:\n  - id: A\n    run: echo\n", encoding="utf-8")
+    checked = cli("validate", name)
+    ran = cli("run", name)
+    missing = cli("run", "gone\x1b[2J.yaml")
+    for result in (checked, ran, missing):
+        assert not _acts_on_terminal(result.stdout + result.stderr), result
+    assert checked.stdout.startswith("evil\\x1b]0;owned\\x07\\x1b[2J.yaml:4:9: error[")
+    assert ran.stderr.startswith("evil\\x1b]0;owned\\x07\\x1b[2J.yaml:4:9: error[")
+    assert missing.stderr.startswith("gone\\x1b[2J.yaml:1:1: error[file-not-found]: file not found: gone\\x1b[2J")
+
+
+def test_step_names_and_values_from_a_workflow_are_shown_escaped_by_graph_and_dry_run(
+    cli: CLI, workflow: Callable[..., Path]
+) -> None:
+    workflow(
+        'version: 1\nname: x\ninputs:\n  who: {type: string, default: "w\\e[2J"}\n'
+        'steps:\n  - id: a\n    name: "nm\\e]0;owned\\a"\n    run: echo {{ inputs.who }}\n'
+    )
+    drawn = [cli("graph", "flow.yaml", "-f", form) for form in ("text", "mermaid", "dot")]
+    planned = cli("run", "flow.yaml", "--dry-run")
+    for result in (*drawn, planned):
+        assert result.code == 0 and not _acts_on_terminal(result.stdout + result.stderr), result
+    assert "nm\\x1b]0;owned\\x07  [run]" in drawn[0].stdout
+    assert "• nm\\x1b]0;owned\\x07 [run]" in planned.stdout
+    assert "w\\x1b[2J" in planned.stdout
+
+
+def test_a_value_typed_on_the_command_line_is_quoted_escaped_in_the_error(cli: CLI, tmp_path: Path) -> None:
+    (tmp_path / "flow.yaml").write_text("version: 1\nname: x\nsteps:\n  - id: a\n    run: echo\n", encoding="utf-8")
+    assert cli("run", "flow.yaml", "-i", "who\x1b[2J=1").stderr == (
+        "error: unknown input 'who\\x1b[2J'; declared inputs: none\n"
+    )
+    assert cli("show", "\x1b[2J").stderr == "error: no run matches '\\x1b[2J'\n"
+    assert cli("templates", "show", "\x1b[2J").stderr == (
+        "error: unknown template '\\x1b[2J'; see `llmflow templates list`\n"
+    )
+    assert cli("runs", "--status", "\x1b[2J").stderr.startswith("error: python -m llmflow runs: invalid value for")
+    assert "'\\x1b[2J' is not one of" in cli("runs", "--status", "\x1b[2J").stderr

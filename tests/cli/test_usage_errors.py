@@ -22,12 +22,29 @@ from test_validate_cli import llmflow_cli
             ("runs", "--format", "x"),
             "error: python -m llmflow runs: no such option: --format (see 'python -m llmflow runs --help')",
         ),
-        (  # typer gives this one no command context: the program's name stands in
+        (
             ("gc", "--older-than"),
-            "error: llmflow: option '--older-than' requires an argument (see 'llmflow --help')",
+            "error: python -m llmflow gc: option '--older-than' requires an argument "
+            "(see 'python -m llmflow gc --help')",
+        ),
+        (  # the fast path hands it to typer
+            ("run", "flow.yaml", "-i"),
+            "error: python -m llmflow run: option '-i' requires an argument (see 'python -m llmflow run --help')",
+        ),
+        (
+            ("templates", "search", "--json", "x", "--bogus"),
+            "error: python -m llmflow templates search: no such option: --bogus "
+            "(see 'python -m llmflow templates search --help')",
         ),
     ],
-    ids=["unknown-command", "missing-argument", "unknown-option", "option-without-value"],
+    ids=[
+        "unknown-command",
+        "missing-argument",
+        "unknown-option",
+        "option-without-value",
+        "run-i-without-value",
+        "subcommand-unknown-option",
+    ],
 )
 def test_a_command_line_mistake_is_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...], line: str) -> None:
     done = llmflow_cli(tmp_path, *args)

@@ -1,0 +1,42 @@
+"""Command-line mistakes (an unknown option, a missing value, a bad choice …) as one line naming the command."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from typer.core import TyperCommand
+
+from llmflow.cli.terminal import terminal_text
+
+#: typer's own command-line errors (an unknown option, a missing argument, a bad choice …): the base class of
+#: the one it exports, found through it because the module defining it is private to typer.
+COMMAND_LINE_ERROR: type[Exception] = next(
+    cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException"
+)
+
+
+class Command(TyperCommand):
+    """A typer command whose command-line errors all know the command they are about.
+
+    The option parser raises some (an option given without its value) with no context, so the message could
+    only name the program; this gives them the command's context, as typer does for the others.
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except COMMAND_LINE_ERROR as error:
+            if getattr(error, "ctx", False) is None:
+                error.ctx = ctx  # type: ignore[attr-defined]  # a click UsageError, reached through its base
+                error.cmd = self  # type: ignore[attr-defined]
+            raise
+
+
+def usage_error_line(error: Exception) -> str:
+    """A command-line error as one line: the command, what is wrong, and where help is."""
+    message = " ".join(str(getattr(error, "format_message", error.__str__)()).split()).rstrip(".")
+    context = getattr(error, "ctx", None)
+    command = getattr(context, "command_path", "") or "llmflow"
+    line = f"error: {command}: {message[:1].lower()}{message[1:]} (see '{command} --help')"
+    return terminal_text(line)  # it may quote what was typed
