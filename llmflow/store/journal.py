@@ -155,8 +155,10 @@ def decode_journal(data: bytes, *, file_label: str, trusted: int = 0) -> tuple[l
         records = []
     if len(records) != len(lines) or any(type(record) is not dict for record in records):
         records, verified = _parse_one_by_one(lines, verified, may_drop_last, file_label)
-    for record in records:
-        del record[CHECKSUM_KEY]
+    for index, record in enumerate(records):
+        if record.pop(CHECKSUM_KEY, _ABSENT) is _ABSENT:
+            # Only a line a seal vouched for can lack its checksum: a seal made by hand, for other bytes.
+            raise JournalCorrupt(f"{file_label}:{index + 1}: journal record does not parse")
     return records, verified
 
 
