@@ -78,6 +78,10 @@ def catch_signals(loop: AbstractEventLoop, handlers: Mapping[int, Callable[[], N
 
 
 def _through_asyncio(loop: AbstractEventLoop, handlers: Mapping[int, Callable[[], None]]) -> Callable[[], None]:
+    # asyncio keeps one handler a signal, and removing ours would leave none: the host's own (say, its
+    # SIGTERM handler) are put back afterwards. Their callbacks can only be read from the loop's internals.
+    existing: Mapping[int, Any] = getattr(loop, "_signal_handlers", None) or {}
+    replaced = {number: existing[number] for number in handlers if number in existing}
     added: list[int] = []
     for number, callback in handlers.items():
         try:
@@ -89,5 +93,10 @@ def _through_asyncio(loop: AbstractEventLoop, handlers: Mapping[int, Callable[[]
     def restore() -> None:
         for number in added:
             loop.remove_signal_handler(number)
+            before = replaced.get(number)
+            callback = getattr(before, "_callback", None)
+            if before is not None and callback is not None and not before.cancelled():
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(number, callback, *getattr(before, "_args", ()))
 
     return restore

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +85,34 @@ def test_outside_the_main_thread_nothing_is_installed() -> None:
     thread.start()
     thread.join()
     assert result == [before]
+
+
+HOST = """\
+import asyncio, os, signal, sys
+
+import llmflow
+from llmflow.runtime import start_run
+
+
+async def main() -> None:
+    loop = asyncio.get_running_loop()
+    stopped = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stopped.set)  # the host's own handler, through asyncio
+    summary = await start_run(llmflow.load(sys.argv[1]), {})
+    print(summary.status, flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.wait_for(stopped.wait(), 30)
+    print("host stopped by its own handler", flush=True)
+
+
+asyncio.run(main())
+"""
+
+
+def test_a_hosts_asyncio_signal_handler_works_again_after_a_run(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("version: 1\nname: host\nsteps:\n  - id: a\n    run: echo A\n")
+    host = tmp_path / "host.py"
+    host.write_text(HOST)
+    done = subprocess.run([sys.executable, str(host), str(flow)], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (0, "succeeded\nhost stopped by its own handler\n"), done.stderr

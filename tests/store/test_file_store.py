@@ -260,6 +260,15 @@ def test_a_malformed_or_impossible_seal_is_ignored(store: FileRunStore, seal: ob
         store.open_run(handle.run_id).records()
 
 
+def test_a_seal_over_a_line_without_a_checksum_reports_that_line(store: FileRunStore) -> None:
+    handle = store.create_run({"status": "failed"}, {})
+    data = _line({"p": "a", "s": "succeeded"}) + b'{"p":"b","s":"succeeded"}\n'
+    handle.journal_path.write_bytes(data)
+    handle.update(journal=[len(data), zlib.crc32(data)])  # a seal made by hand for a hand-written line
+    with pytest.raises(StoreError, match=r"journal\.jsonl:2: journal record does not parse"):
+        store.open_run(handle.run_id).records()
+
+
 def test_the_seal_follows_a_torn_tail_being_cut_off(store: FileRunStore) -> None:
     handle = store.create_run({"status": "failed"}, {})
     whole = _line({"p": "a", "s": "succeeded"})
