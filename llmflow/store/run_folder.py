@@ -107,6 +107,17 @@ class FileRunHandle:
         except BaseException:
             self._lock.release()
             raise
+        self._sweep_temporaries()
+
+    def _sweep_temporaries(self) -> None:
+        """Remove the temporary ``run.json`` copies a process killed while writing one left behind (only the
+        lock's holder writes ``run.json``, so none of them is being written now)."""
+        prefix = f".{RUN_FILE}."
+        with contextlib.suppress(OSError), os.scandir(self.directory) as entries:
+            for entry in entries:
+                if entry.name.startswith(prefix) and entry.name.endswith(".tmp"):
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
 
     def unlock(self) -> None:
         """Release the run's lock."""

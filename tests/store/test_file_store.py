@@ -326,3 +326,17 @@ def test_an_update_right_after_a_mark_is_the_last_word(store: FileRunStore) -> N
         assert store.open_run(handle.run_id).meta["status"] == "failed"
     handle.close()
     assert store.open_run(handle.run_id).meta["round"] == 19
+
+
+def test_taking_the_lock_sweeps_temporary_run_json_copies_a_killed_writer_left(store: FileRunStore) -> None:
+    handle = store.create_run({"status": "failed"}, {})
+    left = handle.directory / ".run.json.0badc0de.tmp"
+    left.write_text('{"status": "running"')  # a write cut short by kill -9
+    unrelated = handle.directory / ".notes.tmp"
+    unrelated.write_text("x")
+    again = store.open_run(handle.run_id)
+    assert left.exists()  # reading alone changes nothing
+    again.lock()
+    assert not left.exists() and unrelated.exists()
+    assert again.meta["status"] == "failed"
+    again.close()
