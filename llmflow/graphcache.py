@@ -172,7 +172,12 @@ class _Pickler(pickle.Pickler):
         if isinstance(obj, Frozen):  # the graph's own classes: only the fields that differ from their default
             cls = type(obj)
             defaults = cls._defaults
-            fields = {name: value for name, value in obj.__dict__.items() if value is not defaults.get(name, _UNSET)}
+            own = cls._names  # not what a workflow works out and keeps beside its fields (``Workflow._memo``)
+            fields = {
+                name: value
+                for name, value in obj.__dict__.items()
+                if name in own and value is not defaults.get(name, _UNSET)
+            }
             if isinstance(obj, Workflow):
                 sources = {os.path.relpath(name, self.root): digest for name, digest in obj.sources.items()}
                 fields.pop("sources", None)

@@ -61,10 +61,10 @@ class FrozenRecord(Record):
         held = getattr(self, "__dict__", None)
         names: tuple[str, ...] = type(self).__slots__
         values = dict(held) if held is not None else {name: getattr(self, name) for name in names}
-        return _rebuilt, (type(self), values)
+        return rebuilt_record, (type(self), values)
 
 
-def _rebuilt(cls: type[FrozenRecord], values: dict[str, Any]) -> FrozenRecord:
+def rebuilt_record(cls: type[FrozenRecord], values: dict[str, Any]) -> FrozenRecord:
     """A frozen value of class ``cls`` with ``values`` (every attribute it holds), without its ``__init__``."""
     record = object.__new__(cls)
     for name, value in values.items():

@@ -103,9 +103,9 @@ def check_actions(workflow: Workflow, actions: ActionRegistry) -> None:
     them before it writes anything, so a misspelt name leaves no run behind. The steps and hooks of
     sub-workflows count too.
     """
-    unknown = next((node for node in _leaves(workflow) if node.action not in actions), None)
-    if unknown is None:
+    if all(name in actions for name in workflow.action_names()):
         return
+    unknown = next(node for node in _leaves(workflow) if node.action not in actions)
     from llmflow.compiler.nodes import RESERVED_ACTIONS
     from llmflow.spec.validator import suggest
 

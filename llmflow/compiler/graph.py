@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
-from llmflow.records import FrozenRecord, frozen_error
+from llmflow.records import FrozenRecord, frozen_error, rebuilt_record
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -21,6 +21,7 @@ else:
 
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
+_NOT_MADE = object()
 _Object = TypeVar("_Object", bound="Frozen")
 
 
@@ -70,6 +71,13 @@ class Frozen(FrozenRecord):
 
     def _field_names(self) -> tuple[str, ...]:
         return self._fields
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The fields alone: not what a workflow worked out from them (``Workflow._memo``), which refers back.
+        values = self.__dict__
+        if len(values) != len(self._names):
+            values = {name: value for name, value in values.items() if name in self._names}
+        return rebuilt_record, (type(self), dict(values))
 
 
 def evolve(obj: _Object, **changes: Any) -> _Object:
@@ -430,14 +438,40 @@ class Workflow(Frozen, kw_only=True, eq=False):
 
     def workflows(self) -> Iterator[Workflow]:
         """This workflow, then every sub-workflow it runs at any depth, each once (breadth first)."""
+        return iter(cast("tuple[Workflow, ...]", self._memo("workflows", self._find_workflows)))
+
+    def action_names(self) -> frozenset[str]:
+        """The action of every leaf step and hook, in this workflow and the sub-workflows it runs."""
+        return cast("frozenset[str]", self._memo("action_names", self._find_action_names))
+
+    def _find_workflows(self) -> tuple[Workflow, ...]:
+        found: list[Workflow] = []
         queue, seen = [self], set[int]()
         while queue:
             current = queue.pop(0)
             if id(current) in seen:
                 continue
             seen.add(id(current))
-            yield current
+            found.append(current)
             queue.extend(node.workflow for node in current.walk() if isinstance(node, WorkflowNode))
+        return tuple(found)
+
+    def _find_action_names(self) -> frozenset[str]:
+        names: set[str] = set()
+        for flow in self.workflows():
+            names.update(node.action for node in flow.walk() if isinstance(node, ActionNode))
+            names.update(hook.action for hook in flow.hooks)
+        return frozenset(names)
+
+    def _memo(self, name: str, make: Callable[[], object]) -> object:
+        """What ``make`` returns, worked out once: a workflow never changes, and several checks of a run (and of
+        every resume) walk all its nodes. Kept in the instance dictionary under a key that is no field, which
+        ``evolve``, equality and the graph cache leave out."""
+        key = f"memo:{name}"
+        held = self.__dict__.get(key, _NOT_MADE)
+        if held is _NOT_MADE:
+            held = self.__dict__[key] = make()
+        return held
 
     def find(self, step_id: str) -> Node | None:
         """The node with id ``step_id``, if any."""

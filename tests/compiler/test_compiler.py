@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import textwrap
 from dataclasses import dataclass
@@ -9,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from llmflow import graphcache
 from llmflow.compiler import CompileSession
 from llmflow.compiler.core import Compiler, compile_document
-from llmflow.compiler.graph import ActionNode, IfNode, LoopNode, MapNode, Workflow, WorkflowNode
+from llmflow.compiler.graph import ActionNode, IfNode, LoopNode, MapNode, Workflow, WorkflowNode, evolve
 from llmflow.diagnostics import Diagnostic
 from llmflow.errors import WorkflowError
 from llmflow.frontend import check_workflow, load_workflow
@@ -1361,3 +1363,24 @@ def test_workflows_lists_each_sub_workflow_once_at_any_depth(tmp_path: Path) -> 
     (tmp_path / "top.yaml").write_text(top, encoding="utf-8")
     workflow = load_workflow(tmp_path / "top.yaml")
     assert [flow.name for flow in workflow.workflows()] == ["top", "middle", "leaf"]
+
+
+def test_what_a_workflow_works_out_once_stays_out_of_its_copies_and_its_cache_entry(tmp_path: Path) -> None:
+    (tmp_path / "leaf.yaml").write_text("version: 1\nname: leaf\nsteps:\n  - {id: w, write: {path: o, content: x}}\n")
+    (tmp_path / "top.yaml").write_text("version: 1\nname: top\nsteps:\n  - {id: l, workflow: leaf.yaml}\n")
+    workflow = load_workflow(tmp_path / "top.yaml")
+    assert [flow.name for flow in workflow.workflows()] == ["top", "leaf"]
+    assert workflow.action_names() == {"write"}
+    # The remembered list starts with the workflow itself: a copy must not take it along, but work out its own.
+    copied = copy.copy(workflow)
+    assert "memo:workflows" not in copied.__dict__
+    assert next(copied.workflows()) is copied
+    assert copied.action_names() == {"write"}
+    assert evolve(workflow, name="other").name == "other"
+    entry = graphcache.entry(tmp_path / "top.yaml", "top.yaml")
+    assert entry is not None
+    graphcache.remember(entry, workflow, [])
+    recalled = graphcache.recall(entry)
+    assert recalled is not None
+    assert "memo:workflows" not in recalled[0].__dict__
+    assert next(recalled[0].workflows()) is recalled[0]
