@@ -13,6 +13,7 @@ from llmflow.errors import ActionError, StepTimeout
 _RESERVED = (
     "run.",
     "step.",
+    "steps.",
     "branch.",
     "loop.",
     "map.",

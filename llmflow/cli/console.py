@@ -117,6 +117,9 @@ def describe_event(event: dict[str, Any]) -> str:
         gist = f"retry {data.get('next_attempt')} in {data.get('delay')}s: {message}"
     elif kind == "step.started":
         gist = str(data.get("kind", "")) + (f" (attempt {event['attempt']})" if event.get("attempt", 1) > 1 else "")
+    elif kind == "steps.restored" and isinstance(data.get("steps"), list):
+        paths = [str(step.get("path")) for step in data["steps"] if isinstance(step, dict)]
+        gist = preview(f"{len(paths)} from the journal: {', '.join(paths)}")
     elif kind.startswith("run.") and "status" in data:
         gist = str(data["status"]) + (f": {message}" if message else "")
     else:

@@ -26,7 +26,7 @@ EVENT_TYPES = (
     "step.cancelled",
     "step.compensating",
     "step.compensated",
-    "step.restored",
+    "steps.restored",
     "step.output",
     "branch.selected",
     "loop.iteration",
@@ -55,9 +55,15 @@ class Sink(Protocol):
 
 
 class EventBus:
-    """Numbers events and hands each to every sink; a failing sink is counted, never fatal."""
+    """Numbers events and hands each to every sink; a failing sink is counted, never fatal.
 
-    __slots__ = ("_seq", "failures", "listeners", "run_id", "sinks")
+    Node instances a resume takes from the journal are announced together: ``restored`` notes one, and the
+    next event (or ``close``) is preceded by one ``steps.restored`` event listing every one noted since the
+    last. A resume of a thousand completed steps so emits one event, not a thousand: encoding them one by one
+    cost the event writer ~5 µs each, and it holds the interpreter while it works.
+    """
+
+    __slots__ = ("_restored", "_seq", "failures", "listeners", "run_id", "sinks")
 
     def __init__(self, run_id: str, start_seq: int = 0) -> None:
         self.run_id = run_id
@@ -65,6 +71,15 @@ class EventBus:
         self.sinks: list[Sink] = []
         self.listeners: list[Callable[[Event], None]] = []
         self.failures = 0
+        self._restored: list[dict[str, str]] = []
+
+    def restored(self, path: str, node_id: str, kind: str, status: str) -> None:
+        """Note a node instance taken from the journal, for the next ``steps.restored`` event."""
+        self._restored.append({"path": path, "id": node_id, "kind": kind, "status": status})
+
+    def _announce_restored(self) -> None:
+        steps, self._restored = self._restored, []
+        self.emit("steps.restored", "", {"steps": steps})
 
     @property
     def seq(self) -> int:
@@ -77,6 +92,8 @@ class EventBus:
 
     def emit(self, kind: str, path: str = "", data: dict[str, Any] | None = None, attempt: int = 0) -> Event:
         """Emit one event and return it."""
+        if self._restored:
+            self._announce_restored()
         self._seq += 1
         event: Event = {
             "v": EVENT_VERSION,
@@ -102,6 +119,8 @@ class EventBus:
 
     def close(self) -> None:
         """Close every sink (flushes queued events)."""
+        if self._restored:
+            self._announce_restored()
         for sink in self.sinks:
             try:
                 sink.close()

@@ -5,7 +5,7 @@ whose step matches its ``steps`` globs (the step id, the instance path or the st
 hook's ``if`` and renders its action at once (so the hook sees ``event`` and the run as they are at that
 moment), then runs the action as a task of its own. Events emitted while a hook runs (its own, and
 ``hook.failed``) never trigger hooks, so hooks cannot loop. Hook runs are not journaled: a resumed run
-does not fire them again for restored steps (those emit ``step.restored``, not ``step.completed``).
+does not fire them again for restored steps (a ``steps.restored`` event lists those, with no ``step.completed``).
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ class Engine:
         task = asyncio.current_task()
         lanes[task] = lanes.get(task, 0) + 1
         replay = self.state.replay  # empty unless resuming
-        emit = self.state.bus.emit
+        restored = self.state.bus.restored
         own_paths = not frame.static_base and not frame.instance_base  # instance path = static path
         try:
             for node in nodes:
@@ -111,7 +111,7 @@ class Engine:
                     outcome = await self.execute(node, frame)
                 elif type(node) is ActionNode:  # most of a resume: as ``_restored``, without an ``Outcome``
                     status = record["s"]
-                    emit("step.restored", path, {"id": node.id, "kind": node.kind, "status": status})
+                    restored(path, node.id, node.kind, status)
                     written = record_writes(record)
                     if written:
                         frame.vars.update(written)
@@ -300,9 +300,9 @@ class Engine:
 
     def _restored(self, node: Node, frame: Frame, path: str, record: Mapping[str, Any]) -> Outcome:
         """A node instance the journal holds as completed: never run again, its outcome, variables and
-        results restored (and announced with ``step.restored``)."""
+        results restored (and announced in a ``steps.restored`` event)."""
         outcome = Outcome.from_record(record)
-        self.state.bus.emit("step.restored", path, {"id": node.id, "kind": node.kind, "status": outcome.status})
+        self.state.bus.restored(path, node.id, node.kind, outcome.status)
         self._finish(node, frame, outcome)
         if not isinstance(node, ActionNode):
             self._restore_scope(node, frame, outcome)

@@ -177,7 +177,7 @@ def test_a_crash_after_a_step_started_its_successor_finds_the_step_in_the_journa
     gate.touch()
     resumed = flow.resume(run_id)  # the successor runs again (at-least-once); the others are restored
     assert resumed.status == "succeeded", resumed.error
-    restored = [event["path"] for event in flow.events(run_id, "step.restored")]
+    restored = [step["path"] for event in flow.events(run_id, "steps.restored") for step in event["data"]["steps"]]
     assert restored == ["before", "producer"]
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import Any
 
 import pytest
 from engine_helpers import Flow, wait_until
 
 import llmflow
 from llmflow.engine.actions import ActionRegistry, ActionResult
+from llmflow.engine.events import EventBus
 from llmflow.errors import JournalCorrupt, RunLocked, UsageError
 from llmflow.runtime import ResumeRequest, resume_run, start_run
 
@@ -289,12 +291,44 @@ def test_interrupting_a_run_leaves_a_consistent_journal(flow: Flow) -> None:
     assert flow.meta(run_id)["status"] == "interrupted"
 
 
-def test_restored_steps_are_announced_once_each(flow: Flow) -> None:
+def test_restored_steps_are_announced_together_before_the_next_event(flow: Flow) -> None:
     run_id = _failed(flow)
+    assert flow.events(run_id, "steps.restored") == []
     flow.touch("marker")
     flow.resume(run_id)
-    restored = flow.events(run_id, "step.restored")
-    assert [(event["path"], event["data"]["status"]) for event in restored] == [("a", "succeeded"), ("g", "succeeded")]
+    events = flow.events(run_id)
+    start = next(index for index, event in enumerate(events) if event["type"] == "run.resumed")
+    announced, following = events[start + 1], events[start + 2]
+    assert announced["type"] == "steps.restored"
+    assert announced["path"] == ""
+    assert announced["data"]["steps"] == [
+        {"path": "a", "id": "a", "kind": "run", "status": "succeeded"},
+        {"path": "g", "id": "g", "kind": "group", "status": "succeeded"},
+    ]
+    assert (following["type"], following["path"]) == ("step.started", "gate")
+    assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
+    assert len(flow.events(run_id, "steps.restored")) == 1
+
+
+def test_the_event_bus_announces_noted_restorations_before_the_next_event_or_at_close() -> None:
+    bus = EventBus("r1")
+    seen: list[dict[str, Any]] = []
+    bus.listeners.append(seen.append)
+    bus.restored("a", "a", "run", "succeeded")
+    bus.restored("l[0]/x", "x", "set", "skipped")
+    bus.emit("step.started", "b", {"id": "b"})
+    bus.restored("c", "c", "set", "succeeded")
+    bus.close()
+    assert [(event["seq"], event["type"], event["path"]) for event in seen] == [
+        (1, "steps.restored", ""),
+        (2, "step.started", "b"),
+        (3, "steps.restored", ""),
+    ]
+    assert [step["path"] for step in seen[0]["data"]["steps"]] == ["a", "l[0]/x"]
+    assert seen[0]["data"]["steps"][1] == {"path": "l[0]/x", "id": "x", "kind": "set", "status": "skipped"}
+    assert [step["path"] for step in seen[2]["data"]["steps"]] == ["c"]
+    bus.close()
+    assert len(seen) == 3
 
 
 def test_steps_inside_a_continued_failed_composite_stay_visible_after_resume(flow: Flow) -> None:

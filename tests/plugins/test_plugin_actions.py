@@ -145,8 +145,8 @@ def test_a_resume_restores_an_action_step_instead_of_running_it_again(actions: P
     assert resumed.status == "succeeded", resumed.error
     assert resumed.outputs == {"count": 1}
     assert actions.lines("tally.log") == ["counted"]
-    restored = actions.events(summary.run_id, "step.restored")
-    assert [(event["path"], event["data"]["kind"]) for event in restored] == [("count", "tally")]
+    (restored,) = actions.events(summary.run_id, "steps.restored")
+    assert [(step["path"], step["kind"]) for step in restored["data"]["steps"]] == [("count", "tally")]
 
 
 # -- names no plugin registers -----------------------------------------------------------------------------

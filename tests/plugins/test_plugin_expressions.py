@@ -454,8 +454,8 @@ def test_a_resume_uses_the_plugin_filters_again(text: Project) -> None:
     resumed = text.resume(summary.run_id)
     assert resumed.status == "succeeded", resumed.error
     assert resumed.outputs == {"after": "A!!", "before": "A!"}
-    restored = text.events(summary.run_id, "step.restored")
-    assert [event["path"] for event in restored] == ["before"]
+    (restored,) = text.events(summary.run_id, "steps.restored")
+    assert [step["path"] for step in restored["data"]["steps"]] == ["before"]
 
 
 def test_a_resume_whose_plugin_no_longer_registers_a_filter_leaves_the_run_as_it_was(text: Project) -> None:
