@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from llmflow.cli import exits
 from llmflow.errors import UsageError
@@ -190,6 +190,7 @@ def resume_workflow(
     try:
         return drive(lambda options: resume_run(request, options), reporting, None)
     except WorkflowError as error:  # an edited --workflow FILE that does not compile
+        from llmflow.cli.terminal import color_for
         from llmflow.cli.validate import render
 
         sys.stderr.write(render(error.diagnostics, "text", color=color_for(sys.stderr)) + "\n")
@@ -211,6 +212,7 @@ def drive(
     console = None
     if not reporting.quiet:
         from llmflow.cli.console import make_console
+        from llmflow.cli.terminal import is_terminal
 
         console = make_console(sys.stderr, live=is_terminal(sys.stderr), attempts=attempts)
     sinks: list[Any] = []
@@ -260,19 +262,6 @@ def _close(sinks: list[Any]) -> None:
 
 
 # -- reporting -------------------------------------------------------------------------------------------
-def is_terminal(stream: IO[str]) -> bool:
-    """Whether ``stream`` is an interactive terminal that can draw a live display."""
-    try:
-        return stream.isatty() and os.environ.get("TERM") != "dumb"
-    except (AttributeError, ValueError):
-        return False
-
-
-def color_for(stream: IO[str]) -> bool:
-    """Whether to colour text written to ``stream``."""
-    return is_terminal(stream) and "NO_COLOR" not in os.environ
-
-
 def resume_hint(run_id: str, reporting: Reporting, extra: str = "") -> str:
     """The command that continues ``run_id`` (with the same ``--state-dir``), ready to paste into a shell."""
     import shlex
@@ -295,6 +284,8 @@ def report(summary: RunSummary, elapsed: float, reporting: Reporting) -> None:
         sys.stdout.flush()
     succeeded = summary.status == "succeeded"
     if not (reporting.quiet and succeeded):
+        from llmflow.cli.terminal import color_for
+
         sys.stderr.write(summary_text(summary, elapsed, reporting, color=color_for(sys.stderr)))
     if reporting.quiet and succeeded and not reporting.json and summary.outputs not in (None, {}):
         stream = sys.stderr if reporting.events else sys.stdout  # stdout belongs to the event stream

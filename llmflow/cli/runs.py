@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmflow.cli import exits
 from llmflow.cli.console import describe_event, preview, seconds
-from llmflow.cli.terminal import terminal_text
+from llmflow.cli.terminal import color_for, terminal_text
 from llmflow.errors import StoreError, UsageError
 
 if TYPE_CHECKING:
@@ -159,7 +159,7 @@ def show_run(selector: str | None, *, last: bool, as_json: bool, state_dir: str 
     header = _show_header(meta, timeline.compensated, seconds(timeline.duration) if ended else _duration(meta))
     lines = [terminal_text(line) for line in header]
     lines.append("")
-    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+    color = color_for(sys.stdout)
     lines.extend(_show_tree(timeline, color=color))
     sys.stdout.write("\n".join(lines) + "\n")
     return exits.SUCCEEDED

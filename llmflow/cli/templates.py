@@ -132,11 +132,12 @@ def describe(template: Template, library: Library) -> str:
 def _check(workflow: Path) -> int:
     """Validate the written workflow, print what was found and the next command; return the exit code."""
     import llmflow
-    from llmflow.cli.validate import render, use_color
+    from llmflow.cli.terminal import color_for
+    from llmflow.cli.validate import render
 
     problems = llmflow.validate(workflow, display_name=_shown(workflow))
     if problems:
-        sys.stderr.write(render(problems, "text", color=use_color(sys.stderr)) + "\n")
+        sys.stderr.write(render(problems, "text", color=color_for(sys.stderr)) + "\n")
     if any(problem.severity == "error" for problem in problems):
         typer.echo(f"error: {_shown(workflow)} is not valid; fix the problems above before running it", err=True)
         return exits.FAILED

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn
 
 from llmflow.cli import exits
 
@@ -24,13 +23,6 @@ def _file_lines(file: str) -> tuple[str, ...]:
         return ()
     text = data.decode("utf-8", errors="replace").lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     return tuple(text.split("\n"))
-
-
-def use_color(stream: TextIO) -> bool:
-    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
-    if os.environ.get("NO_COLOR"):
-        return False
-    return stream.isatty() and os.environ.get("TERM") != "dumb"
 
 
 def source_line(file: str, line: int) -> str:
@@ -66,7 +58,9 @@ def validate_files(files: Sequence[Path], output_format: str, *, strict: bool = 
         if any(p.severity == "error" or strict for p in problems):
             invalid += 1
         everything.extend(problems)
-    color = output_format == "text" and use_color(sys.stdout)
+    from llmflow.cli.terminal import color_for
+
+    color = output_format == "text" and color_for(sys.stdout)
     if everything or output_format != "text":
         text = render(everything, output_format, color=color)
         if text:
@@ -100,6 +94,8 @@ def load_or_exit(file: Path) -> Workflow:
 
 
 def _exit_with(diagnostics: Sequence[Diagnostic]) -> NoReturn:
-    color = use_color(sys.stderr)
+    from llmflow.cli.terminal import color_for
+
+    color = color_for(sys.stderr)
     sys.stderr.write(render(diagnostics, "text", color=color) + "\n")
     raise SystemExit(exits.USAGE)  # not typer.Exit: ``run`` may not have imported typer (cli/fastpath.py)

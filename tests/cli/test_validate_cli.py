@@ -92,19 +92,19 @@ class _Terminal:
 
 @pytest.mark.parametrize(
     ("environment", "expected"),
-    [({}, True), ({"NO_COLOR": "1"}, False), ({"TERM": "dumb"}, False)],
-    ids=["terminal", "no-color", "dumb-terminal"],
+    [({}, True), ({"NO_COLOR": "1"}, False), ({"NO_COLOR": ""}, True), ({"TERM": "dumb"}, False)],
+    ids=["terminal", "no-color", "empty-no-color", "dumb-terminal"],
 )
 def test_colour_only_on_a_real_terminal(
     monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], expected: bool
 ) -> None:
-    from llmflow.cli.validate import use_color
+    from llmflow.cli.terminal import color_for
 
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.setenv("TERM", "xterm")
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    assert use_color(_Terminal()) is expected  # type: ignore[arg-type]
+    assert color_for(_Terminal()) is expected  # type: ignore[arg-type]
 
 
 def test_text_format_in_colour() -> None:
