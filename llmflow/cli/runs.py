@@ -271,6 +271,7 @@ def show_logs(selector: str | None, *, last: bool, follow: bool, as_json: bool, 
     store, handle = _open(state_dir, selector, last)
     path = str(handle.events_path())
     position = 0
+    shown = 0  # lines of the file read so far
     unlocked_since: float | None = None
     try:
         while True:
@@ -282,8 +283,9 @@ def show_logs(selector: str | None, *, last: bool, follow: bool, as_json: bool, 
             else:
                 unlocked_since = None
             lines, position = _lines(path, position)
-            for line in _printable(lines, as_json):
+            for line in _printable(lines, as_json, shown + 1):
                 sys.stdout.write(line + "\n")
+            shown += len(lines)
             sys.stdout.flush()
             if not follow or ended:
                 return exits.SUCCEEDED
@@ -295,16 +297,19 @@ def show_logs(selector: str | None, *, last: bool, follow: bool, as_json: bool, 
         return exits.SUCCEEDED
 
 
-def _printable(lines: list[bytes], as_json: bool) -> Iterator[str]:
-    for raw in lines:
+def _printable(lines: list[bytes], as_json: bool, first: int) -> Iterator[str]:
+    """``lines`` (numbered from ``first`` in the file) as shown: raw with ``--json``, else one line per event;
+    a damaged line is said to be damaged, with its start, not left out."""
+    for number, raw in enumerate(lines, first):
         text = raw.decode("utf-8", "replace")
         if as_json:
             yield text
             continue
         try:
-            yield describe_event(json.loads(text))
-        except (ValueError, TypeError, AttributeError):
-            continue  # a damaged line: --json shows it as it is
+            event = json.loads(text)
+            yield describe_event(event)
+        except (ValueError, TypeError, AttributeError, OverflowError):
+            yield terminal_text(f"events.jsonl:{number}: not an event: {preview(text)}")
 
 
 # -- cancel and gc ---------------------------------------------------------------------------------------

@@ -157,6 +157,24 @@ def test_logs_prints_events_readably_and_raw(shared: Shared) -> None:
     assert len(raw) == len(readable) and raw[-1]["type"] == "run.completed"
 
 
+def test_logs_says_which_event_lines_are_damaged_instead_of_leaving_them_out(
+    cli: Cli, two_runs: tuple[str, str], runs_dir: Path
+) -> None:
+    good, _ = two_runs
+    events = runs_dir / good / "events.jsonl"
+    lines = events.read_bytes().splitlines(keepends=True)
+    lines[1:1] = [b'{"v":1,"seq":2,"ty\n', b"[1, 2]\n", b'"\x1b[2J"\n']
+    events.write_bytes(b"".join(lines))
+    readable = cli("logs", good).stdout.splitlines()
+    assert readable[1:4] == [
+        'events.jsonl:2: not an event: {"v":1,"seq":2,"ty',
+        "events.jsonl:3: not an event: [1, 2]",
+        'events.jsonl:4: not an event: "\\x1b[2J"',
+    ]
+    assert readable[0].split()[1] == "run.started" and readable[-1].endswith("run.completed   -  succeeded")
+    assert len(readable) == len(lines)
+
+
 def test_cancel_marks_a_stopped_run_and_refuses_a_succeeded_one(cli: Cli, two_runs: tuple[str, str]) -> None:
     good, bad = two_runs
     cancelled = cli("cancel", bad)
