@@ -18,13 +18,12 @@ under the hash of the main file's text, its display name and a fingerprint of th
 
 from __future__ import annotations
 
+import _pickle as pickle  # the C pickler alone: the ``pickle`` module around it costs ~2 ms of a cold run
 import contextlib
 import copyreg
 import gc
-import hashlib
 import io
 import os
-import pickle
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -34,6 +33,7 @@ from pathlib import Path, PurePath
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, cast
 
+from llmflow.digests import sha256, sha256_hex
 from llmflow.records import FrozenRecord
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def _fingerprint() -> bytes:
     pickled by other code is never read back."""
     from llmflow import __version__
 
-    digest = hashlib.sha256(f"{FORMAT}:{__version__}:{sys.version}".encode())
+    digest = sha256(f"{FORMAT}:{__version__}:{sys.version}".encode())
     package = Path(__file__).parent
     stack = [package]
     while stack:
@@ -85,7 +85,7 @@ def _fingerprint() -> bytes:
 
 
 def _key(text: bytes, name: str, display: str) -> str:
-    digest = hashlib.sha256(_fingerprint())
+    digest = sha256(_fingerprint())
     digest.update(f"{name}\0{display}\0".encode("utf-8", "surrogatepass"))
     digest.update(text)
     return digest.hexdigest()
@@ -138,7 +138,7 @@ class _Pickler(pickle.Pickler):
     """Pickles a graph with its paths made relative to ``root`` and its shared tables by name."""
 
     def __init__(self, file: io.BytesIO, root: Path) -> None:
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        super().__init__(file, protocol=5)  # pickle.HIGHEST_PROTOCOL (Python 3.8+)
         self.root = root
 
     def reducer_override(self, obj: Any) -> Any:
@@ -196,7 +196,7 @@ def remember(entry: Entry, workflow: Workflow, warnings: list[Diagnostic]) -> No
     files = {os.path.relpath(name, entry.root): _digest(name) for name in _dependencies(workflow)}
     if None in files.values():
         return
-    if entry.main in files and files[entry.main] != hashlib.sha256(entry.text).hexdigest():
+    if entry.main in files and files[entry.main] != sha256_hex(entry.text):
         return  # the file changed while it was compiled: the graph may not be the one its key names
     buffer = io.BytesIO()
     try:
@@ -349,6 +349,6 @@ def recall(entry: Entry) -> tuple[Workflow, list[Diagnostic]] | None:
 def _digest(name: str) -> str | None:
     try:
         with open(name, "rb") as handle:
-            return hashlib.sha256(handle.read()).hexdigest()
+            return sha256_hex(handle.read())
     except OSError:
         return None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -17,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from llmflow.digests import sha256
 from llmflow.engine.actions import ActionContext, ActionResult
 from llmflow.errors import ActionError
 
@@ -34,7 +34,7 @@ def _import_beside(module_name: str, directory: str) -> ModuleType | None:
             break
     else:
         return None
-    unique = f"_llmflow_step_{hashlib.sha256(str(file).encode()).hexdigest()[:16]}_{module_name.replace('.', '_')}"
+    unique = f"_llmflow_step_{sha256(str(file).encode()).hexdigest()[:16]}_{module_name.replace('.', '_')}"
     stamp = file.stat().st_mtime_ns
     cached = sys.modules.get(unique)
     if cached is not None and getattr(cached, "__llmflow_mtime__", None) == stamp:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterator
 from dataclasses import astuple, dataclass, field, replace
@@ -28,6 +27,7 @@ from llmflow.compiler.locate import point_into
 from llmflow.compiler.scope import ScopeTable, StepInfo, Timing, Usage
 from llmflow.compiler.subworkflows import CompileSession, compile_sub_workflow
 from llmflow.diagnostics import Diagnostic
+from llmflow.digests import sha256_hex
 from llmflow.durations import parse_duration
 from llmflow.errors import ExpressionError, WorkflowError
 from llmflow.spec.document import DocPath, Document
@@ -365,7 +365,7 @@ class Compiler:
         if not data.get("plugins"):  # a plugin may read any input: only a workflow without plugins is checked
             self._unused_inputs(inputs)
         file = Path(self.doc.directory, Path(self.doc.file).name).resolve()
-        sources = {str(file): hashlib.sha256(self.doc.text.encode()).hexdigest()}
+        sources = {str(file): sha256_hex(self.doc.text.encode())}
         for node in self.nodes.values():
             sub = getattr(node, "workflow", None)
             if isinstance(sub, Workflow):

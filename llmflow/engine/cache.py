@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from llmflow.digests import sha256_hex
 from llmflow.engine.outcome import SUCCEEDED, Outcome
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def cache_key(ctx: ActionContext, own_env: Mapping[str, str], action: object = N
     if chosen is not None:
         material["chosen"] = chosen(ctx)
     text = json.dumps(material, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return sha256_hex(text.encode("utf-8"))
 
 
 def cached(store: RunStore | None, key: str) -> Outcome | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -10,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from llmflow.errors import ExpressionError
 from llmflow.expressions.references import PluginNames, Reference
-from llmflow.expressions.shell_lexer import FORMS, ShellRefusal, place_values
 from llmflow.expressions.templates import fast_path, is_template
 from llmflow.records import FrozenRecord
 
@@ -43,9 +43,8 @@ class _Recorder:
     """Collects the values of one render and hands out their sentinels."""
 
     def __init__(self) -> None:
-        import secrets
-
-        self.nonce = f"{secrets.randbelow(10**12):012d}"
+        # 12 random digits (``secrets`` would import ``random`` and ``hmac``, ~5 ms of a cold run)
+        self.nonce = f"{int.from_bytes(os.urandom(8), 'big') % 10**12:012d}"
         self.values: list[str] = []
 
     def record(self, text: str) -> str:
@@ -126,6 +125,9 @@ class ShellTemplate:
                 source=self.source,
             )
         script = _TOKEN.sub(lambda match: f"\x00{match.group(2)}\x00", text)
+        # here: the shell lexer (with its tables) is needed only for commands with values in them
+        from llmflow.expressions.shell_lexer import FORMS, ShellRefusal, place_values
+
         try:
             placements = place_values(script)
         except ShellRefusal as refusal:
@@ -241,6 +243,8 @@ def _check_placements(source: str, pieces: _Pieces) -> None:
         else:
             parts.append(text)
     script = "".join(parts)
+    from llmflow.expressions.shell_lexer import ShellRefusal, place_values
+
     try:
         place_values(script)
     except ShellRefusal as refusal:

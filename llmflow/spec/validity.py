@@ -8,10 +8,11 @@ are never remembered: their diagnostics are always computed afresh. ``LLMFLOW_NO
 
 from __future__ import annotations
 
-import hashlib
 import os
 from functools import lru_cache
 from pathlib import Path
+
+from llmflow.digests import sha256
 
 
 @lru_cache(maxsize=1)
@@ -29,7 +30,7 @@ def _fingerprint() -> bytes:
     from llmflow import __version__
     from llmflow.resources import schema_text
 
-    digest = hashlib.sha256(schema_text().encode())
+    digest = sha256(schema_text().encode())
     digest.update(__version__.encode())
     here = Path(__file__).parent
     for name in ("validator.py", "fastschema.py"):
@@ -42,7 +43,7 @@ def cache_key(text: str) -> str | None:
     """The marker name for ``text``, or ``None`` when remembering is off."""
     if _folder() is None:
         return None
-    return hashlib.sha256(_fingerprint() + text.encode("utf-8", "surrogatepass")).hexdigest()
+    return sha256(_fingerprint() + text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def known_valid(key: str) -> bool:

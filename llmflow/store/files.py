@@ -7,7 +7,6 @@ import errno
 import json
 import os
 import re
-import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
@@ -86,7 +85,7 @@ class FileRunStore:
         now = self.clock()
         run_meta: dict[str, Any] = {**meta, "id": "", "format_version": FORMAT_VERSION}
         run_meta["created"] = format_timestamp(now)
-        staging = self.runs_dir / f".new-{secrets.token_hex(6)}"
+        staging = self.runs_dir / f".new-{os.urandom(6).hex()}"
         try:
             self.runs_dir.mkdir(parents=True, exist_ok=True)
             staging.mkdir()
@@ -167,7 +166,7 @@ class FileRunStore:
         if not directory.is_dir():
             raise RunNotFound(f"no run with id '{run_id}'")
         # Holding the lock while the folder is moved away keeps anyone from starting to drive it meanwhile.
-        doomed = self.runs_dir / f".deleting-{run_id}-{secrets.token_hex(4)}"
+        doomed = self.runs_dir / f".deleting-{run_id}-{os.urandom(4).hex()}"
         with RunLock(directory / LOCK_FILE, run_id):
             try:
                 os.rename(directory, doomed)
@@ -225,7 +224,7 @@ class FileRunStore:
         files = {_checked_source_path(path): text for path, text in sources.items()}
         durable = durability != "none"
         directory = self._run_directory(run_id)
-        staging = directory / f".{SOURCE_DIR}-{secrets.token_hex(6)}"
+        staging = directory / f".{SOURCE_DIR}-{os.urandom(6).hex()}"
         try:
             folders = _write_sources(staging, files, durable=durable)
             if durable:

@@ -4,7 +4,6 @@ ones moved to artifacts."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import sys
 import zlib
@@ -360,6 +359,8 @@ def resolve_artifacts(
         payload = load_payload(digest)
         if payload is None:
             raise JournalCorrupt(f"{where}: artifact {digest} is missing")
+        import hashlib  # here: artifacts (outputs over 64 KiB) are rare, and hashlib loads OpenSSL
+
         if hashlib.sha256(payload).hexdigest() != digest:
             raise JournalCorrupt(f"{where}: artifact {digest} fails its checksum")
         try:

@@ -21,10 +21,8 @@ record is durable when it may not be.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import secrets
 import threading
 import time
 import zlib
@@ -328,6 +326,8 @@ class ArtifactFiles:
 
     def put(self, payload: bytes) -> str:
         """Store ``payload`` unless it is already there; return its sha256."""
+        import hashlib  # here: artifacts (outputs over 64 KiB) are rare, and hashlib loads OpenSSL
+
         digest = hashlib.sha256(payload).hexdigest()
         target = self.directory / digest
         if not target.exists():
@@ -346,7 +346,7 @@ def write_atomically(target: Path, data: bytes, *, durable: bool, settle: bool =
     """Replace ``target`` with ``data`` in one step (temporary file, rename); with ``durable``, fsync the
     file before the rename, so a power loss leaves the old or the new file, and (unless ``settle`` is
     false) the folder after it, so that it leaves the new one."""
-    temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    temporary = target.with_name(f".{target.name}.{os.urandom(4).hex()}.tmp")
     try:
         write_new_file(temporary, data, durable=durable)
         os.replace(temporary, target)

@@ -44,6 +44,10 @@ HEAVY = (
     "llmflow.actions.llm",
     "llmflow.engine.patterns.loop",
     "dataclasses",  # defining one costs about a millisecond: llmflow.records instead
+    "hashlib",  # loads OpenSSL (~4 ms): llmflow.digests instead
+    "secrets",  # with random and hmac (~5 ms): os.urandom instead
+    "random",
+    "pickle",  # the graph cache reads with _pickle alone
 )
 
 
