@@ -17,7 +17,7 @@ from llmflow.engine.actions import ActionRegistry
 from llmflow.engine.driver import RunOptions, RunSummary, drive, now, redacted_inputs
 from llmflow.engine.events import EventBus
 from llmflow.engine.ports import Durability, RunHandle, RunStore
-from llmflow.engine.resume import check_edited, replay_index, rerun_set, rewind_record, static_path
+from llmflow.engine.resume import check_edited, check_statuses, replay_index, rerun_set, rewind_record, static_path
 from llmflow.engine.runner import Engine, RunState
 from llmflow.errors import PluginError, StoreError, UsageError
 from llmflow.expressions.extensions import Extensions, Kind, builtin_names, extensions_of_run
@@ -366,6 +366,7 @@ async def resume_run(request: ResumeRequest, options: RunOptions | None = None) 
         # Commands a killed driver left running would race the steps about to run again: stop them.
         stop_leftovers(handle.directory / "processes")
         records = handle.records()
+        check_statuses(records, str(handle.journal_path))
         workflow = _resume_workflow(store, run_id, meta, request, records)
         _check_approvals(run_id, meta, request, workflow, waiting)
         roots = _source_roots(store, run_id, meta) if request.workflow_file is None else None

@@ -22,6 +22,7 @@ class RunHandle(Protocol):
 
     run_id: str
     directory: Path
+    journal_path: Path  # how messages about the journal's lines name it
     durability: Durability
 
     @property

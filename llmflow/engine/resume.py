@@ -34,7 +34,7 @@ from typing import Any
 
 from llmflow.compiler.graph import Node, Workflow, WorkflowNode
 from llmflow.engine.outcome import FAILED, SKIPPED, SUCCEEDED
-from llmflow.errors import UsageError
+from llmflow.errors import JournalCorrupt, UsageError
 
 _INDEX = re.compile(r"\[\d+\]")
 _TRAILING_INDEX = re.compile(r"\[\d+\]$")
@@ -47,6 +47,21 @@ FAILED_ITEM = "/#failed"
 _MARKERS = (CAUGHT, DECIDED, FAILED_ITEM)
 #: Statuses of records that complete a node instance.
 REPLAYABLE = frozenset({SUCCEEDED, SKIPPED, FAILED})
+#: Every status the engine journals: completions, then the records above that change what counts as done.
+RECORD_STATUSES = REPLAYABLE | {"caught", "decided", "tolerated", "compensated", "reset", "retry", "rewind"}
+
+
+def check_statuses(records: list[dict[str, Any]], file_label: str) -> None:
+    """Refuse a journal with a record whose status the engine never writes (``JournalCorrupt`` naming its
+    line: record ``i`` came from line ``i + 1``). Such a record comes from another program or a newer llmflow;
+    passing over it, as ``replay_index`` would, could run again what it completed or lose what it undid."""
+    if {record.get("s") for record in records} <= RECORD_STATUSES:
+        return
+    for number, record in enumerate(records, 1):
+        status = record.get("s")
+        if status not in RECORD_STATUSES:
+            what = "has no status" if status is None else f"has a status llmflow does not know: {status!r}"
+            raise JournalCorrupt(f"{file_label}:{number}: journal record {what} (written by a newer llmflow?)")
 
 
 def static_path(instance_path: str) -> str:

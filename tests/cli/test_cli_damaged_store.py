@@ -110,6 +110,25 @@ def test_a_checksummed_journal_record_of_the_wrong_shape_is_reported_with_its_li
 
 
 @pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        ({"p": "hello", "s": "paused", "output": "hello"}, "has a status llmflow does not know: 'paused'"),
+        ({"p": "hello", "output": "hello"}, "has no status"),
+    ],
+    ids=["unknown", "missing"],
+)
+def test_a_checksummed_journal_record_with_a_status_llmflow_never_writes_is_reported(
+    cli: Cli, failed_run: Path, record: dict[str, object], problem: str
+) -> None:
+    journal = failed_run / "journal.jsonl"
+    before = journal.read_bytes() + encode_record(record)
+    journal.write_bytes(before)
+    result = cli("resume", failed_run.name)
+    assert_one_line_error(result, names=f"{journal}:2: journal record {problem} (written by a newer llmflow?)")
+    assert journal.read_bytes() == before
+
+
+@pytest.mark.parametrize(
     ("name", "command"), [("journal.jsonl", "show"), ("journal.jsonl", "resume"), ("events.jsonl", "logs")]
 )
 def test_a_run_file_that_is_a_folder_is_reported(cli: Cli, failed_run: Path, name: str, command: str) -> None:
