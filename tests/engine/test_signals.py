@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,38 @@ def test_a_signal_reaches_its_callback_on_the_loop_and_the_old_handler_comes_bac
     assert seen == ["term"]
     assert signal.getsignal(signal.SIGTERM) is before
     assert signal.set_wakeup_fd(-1) == -1  # the wakeup fd is put back too
+
+
+def test_handlers_of_two_drives_on_one_loop_each_get_the_signal_until_released() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    seen: list[str] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        arrived = asyncio.Event()
+
+        def note(name: str) -> None:
+            seen.append(name)
+            arrived.set()
+
+        first = catch_signals(loop, {signal.SIGTERM: lambda: note("first")})
+        second = catch_signals(loop, {signal.SIGTERM: lambda: note("second")})
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(arrived.wait(), 5)
+        await asyncio.sleep(0)
+        assert sorted(seen) == ["first", "second"]
+        first()
+        seen.clear()
+        arrived.clear()
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(arrived.wait(), 5)
+        assert seen == ["second"]
+        assert signal.getsignal(signal.SIGTERM) is not before  # still caught for the second
+        second()
+
+    asyncio.run(main())
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert signal.set_wakeup_fd(-1) == -1
 
 
 def test_beside_asyncio_signal_handlers_both_still_get_their_signals() -> None:
@@ -116,3 +149,49 @@ def test_a_hosts_asyncio_signal_handler_works_again_after_a_run(tmp_path: Path) 
     host.write_text(HOST)
     done = subprocess.run([sys.executable, str(host), str(flow)], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (0, "succeeded\nhost stopped by its own handler\n"), done.stderr
+
+
+TWO_RUNS = """\
+import asyncio, signal, sys
+from pathlib import Path
+
+import llmflow
+from llmflow.runtime import RunOptions, start_run
+
+
+async def main() -> None:
+    folder = Path(sys.argv[1])
+    before = signal.getsignal(signal.SIGINT)  # asyncio.run's own
+    options = RunOptions(state_dir=str(folder / "state"))
+    runs = [start_run(llmflow.load(folder / name), {}, options) for name in ("a.yaml", "b.yaml")]
+    summaries = await asyncio.gather(*runs)
+    print(" ".join(summary.status for summary in summaries), flush=True)
+    print(signal.getsignal(signal.SIGINT) is before, signal.set_wakeup_fd(-1), flush=True)
+
+
+asyncio.run(main())
+"""
+
+
+def test_two_runs_driven_in_one_loop_both_stop_on_one_ctrl_c(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        steps = f"  - id: {name}\n    run: touch {name}.started && sleep 30\n"
+        (tmp_path / f"{name}.yaml").write_text(f"version: 1\nname: {name}\nsteps:\n{steps}")
+    (tmp_path / "host.py").write_text(TWO_RUNS)
+    host = subprocess.Popen(
+        [sys.executable, str(tmp_path / "host.py"), str(tmp_path)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not all((tmp_path / f"{name}.started").exists() for name in ("a", "b")):
+            assert time.monotonic() < deadline and host.poll() is None, host.stderr.read() if host.stderr else ""
+            time.sleep(0.02)
+        host.send_signal(signal.SIGINT)
+        out, err = host.communicate(timeout=30)
+    finally:
+        host.kill()
+    assert (host.returncode, out) == (0, "interrupted interrupted\nTrue -1\n"), err
