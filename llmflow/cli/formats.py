@@ -43,7 +43,10 @@ def as_json(diagnostics: Sequence[Diagnostic]) -> str:
 
 
 def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    from llmflow.cli.terminal import terminal_text
+
+    # Control characters other than line breaks would reach the CI log as they are: shown as escapes.
+    return terminal_text(text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
 
 
 def _escape_property(text: str) -> str:

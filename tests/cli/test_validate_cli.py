@@ -165,6 +165,9 @@ def test_github_format_escapes_properties_and_data(tmp_path: Path) -> None:
 
     diagnostic = Diagnostic("bad-value", "50% of\nthis", "a,b:c.yaml", 2, 3, severity="warning")
     assert as_github([diagnostic]) == "::warning file=a%2Cb%3Ac.yaml,line=2,col=3,title=bad-value::50%25 of%0Athis"
+    hostile = Diagnostic("bad-value", "x\x1b]0;owned\x07 \x9b2J", "f\x1b[2J.yaml", 1, 1)
+    line = as_github([hostile])
+    assert line == "::error file=f\\x1b[2J.yaml,line=1,col=1,title=bad-value::x\\x1b]0;owned\\x07 \\x9b2J"
 
 
 def test_sarif_format(files: Path) -> None:
