@@ -457,6 +457,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=sorted(BENCHMARKS), help="run only these benchmarks")
     args = parser.parse_args()
     chosen = args.only or list(BENCHMARKS)
+    if args.dir is not None and not args.dir.is_dir():
+        parser.error(f"--dir {args.dir}: no such folder")
     with tempfile.TemporaryDirectory(prefix="llmflow-bench-", dir=args.dir) as folder:
         project = Project(Path(folder))
         for name in BENCHMARKS:
