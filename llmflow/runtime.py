@@ -380,6 +380,11 @@ async def resume_run(request: ResumeRequest, options: RunOptions | None = None) 
         state = _state(workflow, handle, store, options, wiring, start_seq=start_seq, config=config)
         if request.workflow_file is not None:
             _adopt_edited(store, state.handle, workflow, options.durability)
+        stored = redacted_inputs(workflow, values)
+        if request.inputs and stored != meta.get("inputs"):
+            # The run goes on with these inputs: a later resume (or --from) must not go back to the old ones,
+            # and run.json says what the steps that run from now on saw.
+            state.handle.update(inputs=stored)
     except BaseException:
         handle.close()
         raise

@@ -99,7 +99,13 @@ class ThreadedSink:
         except (OSError, ValueError):  # e.g. a lone surrogate the stream cannot encode: find the culprit
             for line in lines:
                 try:
-                    self._stream.write(line)
+                    try:
+                        self._stream.write(line)
+                    except UnicodeEncodeError:
+                        # A lone surrogate (a model's text, a Python step's value) can only sit inside a JSON
+                        # string: written as its \u escape, the line reads back as the same event, and the
+                        # file keeps every seq instead of a gap.
+                        self._stream.write(_escape_surrogates(line))
                 except (OSError, ValueError):
                     self.dropped += 1
                 else:
@@ -109,6 +115,13 @@ class ThreadedSink:
         if not self._pending:
             with contextlib.suppress(OSError, ValueError):
                 self._stream.flush()
+
+
+def _escape_surrogates(line: str) -> str:
+    """``line`` with each surrogate code point written as a JSON ``\\uXXXX`` escape."""
+    import re  # here: only a line that cannot be encoded needs it
+
+    return re.sub("[\ud800-\udfff]", lambda match: f"\\u{ord(match.group()):04x}", line)
 
 
 class FileEventSink(ThreadedSink):

@@ -38,20 +38,21 @@ def test_events_reach_the_stream_soon_without_close(tmp_path: Path) -> None:
     assert len(path.read_text().splitlines()) == 2
 
 
-def test_an_event_that_cannot_be_written_is_dropped_and_counted_the_rest_are_kept() -> None:
+def test_an_event_that_cannot_be_encoded_is_dropped_and_counted_the_rest_are_kept() -> None:
     stream = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
     sink = ThreadedSink(stream, close_stream=False)
     circular: dict[str, object] = {"seq": 2}
     circular["self"] = circular
     sink.put({"seq": 1})
     sink.put(circular)
-    sink.put({"seq": 3, "text": "\udcff"})  # a lone surrogate: not UTF-8
+    sink.put({"seq": 3, "text": "\udcff"})  # a lone surrogate: not UTF-8, so written as its JSON escape
     sink.put({"seq": 4, "when": object()})  # not JSON: written as its str()
     sink.close()
     stream.seek(0)
     lines = [json.loads(line) for line in stream.read().splitlines()]
-    assert [line["seq"] for line in lines] == [1, 4]
-    assert sink.dropped == 2 and sink.written == 2
+    assert [line["seq"] for line in lines] == [1, 3, 4]
+    assert lines[1]["text"] == "\udcff"
+    assert sink.dropped == 1 and sink.written == 3
 
 
 def test_put_never_blocks_and_drops_past_the_capacity() -> None:

@@ -92,6 +92,16 @@ def test_seq_keeps_increasing_across_a_resume_even_when_run_json_lost_it(flow: F
     assert seqs[last:] == list(range(last + 1, len(seqs) + 1))
 
 
+def test_an_event_holding_a_lone_surrogate_is_written_so_no_seq_is_missing(flow: Flow) -> None:
+    flow.write("helpers.py", 'def broken():\n    return "half \\ud83d of an emoji"\n')  # as a model may send
+    summary = flow.run("steps:\n  - {id: a, python: 'helpers:broken'}\n  - {id: b, run: echo B}\n")
+    assert summary.status == "succeeded", summary.error
+    events = flow.events(summary.run_id)
+    assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
+    (completed,) = [event for event in events if event["type"] == "step.completed" and event["path"] == "a"]
+    assert completed["data"]["preview"] == "half \ud83d of an emoji"
+
+
 def test_journal_of_200_steps_is_lean(flow: Flow) -> None:
     steps = "\n".join(f"  - {{id: s{i}, set: {{v{i % 5}: {i}}}}}" for i in range(150))
     steps += "\n" + "\n".join(f"  - {{id: k{i}, if: 'False', run: echo no}}" for i in range(50))

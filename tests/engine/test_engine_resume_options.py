@@ -164,6 +164,26 @@ def test_a_plain_resume_after_a_resume_with_an_edited_workflow_goes_on_with_the_
     assert flow.log() == {"a": 1, "b": 1, "c": 1, "gate": 2, "edited": 2}
 
 
+def test_a_plain_resume_after_a_resume_with_new_inputs_goes_on_with_them(flow: Flow) -> None:
+    body = """
+    inputs: {mode: {type: string}}
+    steps:
+      - {id: a, run: 'echo a-{{ inputs.mode }} >> log'}
+      - {id: b, run: 'echo b-{{ inputs.mode }} >> log; test {{ inputs.mode }} = good'}
+      - {id: c, run: 'echo c-{{ inputs.mode }} >> log; test -f marker && echo C-{{ inputs.mode }}'}
+    outputs: {c: "{{ steps.c.output }}"}
+    """
+    run_id = flow.run(body, {"mode": "bad"}).run_id
+    again = flow.resume(run_id, inputs={"mode": "good"})
+    assert again.status == "failed" and again.failed_step == "c"
+    assert flow.meta(run_id)["inputs"] == {"mode": "good"}  # b succeeded only because of the new value
+    flow.touch("marker")
+    summary = flow.resume(run_id)
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {"c": "C-good"}
+    assert flow.log() == {"a-bad": 1, "b-bad": 1, "b-good": 1, "c-good": 2}
+
+
 def test_an_edited_workflow_that_lost_a_completed_step_is_refused(flow: Flow) -> None:
     run_id = _failed(flow)
     edited = flow.workflow(THREE.replace("      - {id: b, run: 'echo b >> log; echo B'}\n", ""), name="edited.yaml")
