@@ -313,7 +313,8 @@ def summary_text(summary: RunSummary, elapsed: float, reporting: Reporting, *, c
     elif summary.status == "waiting":
         lines.append(f"{paint('⏸ waiting for approval', '33;1')} after {took} · run {run_id}")
         for path in summary.waiting_for:
-            lines.append(terminal_text(f"  {path}: {summary.error or 'approve to continue'}"))
+            message = summary.waiting_messages.get(path) or summary.error or "approve to continue"
+            lines.append(terminal_text(f"  {path}: {message}"))
         lines.append(f"approve: {resume_hint(run_id, reporting, ' --approve')}")
         lines.append(f"reject:  {resume_hint(run_id, reporting, ' --reject')}")
     elif summary.status == "interrupted":

@@ -173,7 +173,12 @@ def _show_header(meta: dict[str, Any], compensated: list[str], duration: str) ->
         f"inputs:   {json.dumps(meta.get('inputs') or {}, ensure_ascii=False)}",
     ]
     if meta.get("status") == "waiting":
-        lines.append(f"waiting:  {', '.join(meta.get('waiting_for') or [])}: {meta.get('error')}")
+        messages = meta.get("waiting_messages")
+        waiting = [str(path) for path in meta.get("waiting_for") or []]
+        if isinstance(messages, dict) and len(set(map(str, messages.values()))) > 1:
+            lines.extend(f"waiting:  {path}: {messages.get(path, meta.get('error'))}" for path in waiting)
+        else:
+            lines.append(f"waiting:  {', '.join(waiting)}: {meta.get('error')}")
     elif meta.get("error"):
         at = f" (step {meta['failed_step']})" if meta.get("failed_step") else ""
         lines.append(f"error:    {meta['error']}{at}")

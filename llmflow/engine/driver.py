@@ -69,6 +69,7 @@ class RunSummary(Record):
         "status",
         "usage",
         "waiting_for",
+        "waiting_messages",
     )
 
     def __init__(
@@ -89,6 +90,8 @@ class RunSummary(Record):
         self.error = error
         self.failed_step = failed_step
         self.waiting_for: list[str] = waiting_for if waiting_for is not None else []
+        #: The message of each approval in ``waiting_for`` (``error`` holds the first).
+        self.waiting_messages: dict[str, str] = {}
         self.directory = directory
         self.usage: dict[str, float] = usage if usage is not None else {}
         self.compensated: list[str] = compensated if compensated is not None else []
@@ -234,6 +237,7 @@ async def _settle(
     except PauseRun as pause:
         summary.status = "waiting"
         summary.waiting_for = list(dict.fromkeys(pause.paths))
+        summary.waiting_messages = {path: pause.messages.get(path, pause.message) for path in summary.waiting_for}
         summary.error = pause.message
     except (StepError, RunError) as error:
         summary.status = "failed"
@@ -296,6 +300,7 @@ def _record_end(state: RunState, handle: RunHandle, summary: RunSummary) -> None
             error=summary.error,
             failed_step=summary.failed_step,
             waiting_for=summary.waiting_for,
+            waiting_messages=summary.waiting_messages,
             approvals_asked={path: asked for path, asked in state.approvals_asked.items() if path in waiting},
             outputs=summary.outputs,
             usage=summary.usage,

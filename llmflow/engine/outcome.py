@@ -189,6 +189,12 @@ class PauseRun(BaseException):
         super().__init__(message)
         self.paths = [path]
         self.message = message
+        self.messages = {path: message}  # every waiting path's own message (lanes of a map or parallel)
+
+    def join(self, other: PauseRun) -> None:
+        """Wait for ``other``'s approvals too."""
+        self.paths.extend(other.paths)
+        self.messages.update(other.messages)
 
 
 _SCALARS = frozenset({str, int, bool, type(None)})

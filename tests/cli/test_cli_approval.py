@@ -141,3 +141,25 @@ def test_from_the_gate_asks_a_timed_out_approval_again(cli: Cli, workflow: Write
     assert asked_again.code == 3, asked_again.stderr
     second = json.loads((runs_dir / run_id / "run.json").read_text(encoding="utf-8"))["approvals_asked"]
     assert second["guarded/try/gate"] > first["guarded/try/gate"] + 1  # a new deadline counts from now
+
+
+def test_approvals_waiting_at_once_are_each_shown_with_their_own_message(cli: Cli, workflow: Write) -> None:
+    workflow(
+        """\
+version: 1
+name: two-gates
+steps:
+  - id: checks
+    map:
+      items: [alpha, beta]
+      steps:
+        - id: ok
+          approval: "Ship {{ item }}?"
+"""
+    )
+    waiting = cli("run", "flow.yaml", "-q")
+    assert waiting.code == 3
+    assert "  checks[0]/ok: Ship alpha?\n  checks[1]/ok: Ship beta?\n" in waiting.stderr
+    shown = cli("show", "--last").stdout.splitlines()
+    assert "waiting:  checks[0]/ok: Ship alpha?" in shown
+    assert "waiting:  checks[1]/ok: Ship beta?" in shown

@@ -122,7 +122,7 @@ def _pauses(results: list[Any]) -> None:
     if pauses:
         first = pauses[0]
         for other in pauses[1:]:
-            first.paths.extend(other.paths)
+            first.join(other)
         raise first
 
 
