@@ -85,7 +85,9 @@ StateDir = Annotated[
     typer.Option("--state-dir", help="The run store folder (default: LLMFLOW_HOME, else the nearest .llmflow/)."),
 ]
 RunId = Annotated[str | None, typer.Argument(help="A run id or a unique prefix of one.", show_default=False)]
-Last = Annotated[bool, typer.Option("--last", help="The most recent run.")]
+Last = Annotated[
+    bool, typer.Option("--last", help="The most recent run (given a RUN_ID prefix too: the newest of its runs).")
+]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 Inputs = Annotated[
     list[str] | None,
