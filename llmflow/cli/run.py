@@ -68,6 +68,8 @@ def read_inputs_file(path: Path) -> dict[str, Any]:
             raise UsageError(f"cannot read inputs file {path}: {error.strerror}") from None
         except ValueError as error:
             raise UsageError(f"inputs file {path} is not valid JSON: {error}") from None
+        except RecursionError:
+            raise UsageError(f"inputs file {path} is not valid JSON: it is nested too deeply") from None
     else:
         from llmflow.errors import WorkflowError
         from llmflow.spec.loader import load_file
