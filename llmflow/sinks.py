@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -132,7 +133,12 @@ class FileEventSink(ThreadedSink):
 
 
 class StreamEventSink(ThreadedSink):
-    """Writes events as JSON lines to a stream such as stdout (``--events jsonl``)."""
+    """Writes events as JSON lines to a stream such as stdout (``--events jsonl``); ``shown``, when given,
+    turns each line into what the stream gets (the CLI escapes terminal controls in it)."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[str], *, shown: Callable[[str], str] | None = None) -> None:
+        self._shown = shown  # before the writer thread starts
         super().__init__(stream, close_stream=False)
+
+    def _write(self, lines: list[str]) -> None:
+        super()._write(lines if self._shown is None else [self._shown(line) for line in lines])

@@ -27,7 +27,11 @@ def write_report(selector: str | None, *, last: bool, output: Path | None, state
     timeline = gather(handle, keep_events=True)
     workflow, problem = _workflow(store, handle.run_id, timeline.meta)
     sources = _sources(store, handle.run_id, timeline.meta, workflow)
-    page = render_report(timeline, workflow, graph_problem=problem, sources=sources)
+    from llmflow.cli.terminal import terminal_text
+
+    # Outputs and errors are untrusted: controls in them are shown as escapes, as on the terminal, so the page
+    # printed with ``-o -`` cannot act on a terminal and a bidirectional override cannot reorder the page.
+    page = terminal_text(render_report(timeline, workflow, graph_problem=problem, sources=sources))
     if output is not None and str(output) == "-":
         sys.stdout.write(page)
         return exits.SUCCEEDED

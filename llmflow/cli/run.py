@@ -68,6 +68,8 @@ def read_inputs_file(path: Path) -> dict[str, Any]:
             raise UsageError(f"cannot read inputs file {path}: {error.strerror}") from None
         except ValueError as error:
             raise UsageError(f"inputs file {path} is not valid JSON: {error}") from None
+        except RecursionError:
+            raise UsageError(f"inputs file {path} is not valid JSON: it is nested too deeply") from None
     else:
         from llmflow.errors import WorkflowError
         from llmflow.spec.loader import load_file
@@ -217,9 +219,10 @@ def drive(
         console = make_console(sys.stderr, live=is_terminal(sys.stderr), attempts=attempts)
     sinks: list[Any] = []
     if reporting.events:
+        from llmflow.cli.terminal import terminal_json
         from llmflow.sinks import StreamEventSink
 
-        sinks.append(StreamEventSink(sys.stdout))
+        sinks.append(StreamEventSink(sys.stdout, shown=terminal_json))
     if console is not None:
         sinks.append(console)
     # After the console, so that the live display stops before a webhook reports what it could not deliver.
@@ -280,7 +283,9 @@ def report(summary: RunSummary, elapsed: float, reporting: Reporting) -> None:
             "error": summary.error,
             "waiting_for": summary.waiting_for,
         }
-        sys.stdout.write(json.dumps(document, ensure_ascii=False, default=str) + "\n")
+        from llmflow.cli.terminal import terminal_json
+
+        sys.stdout.write(terminal_json(json.dumps(document, ensure_ascii=False, default=str)) + "\n")
         sys.stdout.flush()
     succeeded = summary.status == "succeeded"
     if not (reporting.quiet and succeeded):
@@ -288,8 +293,10 @@ def report(summary: RunSummary, elapsed: float, reporting: Reporting) -> None:
 
         sys.stderr.write(summary_text(summary, elapsed, reporting, color=color_for(sys.stderr)))
     if reporting.quiet and succeeded and not reporting.json and summary.outputs not in (None, {}):
+        from llmflow.cli.terminal import terminal_json
+
         stream = sys.stderr if reporting.events else sys.stdout  # stdout belongs to the event stream
-        stream.write(json.dumps(summary.outputs, indent=2, ensure_ascii=False, default=str) + "\n")
+        stream.write(terminal_json(json.dumps(summary.outputs, indent=2, ensure_ascii=False, default=str)) + "\n")
 
 
 def summary_text(summary: RunSummary, elapsed: float, reporting: Reporting, *, color: bool) -> str:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmflow.cli import exits
 from llmflow.cli.console import describe_event, preview, seconds
-from llmflow.cli.terminal import color_for, terminal_text
+from llmflow.cli.terminal import color_for, terminal_json, terminal_text
 from llmflow.errors import StoreError, UsageError
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def list_runs(status: str | None, limit: int | None, *, as_json: bool, state_dir
     store = _store(state_dir)
     runs = store.list_runs(status=status, limit=limit)
     if as_json:
-        sys.stdout.write(json.dumps(runs, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(terminal_json(json.dumps(runs, indent=2, ensure_ascii=False)) + "\n")
         return exits.SUCCEEDED
     if not runs:
         sys.stderr.write(f"no runs{f' with status {status}' if status else ''} in {store.root}\n")
@@ -151,7 +151,7 @@ def show_run(selector: str | None, *, last: bool, as_json: bool, state_dir: str 
         ]
         window = {"start": timeline.start, "end": timeline.end, "duration": round(timeline.duration, 6)}
         document = {"run": meta, "nodes": listed, "timeline": window}
-        sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
+        sys.stdout.write(terminal_json(json.dumps(document, indent=2, ensure_ascii=False, default=str)) + "\n")
         return exits.SUCCEEDED
     # The ruler's window holds the run's start and end (stored to the millisecond) and every event (stored to
     # the microsecond), so a finished run's header quotes the ruler's length: the two never disagree.
@@ -308,7 +308,7 @@ def _printable(lines: list[bytes], as_json: bool, first: int) -> Iterator[str]:
     for number, raw in enumerate(lines, first):
         text = raw.decode("utf-8", "replace")
         if as_json:
-            yield text
+            yield terminal_json(text)
             continue
         try:
             event = json.loads(text)

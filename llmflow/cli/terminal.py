@@ -24,6 +24,20 @@ def terminal_text(text: str) -> str:
     return re.sub(_UNPRINTABLE, _escape_character, text)
 
 
+def terminal_json(text: str) -> str:
+    """JSON text (from ``json.dumps`` with ``ensure_ascii=False``) safe to show on a terminal and still the same
+    JSON: the characters :func:`terminal_text` escapes become ``\\u009b``-style escapes. ``json.dumps`` escapes
+    C0 controls itself, but not C1 controls (``\\x9b`` is a CSI on its own), DEL or bidirectional overrides,
+    and outside strings JSON text holds none of them."""
+    import re
+
+    return re.sub(_UNPRINTABLE, _escape_in_json, text)
+
+
+def _escape_in_json(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
 def _escape_character(match: re.Match[str]) -> str:
     code = ord(match.group())
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -41,6 +42,8 @@ def parse_text(spec: InputSpec, text: str) -> Any:
                 return False
             raise ValueError(text)
         return json.loads(text)
+    except RecursionError:
+        raise InputError(f"input '{spec.name}': the JSON value is nested too deeply") from None
     except (ValueError, json.JSONDecodeError):
         raise InputError(f"input '{spec.name}': expected {_TYPE_WORDS.get(kind, kind)}, got {text!r}") from None
 
@@ -61,6 +64,18 @@ def _matches(value: Any, kind: str) -> bool:
     return True
 
 
+def _non_finite(value: Any) -> float | None:
+    """The first NaN or infinity in ``value``, searched through lists and mappings; None when there is none."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else value
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for item in items:
+        found = _non_finite(item)
+        if found is not None:
+            return found
+    return None
+
+
 def check_value(spec: InputSpec, value: Any) -> Any:
     """Check one value against its spec; return it (numbers given for strings are refused, not coerced)."""
     name = spec.name
@@ -72,6 +87,14 @@ def check_value(spec: InputSpec, value: Any) -> Any:
         else:
             kind = _TYPE_WORDS.get(spec.type, spec.type)
             raise InputError(f"input '{name}': expected {kind}, got {json.dumps(value, default=str)[:80]}")
+    try:
+        unfit = _non_finite(value)
+    except RecursionError:
+        raise InputError(f"input '{name}': the value is nested too deeply") from None
+    if unfit is not None:
+        # A NaN would slip past minimum and maximum (every comparison with it is false), and run.json and the
+        # journal hold values as JSON, which has neither NaN nor infinity.
+        raise InputError(f"input '{name}': {unfit} is not a finite number (JSON cannot hold it)")
     rules = spec.constraints
     if "enum" in rules and value not in rules["enum"]:
         choices = ", ".join(json.dumps(choice) for choice in rules["enum"])

@@ -133,3 +133,43 @@ def test_a_value_typed_on_the_command_line_is_quoted_escaped_in_the_error(cli: C
     )
     assert cli("runs", "--status", "\x1b[2J").stderr.startswith("error: python -m llmflow runs: invalid value for")
     assert "'\\x1b[2J' is not one of" in cli("runs", "--status", "\x1b[2J").stderr
+
+
+def test_json_output_escapes_c1_controls_and_bidi_overrides_and_stays_the_same_json(
+    cli: CLI, workflow: Callable[..., Path], tmp_path: Path
+) -> None:
+    # json.dumps escapes C0 controls itself, not a C1 CSI (``\x9b``), DEL or a bidirectional override.
+    reply = "\x9b2J\x7f\u202eevil"
+    (tmp_path / "replies.json").write_text(json.dumps([reply]), encoding="utf-8")
+    workflow(
+        """
+        version: 1
+        name: csi
+        models:
+          m: {model: mock/x, options: {replies_file: replies.json}}
+        steps:
+          - id: ask
+            llm: {model: m, prompt: hi}
+          - id: stop
+            if: "steps.ask.output == 'never'"
+            fail: no
+        outputs:
+          said: "{{ steps.ask.output }}"
+        """.replace("\n        ", "\n")
+    )
+    ran = cli("run", "flow.yaml", "--json", "-q")
+    quiet = cli("run", "flow.yaml", "-q")
+    streamed = cli("run", "flow.yaml", "--events", "jsonl", "-q")
+    shown = cli("show", "--last", "--json")
+    logs = cli("logs", "--last", "--json")
+    listed = cli("runs", "--json")
+    for result in (ran, quiet, streamed, shown, logs, listed):
+        assert result.code == 0, result.stderr
+        assert not any(character in result.stdout for character in "\x9b\x7f\u202e"), result.stdout
+    assert "\\u009b2J\\u007f\\u202eevil" in quiet.stdout
+    assert ran.json()["outputs"] == json.loads(quiet.stdout) == {"said": reply}
+    assert [node["output"] for node in shown.json()["nodes"]] == [reply, None]
+    for stream in (streamed, logs):
+        events = [json.loads(line) for line in stream.stdout.splitlines()]
+        assert next(event["data"]["preview"] for event in events if event["type"] == "step.completed") == reply
+    assert isinstance(listed.json(), list)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from engine_helpers import Flow
 
 
@@ -122,3 +123,57 @@ def test_a_command_source_line_longer_than_the_reader_buffer_is_one_item(flow: F
     )
     assert summary.status == "succeeded", summary.error
     assert summary.outputs == {"sizes": ["3000000", "5"]}
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "error"),
+    [
+        (
+            "rows.jsonl",
+            b'{"n": 1}\n' + b"[" * 5000 + b"]" * 5000 + b"\n",
+            "line 2 is not valid JSON (nested too deeply)",
+        ),
+        (
+            "rows.jsonl",
+            b"1" * 5000 + b"\n",
+            "line 1 is not valid JSON (Exceeds the limit (4300 digits) for integer string conversion)",
+        ),
+        (
+            "rows.csv",
+            b"a,b\n" + b"x" * 200_000 + b",1\n",
+            "line 2 is not valid CSV (field larger than field limit (131072))",
+        ),
+    ],
+    ids=["deep-json", "long-integer", "huge-csv-field"],
+)
+def test_a_hostile_file_line_fails_the_stream_naming_the_line(flow: Flow, name: str, data: bytes, error: str) -> None:
+    (flow.root / name).write_bytes(data)
+    summary = flow.run(
+        f"""
+        steps:
+          - id: s
+            stream:
+              from: {{file: {name}}}
+              format: {name.rpartition(".")[2]}
+              steps:
+                - run: echo
+        """
+    )
+    assert (summary.status, summary.error) == ("failed", f"stream 's': {error}")
+
+
+def test_bytes_of_a_file_source_that_are_not_utf8_are_replaced_as_in_command_output(flow: Flow) -> None:
+    (flow.root / "rows.txt").write_bytes(b"ok\n\xff\xfeend\n")
+    summary = flow.run(
+        """
+        steps:
+          - id: s
+            stream:
+              from: {file: rows.txt}
+              collect: true
+              steps:
+                - run: printf '%s' "{{ item }}"
+        outputs: {lines: "{{ steps.s.output }}"}
+        """
+    )
+    assert (summary.status, summary.outputs) == ("succeeded", {"lines": ["ok", "\ufffd\ufffdend"]}), summary.error

@@ -155,3 +155,17 @@ def test_a_lone_surrogate_in_an_output_is_written_escaped(project: Project, to: 
     assert done.returncode == 0, done.stderr
     page = done.stdout if to == "-" else (project.root / to).read_text(encoding="utf-8")
     assert "x\\ud800y" in page and page.rstrip().endswith("</html>")
+
+
+@pytest.mark.parametrize("to", ["report.html", "-"])
+def test_terminal_controls_and_bidi_overrides_in_an_output_are_shown_escaped(project: Project, to: str) -> None:
+    # Printed with -o -, the page would clear the screen and set the title; in a browser the override would
+    # reorder the text after it.
+    reply = "\x1b]0;owned\x07\x1b[2J\x9b31m\u202eevil"
+    (project.root / "hostile.py").write_text(f"def reply():\n    return {reply!r}\n", encoding="utf-8")
+    summary = project.run(project.workflow('steps:\n  - {id: odd, python: "hostile:reply"}\n'))
+    done = cli(project, "report", summary.run_id, "-o", to)
+    assert done.returncode == 0, done.stderr
+    page = done.stdout if to == "-" else (project.root / to).read_text(encoding="utf-8")
+    assert not any(character in page for character in "\x1b\x07\x9b\u202e")
+    assert "\\x1b]0;owned\\x07\\x1b[2J\\x9b31m\\u202eevil" in page

@@ -36,13 +36,19 @@ def _parse(line: str, how: str, number: int, node: StreamNode) -> Any:
         try:
             return json.loads(line)
         except json.JSONDecodeError as error:
-            message = f"stream '{node.id}': line {number} is not valid JSON ({error.msg})"
-            raise ActionError(message, path=node.path) from None
+            reason = error.msg
+        except RecursionError:
+            reason = "nested too deeply"
+        except ValueError as error:  # "Exceeds the limit (4300 digits) for integer string conversion"
+            reason = str(error).partition(":")[0]
+        message = f"stream '{node.id}': line {number} is not valid JSON ({reason})"
+        raise ActionError(message, path=node.path)
     return line
 
 
 async def _lines_of_file(path: Path) -> AsyncIterator[str]:
-    with path.open("r", encoding="utf-8", newline="") as stream:
+    # Bytes that are not UTF-8 become U+FFFD, as in a command's output: the file is data, not a workflow.
+    with path.open("r", encoding="utf-8", errors="replace", newline="") as stream:
         while True:
             chunk = await asyncio.to_thread(stream.readlines, 1 << 16)
             if not chunk:
@@ -122,7 +128,12 @@ async def _items(engine: Engine, node: StreamNode, frame: Frame) -> AsyncIterato
         if node.format == "csv":
             import csv  # here: most runs have no csv stream
 
-            row = next(csv.reader(io.StringIO(line)))
+            try:
+                row = next(csv.reader(io.StringIO(line)))
+            except csv.Error as error:  # e.g. a field longer than the csv module's limit (131,072 characters)
+                raise ActionError(
+                    f"stream '{node.id}': line {number} is not valid CSV ({error})", path=node.path
+                ) from None
             if header is None:
                 header = row
                 continue
