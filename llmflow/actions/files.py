@@ -42,6 +42,13 @@ async def write_file(ctx: ActionContext) -> ActionResult:
     base = ctx.workflow_dir.resolve()
     root = project if _inside(base, project) else base
     target = confined(base, root, path, node.id)
+    state = ctx.services.state_dir()
+    if state is not None and _inside(target, state.resolve()):
+        # Run folders, journals and locks live there: a path from a model's output must not overwrite them.
+        raise ActionError(
+            f"step '{node.id}': write path {path!r} is inside the run store {state.resolve()}; "
+            "use artifact: true to keep a copy with the run"
+        )
     content = ctx.config.get("content", "")
     text = content if isinstance(content, str) else stringify(content)
     data = _encoded(text, node.id)

@@ -54,6 +54,9 @@ class RunServices(Protocol):
     def artifacts_dir(self) -> Path:
         """The run's artifacts folder."""
 
+    def state_dir(self) -> Path | None:
+        """The run store's folder (``.llmflow``), where no step may write; ``None`` without a store."""
+
     def approval_decision(self, path: str) -> dict[str, Any] | None:
         """The decision given with ``resume --approve/--reject`` for an approval at ``path``, if any."""
 

@@ -138,6 +138,10 @@ class RunState:
         """The run's artifacts folder."""
         return self.handle.artifacts_dir()
 
+    def state_dir(self) -> Path | None:
+        """The run store's folder (``.llmflow``), where no step may write; ``None`` without a store."""
+        return self.store.root if self.store is not None else None
+
     def approval_decision(self, path: str) -> dict[str, Any] | None:
         """The decision given on resume for the approval at ``path``, if any."""
         return self.approvals.get(path)

@@ -646,3 +646,22 @@ def test_write_through_a_link_that_stays_inside_the_project_writes_where_it_poin
     summary = flow.run("steps:\n  - {id: w, write: {path: link/note.txt, content: hi}}\n")
     assert summary.status == "succeeded", summary.error
     assert (flow.root / "real" / "note.txt").read_text() == "hi"
+
+
+@pytest.mark.parametrize("target", ["state/runs/forged.json", "state/lock", "state"])
+def test_write_refuses_the_run_store_inside_the_project(flow: Flow, target: str) -> None:
+    summary = flow.run(f"steps:\n  - {{id: w, write: {{path: '{target}', content: hi}}}}\n")
+    assert summary.status == "failed"
+    assert summary.error == (
+        f"step 'w': write path {target!r} is inside the run store {flow.state.resolve()}; "
+        "use artifact: true to keep a copy with the run"
+    )
+    assert not (flow.state / "runs" / "forged.json").exists()
+    assert not (flow.state / "lock").exists()
+    assert flow.state.is_dir()
+
+
+def test_write_with_artifact_keeps_its_copy_in_the_run_store(flow: Flow) -> None:
+    summary = flow.run("steps:\n  - {id: w, write: {path: out/note.txt, content: hi, artifact: true}}\n")
+    assert summary.status == "succeeded", summary.error
+    assert (flow.run_dir(summary.run_id) / "artifacts" / "out" / "note.txt").read_text() == "hi"
