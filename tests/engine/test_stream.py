@@ -177,3 +177,21 @@ def test_bytes_of_a_file_source_that_are_not_utf8_are_replaced_as_in_command_out
         """
     )
     assert (summary.status, summary.outputs) == ("succeeded", {"lines": ["ok", "\ufffd\ufffdend"]}), summary.error
+
+
+def test_items_setting_one_variable_differently_are_told_what_a_stream_offers(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - id: s
+            stream:
+              from: {items: [1, 2]}
+              steps:
+                - set: {last: "{{ item }}"}
+        """
+    )
+    assert summary.status == "failed"
+    assert summary.error == (
+        "'s': item 0 and item 1 both set vars.last to different values "
+        "(a stream has no merge policy: keep per-item values in its output, with collect: true)"
+    )

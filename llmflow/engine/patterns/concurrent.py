@@ -82,8 +82,15 @@ async def run_lanes(lanes: list[Lane], concurrency: int | None, stop: StopRule) 
     return results
 
 
-def merge_writes(policy: str, lanes: list[tuple[str, dict[str, Any]]], node_id: str, path: str) -> dict[str, Any]:
-    """Join the variables written by isolated lanes by the node's ``merge`` policy."""
+def merge_writes(
+    policy: str,
+    lanes: list[tuple[str, dict[str, Any]]],
+    node_id: str,
+    path: str,
+    remedy: str = "use merge: last or merge: list",
+) -> dict[str, Any]:
+    """Join the variables written by isolated lanes by the node's ``merge`` policy (``remedy``: what the error
+    of two different values suggests)."""
     merged: dict[str, Any] = {}
     writers: dict[str, str] = {}
     for name, writes in lanes:
@@ -91,10 +98,7 @@ def merge_writes(policy: str, lanes: list[tuple[str, dict[str, Any]]], node_id: 
             if policy == "list":
                 merged.setdefault(key, []).append(value)
             elif policy == "error" and key in merged and merged[key] != value:
-                message = (
-                    f"'{node_id}': {writers[key]} and {name} both set vars.{key} to different values "
-                    "(use merge: last or merge: list)"
-                )
+                message = f"'{node_id}': {writers[key]} and {name} both set vars.{key} to different values ({remedy})"
                 raise ActionError(message, path=path)
             else:
                 merged[key] = value

@@ -217,7 +217,11 @@ async def execute_stream(engine: Engine, node: StreamNode, frame: Frame, path: s
         raise
     metrics(final=True)
     merged = merge_writes(
-        "error", [(f"item {index}", w) for index, w in sorted(writes, key=lambda pair: pair[0])], node.id, path
+        "error",
+        [(f"item {index}", w) for index, w in sorted(writes, key=lambda pair: pair[0])],
+        node.id,
+        path,
+        "a stream has no merge policy: keep per-item values in its output, with collect: true",
     )
     output: Any = [outputs[index] for index in sorted(outputs)] if node.collect else counters["done"]
     return Outcome(SUCCEEDED, output=output, writes=merged, extra={"count": counters["done"]})
