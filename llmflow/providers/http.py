@@ -280,19 +280,15 @@ async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds a server asks to wait: ``retry-after-ms``, or ``Retry-After`` in seconds or as an HTTP date."""
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
+    millis = _seconds(headers.get("retry-after-ms"))
+    if millis is not None:
+        return millis / 1000
     value = headers.get("retry-after")
     if not value:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    seconds = _seconds(value)  # garbage such as "nan" or "-5" gives None: backoff, not an immediate retry
+    if seconds is not None:
+        return seconds
     try:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -301,6 +297,15 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
 
     now = datetime.now(moment.tzinfo or timezone.utc)
     return max(0.0, (moment - now).total_seconds())
+
+
+def _seconds(value: str | None) -> float | None:
+    """A header's number when it is finite and at least 0, else ``None``."""
+    try:
+        number = float(value or "")
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
 
 
 def error_message(data: Any) -> str:

@@ -142,3 +142,18 @@ def test_keep_alive_comments_alone_do_not_outlast_the_timeout(openai_server: Fak
     problem = failure(openai(openai_server), stream=stream, timeout=0.5)
     assert problem.message == f"openai/m: no reply from {openai_server.url}/v1/chat/completions within 0.5s"
     assert problem.retryable
+
+
+@pytest.mark.parametrize("value", ["nan", "-5", "inf", "1e999"])
+def test_a_garbage_retry_after_falls_back_to_backoff(openai_server: FakeServer, value: str) -> None:
+    openai_server.queue(Reply(status=503, json={"error": "busy"}, headers={"retry-after": value}))
+    problem = failure(openai(openai_server))
+    assert problem.retryable and problem.retry_after is None
+
+
+@pytest.mark.parametrize(("headers", "expected"), [({"retry-after": "2.5"}, 2.5), ({"retry-after-ms": "250"}, 0.25)])
+def test_a_retry_after_in_seconds_or_milliseconds_is_kept(
+    openai_server: FakeServer, headers: dict[str, str], expected: float
+) -> None:
+    openai_server.queue(Reply(status=429, json={"error": "slow down"}, headers=headers))
+    assert failure(openai(openai_server)).retry_after == expected
