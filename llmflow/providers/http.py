@@ -218,7 +218,7 @@ class HttpProvider:
                 finished = True
                 break
             for payload in _payloads(label, data, url):
-                if isinstance(payload, dict) and ("error" in payload or payload.get("type") == "error"):
+                if isinstance(payload, dict) and (payload.get("error") or payload.get("type") == "error"):
                     raise _stream_error(label, payload)
                 try:
                     reader.feed(event, payload)

@@ -157,3 +157,9 @@ def test_a_retry_after_in_seconds_or_milliseconds_is_kept(
 ) -> None:
     openai_server.queue(Reply(status=429, json={"error": "slow down"}, headers=headers))
     assert failure(openai(openai_server)).retry_after == expected
+
+
+def test_a_stream_chunk_with_a_null_error_field_is_not_an_error(openai_server: FakeServer) -> None:
+    chunk = {"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}], "error": None}
+    openai_server.queue(Stream(["data: " + json.dumps(chunk), "data: [DONE]"]))
+    assert ask(openai(openai_server), stream=True).text == "hi"
