@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 from urllib.parse import urlsplit
@@ -59,7 +60,8 @@ async def send_request(ctx: ActionContext) -> ActionResult:
     elif config.get("body") is not None:
         body = config["body"]
         request["content"] = body if isinstance(body, str) else json.dumps(body)
-    try:
+
+    async def fetch() -> tuple[httpx.Response, bytes]:
         async with (
             httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client,
             client.stream(method, url, **request) as response,
@@ -71,12 +73,17 @@ async def send_request(ctx: ActionContext) -> ActionResult:
                 if size > _MAX_BYTES:
                     raise ActionError(f"step '{node_id}': the reply is larger than {_MAX_BYTES} bytes")
                 chunks.append(chunk)
-    except httpx.TimeoutException:
+        return response, b"".join(chunks)
+
+    try:
+        # httpx's timeout is per network read; a server trickling its reply would never trip it.
+        response, body = await asyncio.wait_for(fetch(), timeout)
+    except (httpx.TimeoutException, asyncio.TimeoutError):
         raise ProviderError(f"step '{node_id}': {method} {url} timed out after {timeout:g}s", retryable=True) from None
     except httpx.HTTPError as error:
-        message = f"step '{node_id}': {method} {url} failed: {error}"
+        reason = str(error) or f"the connection was lost ({type(error).__name__})"  # a reset has no text
+        message = f"step '{node_id}': {method} {url} failed: {reason}"
         raise ProviderError(message, retryable=True) from None
-    body = b"".join(chunks)
     status = response.status_code
     allowed = _expected(config.get("expect"))
     if (allowed is not None and status not in allowed) or (allowed is None and not 200 <= status < 300):

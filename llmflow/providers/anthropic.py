@@ -6,7 +6,7 @@ from typing import Any
 
 from llmflow.errors import ProviderError
 from llmflow.providers import KEY_VARIABLES, ChatRequest, ChatResponse, ChunkListener
-from llmflow.providers.http import Endpoint, HttpProvider, StreamReader
+from llmflow.providers.http import Endpoint, HttpProvider, StreamReader, token_count
 
 #: The API version every request names (the header is required).
 API_VERSION = "2023-06-01"
@@ -61,11 +61,11 @@ class AnthropicProvider(HttpProvider):
                 f"anthropic/{request.model}: the reply has no content; is this an Anthropic-compatible server?"
             )
         text = "".join(str(b.get("text", "")) for b in content if isinstance(b, dict) and b.get("type") == "text")
-        usage = data.get("usage") or {}
+        usage = _usage(data)
         return ChatResponse(
             text=text,
             input_tokens=_input_tokens(usage),
-            output_tokens=int(usage.get("output_tokens") or 0),
+            output_tokens=token_count(usage.get("output_tokens")),
             model=str(data.get("model") or ""),
             finish_reason=data.get("stop_reason"),
         )
@@ -85,16 +85,16 @@ class _EventReader(StreamReader):
         if kind == "message_start":
             message = data.get("message") or {}
             self.model = str(message.get("model") or "")
-            usage = message.get("usage") or {}
+            usage = _usage(message)
             self.input_tokens = _input_tokens(usage)
-            self.output_tokens = int(usage.get("output_tokens") or 0)
+            self.output_tokens = token_count(usage.get("output_tokens"))
         elif kind == "content_block_delta":
             delta = data.get("delta") or {}
             if delta.get("type") == "text_delta":
                 self.text(str(delta.get("text", "")))
         elif kind == "message_delta":
-            usage = data.get("usage") or {}
-            self.output_tokens = int(usage.get("output_tokens") or self.output_tokens)
+            usage = _usage(data)
+            self.output_tokens = token_count(usage.get("output_tokens")) or self.output_tokens
             if usage.get("input_tokens") is not None:  # newer servers repeat the cumulative input count
                 self.input_tokens = max(self.input_tokens, _input_tokens(usage))
             self.finish_reason = (data.get("delta") or {}).get("stop_reason") or self.finish_reason
@@ -102,7 +102,12 @@ class _EventReader(StreamReader):
             self.done = True
 
 
+def _usage(data: dict[str, Any]) -> dict[str, Any]:
+    usage = data.get("usage")
+    return usage if isinstance(usage, dict) else {}
+
+
 def _input_tokens(usage: dict[str, Any]) -> int:
     """Every prompt token: uncached, written to the cache and read from it (all billed, at different rates)."""
     keys = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-    return sum(int(usage.get(key) or 0) for key in keys)
+    return sum(token_count(usage.get(key)) for key in keys)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -29,6 +31,7 @@ _REASONS = {
     429: "rate limited",
 }
 _MESSAGE_LIMIT = 300
+_Item = TypeVar("_Item")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,30 +145,53 @@ class HttpProvider:
         body = self.body(request, endpoint, stream=on_chunk is not None)
         body.update({k: v for k, v in request.options.items() if k not in CALL_OPTIONS})
         body = {key: value for key, value in body.items() if value is not None}
-        timeout = httpx.Timeout(request.timeout or self.config.request_timeout)
+        seconds = request.timeout or self.config.request_timeout
+        timeout = httpx.Timeout(seconds)
         label = f"{self.name}/{request.model}"
         client = self._http()
         try:
-            async with client.stream("POST", url, json=body, headers=headers, timeout=timeout) as response:
-                if response.status_code >= 300:
-                    await response.aread()
-                    raise self._http_error(label, response, url, endpoint)
-                if "text/event-stream" in response.headers.get("content-type", ""):  # even when not asked for
-                    return await self._read_stream(label, response, url, self.reader(on_chunk or _ignore))
-                data = _decode(label, await response.aread(), url, response.status_code)
-                if isinstance(data, dict) and data.get("error"):
-                    raise _stream_error(label, data)  # a proxy that reports a failure with HTTP 200
-                reply = self.reply(request, data)
-                if on_chunk is not None and reply.text:
-                    on_chunk(reply.text)  # a server that ignored `stream`: the whole reply is one chunk
-                return reply
-        except httpx.TimeoutException:
-            seconds = timeout.read or 0
+            # httpx's read timeout is per network read: a server that trickles bytes or sends keep-alive
+            # comments would never trip it. A streamed reply is bounded per event (in _read_stream), any
+            # other request as a whole.
+            sending = self._send(request, on_chunk, client, url, body, headers, timeout, endpoint)
+            return await (sending if on_chunk is not None else asyncio.wait_for(sending, seconds))
+        except (httpx.TimeoutException, asyncio.TimeoutError):
             raise ProviderError(f"{label}: no reply from {url} within {seconds:g}s", retryable=True) from None
+        except httpx.DecodingError as error:
+            raise ProviderError(f"{label}: the reply from {url} cannot be decoded: {error}") from None
         except httpx.TransportError as error:
             reason = str(error) or type(error).__name__
             what = "cannot connect to" if isinstance(error, httpx.ConnectError) else "the connection failed to"
             raise ProviderError(f"{label}: {what} {url}: {reason}", retryable=True) from None
+
+    async def _send(
+        self,
+        request: ChatRequest,
+        on_chunk: ChunkListener | None,
+        client: httpx.AsyncClient,
+        url: str,
+        body: dict[str, Any],
+        headers: dict[str, str],
+        timeout: httpx.Timeout,
+        endpoint: Endpoint,
+    ) -> ChatResponse:
+        label = f"{self.name}/{request.model}"
+        async with client.stream("POST", url, json=body, headers=headers, timeout=timeout) as response:
+            if response.status_code >= 300:
+                await response.aread()
+                raise self._http_error(label, response, url, endpoint)
+            if "text/event-stream" in response.headers.get("content-type", ""):  # even when not asked for
+                return await self._read_stream(label, response, url, self.reader(on_chunk or _ignore), timeout.read)
+            data = _decode(label, await response.aread(), url, response.status_code)
+            if isinstance(data, dict) and data.get("error"):
+                raise _stream_error(label, data)  # a proxy that reports a failure with HTTP 200
+            try:
+                reply = self.reply(request, data)
+            except (AttributeError, TypeError, ValueError, KeyError, IndexError):
+                raise _unexpected(label, url, data) from None
+            if on_chunk is not None and reply.text:
+                on_chunk(reply.text)  # a server that ignored `stream`: the whole reply is one chunk
+            return reply
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -178,16 +204,35 @@ class HttpProvider:
             self._client = httpx.AsyncClient(transport=self._transport)
         return self._client
 
-    async def _read_stream(self, label: str, response: httpx.Response, url: str, reader: StreamReader) -> ChatResponse:
-        async for event, data in sse_events(response.aiter_lines()):
+    async def _read_stream(
+        self,
+        label: str,
+        response: httpx.Response,
+        url: str,
+        reader: StreamReader,
+        event_timeout: float | None = None,
+    ) -> ChatResponse:
+        finished = False
+        async for event, data in _bounded(sse_events(response.aiter_lines()), event_timeout):
             if data.strip() == "[DONE]":
+                finished = True
                 break
             for payload in _payloads(label, data, url):
-                if isinstance(payload, dict) and ("error" in payload or payload.get("type") == "error"):
+                if isinstance(payload, dict) and (payload.get("error") or payload.get("type") == "error"):
                     raise _stream_error(label, payload)
-                reader.feed(event, payload)
+                try:
+                    reader.feed(event, payload)
+                except (AttributeError, TypeError, ValueError, KeyError, IndexError):
+                    raise _unexpected(label, url, payload) from None
             if reader.done:
                 break
+        if not (finished or reader.done or reader.finish_reason):
+            # The connection closed cleanly but early (a proxy's idle timeout, a crashed worker): the text
+            # so far is a fragment, not the reply. Retried like a lost connection.
+            raise ProviderError(
+                f"{label}: the stream from {url} ended before the reply was complete (no final event)",
+                retryable=True,
+            )
         return reader.response()
 
     def _http_error(self, label: str, response: httpx.Response, url: str, endpoint: Endpoint) -> ProviderError:
@@ -235,19 +280,15 @@ async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds a server asks to wait: ``retry-after-ms``, or ``Retry-After`` in seconds or as an HTTP date."""
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
+    millis = _seconds(headers.get("retry-after-ms"))
+    if millis is not None:
+        return millis / 1000
     value = headers.get("retry-after")
     if not value:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    seconds = _seconds(value)  # garbage such as "nan" or "-5" gives None: backoff, not an immediate retry
+    if seconds is not None:
+        return seconds
     try:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -256,6 +297,15 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
 
     now = datetime.now(moment.tzinfo or timezone.utc)
     return max(0.0, (moment - now).total_seconds())
+
+
+def _seconds(value: str | None) -> float | None:
+    """A header's number when it is finite and at least 0, else ``None``."""
+    try:
+        number = float(value or "")
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
 
 
 def error_message(data: Any) -> str:
@@ -288,6 +338,37 @@ def _stream_error(label: str, payload: dict[str, Any]) -> ProviderError:
     kind = str(error.get("type") or error.get("code") or "") if isinstance(error, dict) else ""
     retryable = kind in ("overloaded_error", "api_error", "rate_limit_error", "server_error")
     return ProviderError(f"{label}: the server reported an error: {error_message(payload)}", retryable=retryable)
+
+
+async def _bounded(events: AsyncIterator[_Item], seconds: float | None) -> AsyncIterator[_Item]:
+    """``events``, raising ``asyncio.TimeoutError`` when the next one takes longer than ``seconds``."""
+    while True:
+        try:
+            item = await asyncio.wait_for(events.__anext__(), seconds)
+        except StopAsyncIteration:
+            return
+        yield item
+
+
+def _unexpected(label: str, url: str, data: Any) -> ProviderError:
+    """A reply that is JSON but not in the provider's format (a string where an object belongs …)."""
+    sample = " ".join(json.dumps(data, ensure_ascii=False)[:120].split())
+    return ProviderError(f"{label}: the reply from {url} is not in the expected format: {sample}")
+
+
+def token_count(value: Any) -> int:
+    """A token count from a server's ``usage``: a whole number of at least 0; anything else (a string, a
+    negative or non-finite number, a list) counts 0 rather than failing a reply that has its text."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return 0
+    if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
+        return int(value)
+    return 0
 
 
 def _json_or_text(raw: bytes) -> Any:

@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from llmflow.providers import KEY_VARIABLES, ChatRequest, ChatResponse, ChunkListener
-from llmflow.providers.http import Endpoint, HttpProvider, StreamReader
+from llmflow.providers.http import Endpoint, HttpProvider, StreamReader, token_count
 
 
 class OpenAIProvider(HttpProvider):
@@ -88,7 +88,7 @@ class _ChunkReader(StreamReader):
 def _usage(usage: Any) -> tuple[int, int]:
     if not isinstance(usage, dict):
         return 0, 0
-    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    return token_count(usage.get("prompt_tokens")), token_count(usage.get("completion_tokens"))
 
 
 def _malformed(request: ChatRequest, what: str) -> Exception:

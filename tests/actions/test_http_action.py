@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -53,6 +56,23 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(503, b"try later", "text/plain")
             else:
                 self._reply(200, b'{"finally": true}')
+        elif self.path.startswith("/trickle"):  # a byte at a time: each read is quick, the whole is not
+            body = json.dumps({"slow": "x" * 30}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            for byte in body:
+                time.sleep(0.05)
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+        elif self.path.startswith("/reset"):  # half a body, then a TCP reset
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b'{"half":')
+            self.wfile.flush()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
         else:
             self._reply(500, b"boom", "text/plain")
 
@@ -145,3 +165,18 @@ def test_refuses_other_schemes(tmp_path: Path) -> None:
     summary = run(tmp_path, 'version: 1\nname: t\nsteps:\n  - http: "file:///etc/passwd"\n')
     assert summary.status == "failed"
     assert summary.error is not None and "must start with http://" in summary.error
+
+
+def test_a_reply_trickled_a_byte_at_a_time_still_times_out(tmp_path: Path, server: str) -> None:
+    text = f'version: 1\nname: t\nsteps:\n  - id: get\n    http: {{url: "{server}/trickle", timeout: 0.5s}}\n'
+    summary = run(tmp_path, text)
+    assert summary.status == "failed"
+    assert summary.error == f"step 'get': GET {server}/trickle timed out after 0.5s"
+
+
+def test_a_connection_reset_mid_body_says_so(tmp_path: Path, server: str) -> None:
+    summary = run(tmp_path, f'version: 1\nname: t\nsteps:\n  - id: get\n    http: "{server}/reset"\n')
+    assert summary.status == "failed"
+    prefix = f"step 'get': GET {server}/reset failed: "
+    assert summary.error is not None and summary.error.startswith(prefix)
+    assert summary.error.removeprefix(prefix)  # httpx's ReadError after a reset has no text of its own

@@ -1,0 +1,165 @@
+"""Both HTTP providers against servers that break the protocol: cut streams, odd shapes, stalling bodies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from provider_servers import FakeServer, Reply, Stream, anthropic_reply, openai_reply, sse
+
+from llmflow.config import Config
+from llmflow.errors import ProviderError
+from llmflow.providers import ChatRequest, ChatResponse
+from llmflow.providers.anthropic import AnthropicProvider
+from llmflow.providers.http import HttpProvider
+from llmflow.providers.openai import OpenAIProvider
+
+
+def openai(server: FakeServer) -> OpenAIProvider:
+    return OpenAIProvider(Config(providers={"openai": {"base_url": server.url + "/v1"}}))
+
+
+def anthropic(server: FakeServer) -> AnthropicProvider:
+    return AnthropicProvider(Config(providers={"anthropic": {"base_url": server.url, "api_key": "sk-ant-test-key"}}))
+
+
+def ask(provider: HttpProvider, stream: bool = False, timeout: float | None = None) -> ChatResponse:
+    request = ChatRequest(model="m", messages=({"role": "user", "content": "hi"},), timeout=timeout)
+
+    async def go() -> ChatResponse:
+        try:
+            return await provider.complete(request, (lambda text: None) if stream else None)
+        finally:
+            await provider.aclose()
+
+    return asyncio.run(go())
+
+
+def failure(provider: HttpProvider, stream: bool = False, timeout: float | None = None) -> ProviderError:
+    with pytest.raises(ProviderError) as caught:
+        ask(provider, stream, timeout)
+    return caught.value
+
+
+def openai_chunk(text: str) -> str:
+    return "data: " + json.dumps({"model": "m", "choices": [{"index": 0, "delta": {"content": text}}]})
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        pytest.param([openai_chunk("Hello"), openai_chunk(" wor")], id="no-done-no-finish-reason"),
+        pytest.param([], id="empty"),
+    ],
+)
+def test_an_openai_stream_cut_before_its_end_is_a_retryable_error_not_a_short_reply(
+    openai_server: FakeServer, events: list[str]
+) -> None:
+    openai_server.queue(Stream(events))
+    problem = failure(openai(openai_server), stream=True)
+    assert "ended before the reply was complete" in problem.message and problem.retryable
+
+
+def test_an_anthropic_stream_cut_before_message_stop_is_a_retryable_error(anthropic_server: FakeServer) -> None:
+    start = {"type": "message_start", "message": {"model": "c", "usage": {"input_tokens": 5}}}
+    delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hel"}}
+    anthropic_server.queue(Stream([sse("message_start", start), sse("content_block_delta", delta)]))
+    problem = failure(anthropic(anthropic_server), stream=True)
+    assert "ended before the reply was complete" in problem.message and problem.retryable
+
+
+def test_an_openai_stream_with_a_finish_reason_but_no_done_is_complete(openai_server: FakeServer) -> None:
+    finish = "data: " + json.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    openai_server.queue(Stream([openai_chunk("all"), finish]))
+    assert ask(openai(openai_server), stream=True).text == "all"
+
+
+@pytest.mark.parametrize(
+    ("usage", "expected"),
+    [
+        pytest.param({"prompt_tokens": "12", "completion_tokens": "many"}, (12, 0), id="strings"),
+        pytest.param({"prompt_tokens": 1e400, "completion_tokens": -4}, (0, 0), id="infinite-and-negative"),
+        pytest.param({"prompt_tokens": 7.0, "completion_tokens": True}, (7, 0), id="float-and-bool"),
+        pytest.param("lots", (0, 0), id="not-an-object"),
+    ],
+)
+def test_odd_usage_numbers_count_what_they_can_and_keep_the_reply(
+    openai_server: FakeServer, usage: Any, expected: tuple[int, int]
+) -> None:
+    openai_server.queue(Reply(json={**openai_reply("hi"), "usage": usage}))
+    reply = ask(openai(openai_server))
+    assert (reply.text, reply.input_tokens, reply.output_tokens) == ("hi", *expected)
+
+
+def test_odd_anthropic_usage_keeps_the_reply(anthropic_server: FakeServer) -> None:
+    anthropic_server.queue(Reply(json={**anthropic_reply("hi"), "usage": "x"}))
+    reply = ask(anthropic(anthropic_server))
+    assert (reply.text, reply.input_tokens, reply.output_tokens) == ("hi", 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("which", "stream", "response"),
+    [
+        pytest.param("openai", False, Reply(json={"choices": [{"message": "hi"}]}), id="openai-message-string"),
+        pytest.param(
+            "anthropic",
+            True,
+            Stream([sse("message_start", {"type": "message_start", "message": "oops"})]),
+            id="anthropic-message-start-string",
+        ),
+        pytest.param(
+            "anthropic",
+            True,
+            Stream([sse("content_block_delta", {"type": "content_block_delta", "delta": "x"})]),
+            id="anthropic-delta-string",
+        ),
+    ],
+)
+def test_a_reply_of_the_wrong_shape_is_a_clear_error(
+    openai_server: FakeServer, anthropic_server: FakeServer, which: str, stream: bool, response: Reply | Stream
+) -> None:
+    server = openai_server if which == "openai" else anthropic_server
+    server.queue(response)
+    provider = openai(server) if which == "openai" else anthropic(server)
+    problem = failure(provider, stream=stream)
+    assert "is not in the expected format: {" in problem.message
+    assert problem.message.startswith(f"{which}/m: the reply from {server.url}")
+
+
+def test_a_body_that_cannot_be_decompressed_is_a_clear_error(openai_server: FakeServer) -> None:
+    openai_server.queue(Reply(body=b"not gzip at all", headers={"content-encoding": "gzip"}))
+    problem = failure(openai(openai_server))
+    assert problem.message.startswith(f"openai/m: the reply from {openai_server.url}/v1/chat/completions cannot be ")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_keep_alive_comments_alone_do_not_outlast_the_timeout(openai_server: FakeServer, stream: bool) -> None:
+    # Without a deadline of its own, each comment resets httpx's read timeout and the call runs for as long
+    # as the server keeps talking; then the stream ends without a final event.
+    openai_server.queue(Stream([": keep-alive"] * 40, delay=0.1))
+    problem = failure(openai(openai_server), stream=stream, timeout=0.5)
+    assert problem.message == f"openai/m: no reply from {openai_server.url}/v1/chat/completions within 0.5s"
+    assert problem.retryable
+
+
+@pytest.mark.parametrize("value", ["nan", "-5", "inf", "1e999"])
+def test_a_garbage_retry_after_falls_back_to_backoff(openai_server: FakeServer, value: str) -> None:
+    openai_server.queue(Reply(status=503, json={"error": "busy"}, headers={"retry-after": value}))
+    problem = failure(openai(openai_server))
+    assert problem.retryable and problem.retry_after is None
+
+
+@pytest.mark.parametrize(("headers", "expected"), [({"retry-after": "2.5"}, 2.5), ({"retry-after-ms": "250"}, 0.25)])
+def test_a_retry_after_in_seconds_or_milliseconds_is_kept(
+    openai_server: FakeServer, headers: dict[str, str], expected: float
+) -> None:
+    openai_server.queue(Reply(status=429, json={"error": "slow down"}, headers=headers))
+    assert failure(openai(openai_server)).retry_after == expected
+
+
+def test_a_stream_chunk_with_a_null_error_field_is_not_an_error(openai_server: FakeServer) -> None:
+    chunk = {"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}], "error": None}
+    openai_server.queue(Stream(["data: " + json.dumps(chunk), "data: [DONE]"]))
+    assert ask(openai(openai_server), stream=True).text == "hi"
