@@ -1,4 +1,4 @@
-"""Workflow files that are not plain small files: a named pipe, an endless device, one enormous line."""
+"""Files that are not plain small files (a named pipe, an endless device, one enormous line) and names too long."""
 
 from __future__ import annotations
 
@@ -62,3 +62,14 @@ def test_a_long_line_is_quoted_around_the_problem(workflow: Callable[..., Path],
     assert quoted.startswith("    1 | …cho hi}, ") and quoted.endswith("{run: echo, bogus: 1}]}")
     assert len(quoted) == len("    1 | ") + 1 + 160
     assert quoted[caret.index("^")] + quoted[caret.index("^") + 1 :].split(":")[0] == "bogus"
+
+
+@pytest.mark.parametrize("args", [["a" * 260], ["flow", "--dir", "b" * 300]], ids=["name", "dir"])
+def test_new_with_a_name_too_long_for_the_file_system(
+    tmp_path: Path, cli: Callable[..., Result], args: list[str]
+) -> None:
+    result = cli("new", *args)
+    target = f"{args[0]}.yaml" if len(args) == 1 else f"{args[2]}/flow.yaml"
+    assert (result.code, result.stdout) == (1, "")
+    assert result.stderr == f"error: cannot write {target}: File name too long\n"
+    assert list(tmp_path.iterdir()) == []
