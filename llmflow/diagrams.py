@@ -110,8 +110,13 @@ def _section_ident(ident: str, label: str) -> str:
 
 
 def _mermaid_text(text: str) -> str:
-    """Text for a quoted Mermaid label (entity codes keep quotes and angle brackets literal)."""
-    return text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+    """Text for a quoted Mermaid label (entity codes keep quotes and angle brackets literal).
+
+    ``#`` goes first: Mermaid reads any ``#word;`` in the diagram as an entity code, so a name such as
+    ``issue #42; retry`` would otherwise be drawn as ``issue *; retry``."""
+    return (
+        text.replace("#", "#35;").replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+    )
 
 
 def _dot_text(text: str) -> str:

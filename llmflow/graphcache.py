@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from functools import cache, lru_cache
 from pathlib import Path, PurePath
+from stat import S_ISREG
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, cast
 
@@ -110,6 +111,8 @@ def entry(path: str | Path, display: str) -> Entry | None:
         return None
     try:
         resolved = Path(path).resolve()
+        if not S_ISREG(os.stat(resolved).st_mode):
+            return None  # a FIFO or a device cannot be read twice (here, then by the loader): not cached
         with open(resolved, "rb") as handle:
             text = handle.read(MAX_TEXT + 1)
     except (OSError, RuntimeError):  # RuntimeError: a symlink loop, before Python 3.13

@@ -12,6 +12,9 @@ from llmflow.diagnostics import Diagnostic
 
 SourceLines = Callable[[str, int], str]
 
+#: The most characters of a source line quoted under a diagnostic.
+EXCERPT_WIDTH = 160
+
 
 def as_text(diagnostics: Sequence[Diagnostic], source_line: SourceLines, *, color: bool = False) -> str:
     """``path:line:col: error[code]: message``, the source line and a caret under the column."""
@@ -28,13 +31,24 @@ def as_text(diagnostics: Sequence[Diagnostic], source_line: SourceLines, *, colo
             # The line may hold the very control character the diagnostic is about: shown escaped, with the
             # caret moved past the escapes before the column.
             gutter = f"{d.line:>5} | "
-            shown = text.expandtabs(1)
+            shown, caret = _excerpt(text.expandtabs(1), d.column)
             lines.append(f"{dim}{gutter}{reset}{terminal_text(shown)}")
-            offset = len(terminal_text(shown[: d.column - 1]))
+            offset = len(terminal_text(shown[:caret]))
             lines.append(f"{dim}{' ' * (len(gutter) - 2)}| {reset}{' ' * offset}{tone}^{reset}")
         if d.hint:
             lines.append(f"{' ' * 6}= hint: {terminal_text(d.hint)}")
     return "\n".join(lines)
+
+
+def _excerpt(text: str, column: int) -> tuple[str, int]:
+    """At most ``EXCERPT_WIDTH`` characters of a source line around ``column`` (1-based), with ``…`` where it is
+    cut (a minified or generated file can be one line of megabytes), and the caret's index in the excerpt."""
+    if len(text) <= EXCERPT_WIDTH:
+        return text, column - 1
+    start = max(0, min(column - 1 - EXCERPT_WIDTH // 2, len(text) - EXCERPT_WIDTH))
+    end = start + EXCERPT_WIDTH
+    head, tail = ("…" if start else ""), ("…" if end < len(text) else "")
+    return head + text[start:end] + tail, len(head) + column - 1 - start
 
 
 def as_json(diagnostics: Sequence[Diagnostic]) -> str:

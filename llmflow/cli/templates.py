@@ -79,11 +79,14 @@ def new_workflow(name: str, template_name: str, assignments: list[str], *, force
         scaffold = plan_scaffold(template, name, directory or Path("."), values)
     except UsageError as error:
         _fail(str(error))
-    blocked = scaffold.blocked()
+    try:
+        blocked, existing = scaffold.blocked(), scaffold.conflicts()
+    except OSError as error:  # a name too long for the file system, a folder that cannot be searched …
+        typer.echo(terminal_text(f"error: cannot write {_unwritable(error)}"), err=True)
+        return exits.FAILED
     if blocked:
         typer.echo(f"error: cannot write here: {', '.join(_shown(p) for p in blocked)} is in the way", err=True)
         return exits.FAILED
-    existing = scaffold.conflicts()
     if existing and not force:
         listed = ", ".join(_shown(path) for path in existing)
         typer.echo(
@@ -95,7 +98,7 @@ def new_workflow(name: str, template_name: str, assignments: list[str], *, force
     try:
         scaffold.write()
     except OSError as error:
-        typer.echo(f"error: cannot write {error.filename or 'the files'}: {error.strerror or error}", err=True)
+        typer.echo(terminal_text(f"error: cannot write {_unwritable(error)}"), err=True)
         return exits.FAILED
     typer.echo(f"Created from template '{template.name}' ({template.source}):")
     for path, _ in scaffold.files:
@@ -194,6 +197,12 @@ def _shown(path: Path) -> str:
         return absolute.relative_to(Path.cwd()).as_posix()
     except ValueError:
         return str(absolute)
+
+
+def _unwritable(error: OSError) -> str:
+    """``FILE: reason`` for an error met while checking or writing the scaffold's files."""
+    where = _shown(Path(error.filename)) if isinstance(error.filename, str) else "the files"
+    return f"{where}: {error.strerror or error}"
 
 
 def _fail(message: str) -> NoReturn:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from collections.abc import Sequence
 from functools import lru_cache
@@ -17,9 +19,16 @@ if TYPE_CHECKING:
 
 @lru_cache(maxsize=64)
 def _file_lines(file: str) -> tuple[str, ...]:
+    """The lines of ``file`` to quote under its diagnostics: none for a FIFO or a device (read once already, or
+    endless like ``/dev/zero``), and no more of a file than the loader reads."""
+    from llmflow.spec.loader import LoadLimits
+
     try:
-        data = Path(file).read_bytes()
-    except OSError:
+        if not stat.S_ISREG(os.stat(file).st_mode):
+            return ()
+        with open(file, "rb") as handle:
+            data = handle.read(LoadLimits().max_bytes)
+    except (OSError, ValueError):  # ValueError: a NUL byte in the name
         return ()
     text = data.decode("utf-8", errors="replace").lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     return tuple(text.split("\n"))

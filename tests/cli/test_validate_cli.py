@@ -391,6 +391,19 @@ def test_graph_draws_patterns_as_subgraphs(tmp_path: Path, style: str) -> None:
     assert done.stdout == DRAWINGS[style]
 
 
+def test_mermaid_labels_keep_hashes_quotes_and_brackets_literal(tmp_path: Path) -> None:
+    # Mermaid decodes '#word;' anywhere in a diagram as an entity code ('#42;' is '*').
+    (tmp_path / "names.yaml").write_text(
+        "version: 1\nname: names\nsteps:\n  - {id: a, name: 'issue #42; <b>\"#amp;\"</b>', run: echo a}\n",
+        encoding="utf-8",
+    )
+    done = llmflow_cli(tmp_path, "graph", "names.yaml", "--format", "mermaid")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == (
+        'flowchart TD\n  n_a["issue #35;42; #lt;b#gt;#quot;#35;amp;#quot;#lt;/b#gt;<br/><i>run</i>"]\n'
+    )
+
+
 def test_graph_of_an_invalid_file_exits_2_with_the_diagnostics(files: Path) -> None:
     done = llmflow_cli(files, "graph", "bad.yaml")
     assert (done.returncode, done.stdout) == (2, "")
