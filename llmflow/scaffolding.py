@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
@@ -294,10 +296,19 @@ class Scaffold:
         return sorted(set(found))
 
     def write(self) -> None:
-        """Write every file, creating folders as needed."""
+        """Write every file, creating folders as needed. Each file is written beside its target and renamed
+        over it: a file is never left half-written, and ``--force`` replaces a symbolic link in the way instead
+        of writing through it to wherever it points (possibly outside the project)."""
         for path, content in self.files:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(content)
+            temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            try:
+                temporary.write_bytes(content)
+                os.replace(temporary, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    temporary.unlink()
+                raise
 
 
 def plan_scaffold(template: Template, name: str, directory: Path, assignments: Mapping[str, str]) -> Scaffold:

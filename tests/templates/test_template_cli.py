@@ -247,6 +247,18 @@ def test_new_refuses_to_overwrite_and_writes_nothing(library: Library) -> None:
     assert Path("data/names.txt").read_text(encoding="utf-8") == "Ada\nGrace\n"
 
 
+def test_new_with_force_replaces_a_symbolic_link_instead_of_writing_where_it_points(library: Library) -> None:
+    outside = Path("..", "outside.txt").resolve()
+    outside.write_text("keep me\n", encoding="utf-8")
+    Path("flow.yaml").symlink_to(outside)
+    result = cli("new", "flow", "-t", "hello", "--force")
+    assert result.code == 0, result.stderr
+    assert outside.read_text(encoding="utf-8") == "keep me\n"
+    assert not Path("flow.yaml").is_symlink()
+    assert Path("flow.yaml").read_text(encoding="utf-8").startswith("version: 1")
+    assert sorted(path.name for path in Path().glob(".*.tmp")) == []
+
+
 def test_new_cannot_replace_a_folder_even_with_force(library: Library) -> None:
     Path("flow.yaml").mkdir()
     assert cli("new", "flow", "-t", "hello", "--force") == Outcome(
