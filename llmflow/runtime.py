@@ -402,8 +402,10 @@ async def resume_run(request: ResumeRequest, options: RunOptions | None = None) 
         state.approvals = {path: decision for path in waiting}
     asked = meta.get("approvals_asked") or {}
     again = rerun_set(workflow, request.from_step) if request.from_step is not None else set()
-    state.approvals_asked = {  # an approval run again with --from is asked afresh
-        path: float(asked[path]) for path in waiting if path in asked and static_path(path) not in again
+    state.approvals_asked = {  # also those of a run killed while it waited; one run again with --from is asked afresh
+        str(path): float(moment)
+        for path, moment in (asked.items() if isinstance(asked, dict) else ())
+        if isinstance(moment, (int, float)) and static_path(str(path)) not in again
     }
     engine = Engine(state)
     frame = engine.root_frame(values)

@@ -147,8 +147,16 @@ class RunState:
         return self.approvals.get(path)
 
     def approval_asked(self, path: str) -> float:
-        """When the approval at ``path`` was first asked (recorded now when this is the first time)."""
-        return self.approvals_asked.setdefault(path, time.time())
+        """When the approval at ``path`` was first asked (recorded now when this is the first time).
+
+        A first ask goes into ``run.json`` at once, not only at the run's end: a run killed while other
+        branches still ran must not start the approval's timeout afresh when it is resumed.
+        """
+        asked = self.approvals_asked.get(path)
+        if asked is None:
+            asked = self.approvals_asked[path] = time.time()
+            self.handle.mark(approvals_asked=dict(self.approvals_asked))
+        return asked
 
     def output_line(self, path: str, stream: str, line: str) -> None:
         """Pass one line of live output to the listener."""

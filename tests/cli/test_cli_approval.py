@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from cli_helpers import Result
+from cli_helpers import Result, command, environment, wait_for
 
 Cli = Callable[..., Result]
 Write = Callable[..., Path]
@@ -163,3 +166,41 @@ steps:
     shown = cli("show", "--last").stdout.splitlines()
     assert "waiting:  checks[0]/ok: Ship alpha?" in shown
     assert "waiting:  checks[1]/ok: Ship beta?" in shown
+
+
+def test_an_approval_asked_before_a_kill_keeps_its_time_on_resume(
+    workflow: Write, runs_dir: Path, tmp_path: Path, cli: Cli
+) -> None:
+    workflow(
+        """\
+version: 1
+name: killed-while-waiting
+steps:
+  - id: both
+    parallel:
+      fail_fast: false
+      branches:
+        ask: [{id: gate, approval: {message: "Ship it?", timeout: 1h}}]
+        work: [{id: slow, run: "touch started; if [ ! -e go ]; then sleep 30; fi"}]
+"""
+    )
+    driver = subprocess.Popen(command("run", "flow.yaml", "-q"), cwd=tmp_path, env=environment())
+    try:
+        wait_for(lambda: (tmp_path / "started").exists() and _asked(runs_dir) is not None, "the approval asked")
+        first = _asked(runs_dir)
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        driver.kill()
+    (tmp_path / "go").touch()  # the branch in flight at the kill runs again, at once this time
+    resumed = cli("resume", "--last", "-q")
+    assert resumed.code == 3, resumed.stderr  # still waiting, and the slow branch ran to its end
+    assert _asked(runs_dir) == first
+
+
+def _asked(runs_dir: Path) -> float | None:
+    """When the run's approval was first asked, as its ``run.json`` says (None before it says so)."""
+    for meta_file in runs_dir.glob("*/run.json"):
+        asked = json.loads(meta_file.read_text(encoding="utf-8")).get("approvals_asked") or {}
+        return asked.get("both/ask/gate")
+    return None
