@@ -102,9 +102,15 @@ class MemoryStore:
         ]
         path = self._file(collection)
         self.folder.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as stream:
+        with path.open("a+b") as stream:
             fcntl.flock(stream.fileno(), fcntl.LOCK_EX)  # parallel steps, or several runs, may add at once
-            stream.write("".join(line + "\n" for line in lines))
+            text = "".join(line + "\n" for line in lines).encode("utf-8")
+            end = stream.seek(0, os.SEEK_END)
+            if end:
+                stream.seek(end - 1)
+                if stream.read(1) != b"\n":  # a torn last line (a crash mid-write) must not swallow the next
+                    text = b"\n" + text
+            stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
         return chosen

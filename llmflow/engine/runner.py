@@ -515,7 +515,7 @@ def _retryable(error: StepError, on: frozenset[str]) -> bool:
 async def guarded(action: Action, context: ActionContext) -> ActionResult:
     """Run an action; a bug in it (any exception that is not an llmflow error) fails the step, not the run."""
     try:
-        return await action(context)
+        result = await action(context)
     except (LlmflowError, asyncio.CancelledError):
         raise
     except Exception as error:
@@ -527,3 +527,10 @@ async def guarded(action: Action, context: ActionContext) -> ActionResult:
         else:
             message = f"{what}: {type(error).__name__}: {error}"
         raise ActionError(message, path=context.path) from error
+    if not isinstance(result, ActionResult):  # a plugin's action that returns its output bare, or nothing
+        raise ActionError(
+            f"step '{context.node.id}': the {context.node.action} action returned {type(result).__name__},"
+            " not an ActionResult",
+            path=context.path,
+        )
+    return result

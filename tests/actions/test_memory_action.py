@@ -81,3 +81,13 @@ def test_embedding_is_deterministic_and_normalised() -> None:
     assert cosine(hash_embed("invoice due date"), hash_embed("invoices due")) > cosine(
         hash_embed("invoice due date"), hash_embed("sleeping cat")
     )
+
+
+def test_a_torn_last_line_does_not_swallow_the_next_record(tmp_path: Path) -> None:
+    store = MemoryStore(tmp_path / "memory")
+    store.add("notes", ["first note"])
+    with (tmp_path / "memory" / "notes.jsonl").open("a", encoding="utf-8") as stream:
+        stream.write('{"id":"torn","te')  # a crash in the middle of a write
+    store.add("notes", ["second note", "third note"])
+    texts = sorted(record["text"] for record in store.records("notes").values())
+    assert texts == ["first note", "second note", "third note"]

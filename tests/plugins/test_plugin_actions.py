@@ -149,6 +149,38 @@ def test_a_resume_restores_an_action_step_instead_of_running_it_again(actions: P
     assert [(step["path"], step["kind"]) for step in restored["data"]["steps"]] == [("count", "tally")]
 
 
+def test_an_action_that_returns_no_action_result_fails_its_step_with_one_line(project: Project) -> None:
+    project.write(
+        "bare.py",
+        """
+from llmflow.plugins import hookimpl
+
+
+async def bare(ctx):
+    return 5
+
+
+@hookimpl
+def register_actions(registry):
+    registry.register("bare", bare)
+""",
+    )
+    project.workflow(
+        """
+        plugins: [./bare.py]
+        steps:
+          - id: loud
+            action: bare
+        """
+    )
+    done = project.cli("run", "flow.yaml", "--state-dir", "state")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "step 'loud': the bare action returned int, not an ActionResult" in done.stderr
+    (run_id,) = project.runs()
+    assert project.events(run_id, "step.failed")
+
+
 # -- names no plugin registers -----------------------------------------------------------------------------
 def test_an_unknown_action_stops_run_with_one_line_exit_2_and_no_run(actions: Project) -> None:
     actions.workflow(
