@@ -163,3 +163,40 @@ class BackgroundSink:
             self.abandoned += count
 
         self.settle(lose, count)
+
+
+class PluginSink(BackgroundSink):
+    """A plugin's sink, handed its events from a thread of its own: one event at a time, in order, each
+    ``put`` that raises counted in ``failed`` (the next event is still handed on); its ``close`` is called
+    on that thread after the last event. ``close`` waits at most ``CLOSE_TIMEOUT`` seconds for it."""
+
+    thread_name = "llmflow-plugin-sink"
+    CLOSE_TIMEOUT = 5.0
+
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+        self.failed = 0
+        super().__init__(linger=0.005, close_timeout=self.CLOSE_TIMEOUT)
+
+    def put(self, event: Event) -> None:
+        """Queue a copy of ``event`` (the plugin's sink may change what it gets; other sinks read it too)."""
+        data = event.get("data")
+        super().put({**event, "data": dict(data)} if isinstance(data, dict) else dict(event))
+
+    def handle(self, events: list[Event]) -> None:
+        put = self.sink.put
+        for event in events:
+            try:
+                put(event)
+            except Exception:
+                self.failed += 1
+
+    def finish(self) -> None:
+        close = getattr(self.sink, "close", None)
+        if close is not None:
+            close()
+
+    @property
+    def undelivered(self) -> int:
+        """Events the plugin's sink did not take: dropped, abandoned at close, or refused by its ``put``."""
+        return self.dropped + self.abandoned + self.failed

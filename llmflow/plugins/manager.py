@@ -78,8 +78,15 @@ class RunSinks:
         self.sinks: list[Sink] = []
 
     def add(self, sink: Sink) -> None:
-        """Attach ``sink`` (``put(event)`` must return at once; ``close()`` flushes) to the run's events."""
-        self.sinks.append(sink)
+        """Attach ``sink`` (``put(event)`` and ``close()``) to the run's events.
+
+        The sink is handed the events by a thread of its own (``PluginSink``): a plugin's sink that blocks or
+        raises can neither stall the run nor lose the other sinks' events, and its ``close`` is waited for at
+        most ``PluginSink.CLOSE_TIMEOUT`` seconds at the end of the run.
+        """
+        from llmflow.observability.worker import PluginSink
+
+        self.sinks.append(PluginSink(sink))
 
 
 class Plugins:

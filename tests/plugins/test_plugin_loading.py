@@ -5,6 +5,7 @@ sinks through the hooks the built-ins use; clear errors for plugins that do not 
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -165,6 +166,50 @@ def test_a_plugin_adds_a_sink_that_sees_every_event(project: Project) -> None:
     summary = project.run("plugins: [./sink.py]\nsteps: [{id: a, run: echo}]\n")
     assert project.read("sink.txt") == "run.started step.started step.completed run.completed"
     assert summary.status == "succeeded"
+
+
+def test_a_plugin_sink_that_blocks_or_raises_stalls_nothing_and_loses_nothing_else(project: Project) -> None:
+    project.write(
+        "sink.py",
+        """
+        import time
+        from pathlib import Path
+        from llmflow.plugins import hookimpl
+
+        HERE = Path(__file__).parent
+
+
+        class Stubborn:
+            def __init__(self):
+                self.types, self.waited = [], None
+
+            def put(self, event):
+                if event["type"] == "step.started" and event["path"] == "a":
+                    # Blocks until step b has run: only possible if the run goes on meanwhile.
+                    deadline = time.monotonic() + 30
+                    while not (HERE / "go").exists() and time.monotonic() < deadline:
+                        time.sleep(0.01)
+                    self.waited = "released" if (HERE / "go").exists() else "gave up"
+                if event["type"] == "step.completed":
+                    event["data"].clear()  # its own copy: the run's events.jsonl keeps the data
+                    raise RuntimeError("this sink fails on completions")
+                self.types.append(event["type"])
+
+            def close(self):
+                (HERE / "sink.txt").write_text(f"{self.waited}: {' '.join(self.types)}")
+
+
+        @hookimpl
+        def register_sinks(sinks):
+            sinks.add(Stubborn())
+        """,
+    )
+    summary = project.run("plugins: [./sink.py]\nsteps: [{id: a, run: echo}, {id: b, run: touch go}]\n")
+    assert summary.status == "succeeded", summary.error
+    assert project.read("sink.txt") == "released: run.started step.started step.started run.completed"
+    events = (project.state / "runs" / summary.run_id / "events.jsonl").read_text().splitlines()
+    completed = [json.loads(line) for line in events if '"step.completed"' in line]
+    assert [event["data"]["id"] for event in completed] == ["a", "b"]
 
 
 def test_plugin_objects_from_the_api_are_registered_last(project: Project) -> None:
