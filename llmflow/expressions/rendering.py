@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -33,7 +34,7 @@ _UNSUPPORTED = {
     nodes.FromImport: "{% from ... import %}",
 }
 _CACHE: dict[tuple[str, bool, str], JinjaTemplate] = {}
-_CHECKED = (nodes.Getattr, nodes.Filter, nodes.Test, nodes.FilterBlock, *_UNSUPPORTED)
+_CHECKED = (nodes.Getattr, nodes.Filter, nodes.Test, nodes.FilterBlock, nodes.Const, *_UNSUPPORTED)
 
 
 def line_offset(source: str, lineno: int | None) -> int | None:
@@ -78,6 +79,11 @@ def check(tree: nodes.Template, env: Sandbox, source: str, *, shell: bool = Fals
     With ``plugins`` a filter the sandbox does not know is left for a plugin to register.
     """
     for node in tree.find_all(_CHECKED):
+        if isinstance(node, nodes.Const):
+            if type(node.value) is float and not math.isfinite(node.value):
+                # Jinja would compile it to the name ``inf``, which then fails as an undefined name.
+                raise located("a number too large for a template (it is infinite as a float)", source, node.lineno)
+            continue
         if isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
             private = node
             inner: Any = node.node  # report the first private name in a chain: ''.__class__.__mro__

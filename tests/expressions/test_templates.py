@@ -232,6 +232,7 @@ COMPILE_ERRORS = [
     ("extends", "{% extends 'x.txt' %}", "{% extends %} is not supported"),
     ("import", "{% import 'x.txt' as y %}", "{% import %} is not supported"),
     ("deeply-nested", "{{ " + "a." * 3000 + "b }}", "nested too deeply"),
+    ("infinite-number", "{{ x * 1e400 }}", "a number too large for a template (it is infinite as a float)"),
 ]
 
 
