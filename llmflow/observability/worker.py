@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -173,9 +174,11 @@ class PluginSink(BackgroundSink):
     thread_name = "llmflow-plugin-sink"
     CLOSE_TIMEOUT = 5.0
 
-    def __init__(self, sink: Any) -> None:
+    def __init__(self, sink: Any, warn: Warn | None = None) -> None:
         self.sink = sink
         self.failed = 0
+        self.last_error: str | None = None
+        self._warn = warn
         super().__init__(linger=0.005, close_timeout=self.CLOSE_TIMEOUT)
 
     def put(self, event: Event) -> None:
@@ -188,8 +191,9 @@ class PluginSink(BackgroundSink):
         for event in events:
             try:
                 put(event)
-            except Exception:
+            except Exception as error:
                 self.failed += 1
+                self.last_error = f"{type(error).__name__}: {error}"
 
     def finish(self) -> None:
         close = getattr(self.sink, "close", None)
@@ -200,3 +204,20 @@ class PluginSink(BackgroundSink):
     def undelivered(self) -> int:
         """Events the plugin's sink did not take: dropped, abandoned at close, or refused by its ``put``."""
         return self.dropped + self.abandoned + self.failed
+
+    def closed(self) -> None:
+        """Say what the sink did not take (to ``warn``, else stderr), as the webhook and OpenTelemetry sinks do."""
+        count = self.undelivered
+        if not count:
+            return
+        why = self.last_error or self.broken or ("the queue was full" if self.dropped else "its close took too long")
+        name = type(self.sink).__name__
+        message = " ".join(f"plugin sink {name}: {count} event{'s' * (count != 1)} not delivered ({why})".split())
+        if self._warn is not None:
+            self._warn(message)
+            return
+        import sys
+
+        with contextlib.suppress(OSError, ValueError):  # stderr closed: nothing sensible is left to do
+            sys.stderr.write(message + "\n")
+            sys.stderr.flush()

@@ -168,7 +168,9 @@ def test_a_plugin_adds_a_sink_that_sees_every_event(project: Project) -> None:
     assert summary.status == "succeeded"
 
 
-def test_a_plugin_sink_that_blocks_or_raises_stalls_nothing_and_loses_nothing_else(project: Project) -> None:
+def test_a_plugin_sink_that_blocks_or_raises_stalls_nothing_and_loses_nothing_else(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
     project.write(
         "sink.py",
         """
@@ -210,6 +212,8 @@ def test_a_plugin_sink_that_blocks_or_raises_stalls_nothing_and_loses_nothing_el
     events = (project.state / "runs" / summary.run_id / "events.jsonl").read_text().splitlines()
     completed = [json.loads(line) for line in events if '"step.completed"' in line]
     assert [event["data"]["id"] for event in completed] == ["a", "b"]
+    said = capsys.readouterr().err
+    assert "plugin sink Stubborn: 2 events not delivered (RuntimeError: this sink fails on completions)\n" in said
 
 
 def test_plugin_objects_from_the_api_are_registered_last(project: Project) -> None:
