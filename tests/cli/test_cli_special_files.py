@@ -12,7 +12,9 @@ from cli_helpers import Result
 
 INVALID = "version: 1\nname: piped\nstepz: []\n"
 
-posix_only = pytest.mark.skipif(not hasattr(os, "mkfifo") or not os.path.exists("/dev/zero"), reason="POSIX")
+posix_only = pytest.mark.skipif(
+    not hasattr(os, "mkfifo") or not os.path.exists("/dev/zero"), reason="named pipes and /dev/zero exist on POSIX only"
+)
 
 
 def feed(fifo: Path, text: str) -> threading.Thread:
