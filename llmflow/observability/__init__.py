@@ -35,7 +35,7 @@ def sinks_from_environment(
     not deliver everything (default: written to stderr).
     """
     env = os.environ if environ is None else environ
-    say = warn if warn is not None else _to_stderr
+    say = warn if warn is not None else to_stderr
     sinks: list[Sink] = []
     url = webhook_url or env.get("LLMFLOW_WEBHOOK_URL", "").strip()
     if url:
@@ -52,7 +52,8 @@ def sinks_from_environment(
     return sinks
 
 
-def _to_stderr(message: str) -> None:
+def to_stderr(message: str) -> None:
+    """Write one line for people to stderr (the sinks' default ``warn``)."""
     try:
         sys.stderr.write(message + "\n")
         sys.stderr.flush()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -174,11 +173,10 @@ class PluginSink(BackgroundSink):
     thread_name = "llmflow-plugin-sink"
     CLOSE_TIMEOUT = 5.0
 
-    def __init__(self, sink: Any, warn: Warn | None = None) -> None:
+    def __init__(self, sink: Any) -> None:
         self.sink = sink
         self.failed = 0
         self.last_error: str | None = None
-        self._warn = warn
         super().__init__(linger=0.005, close_timeout=self.CLOSE_TIMEOUT)
 
     def put(self, event: Event) -> None:
@@ -206,18 +204,13 @@ class PluginSink(BackgroundSink):
         return self.dropped + self.abandoned + self.failed
 
     def closed(self) -> None:
-        """Say what the sink did not take (to ``warn``, else stderr), as the webhook and OpenTelemetry sinks do."""
+        """Say on stderr what the sink did not take, as the webhook and OpenTelemetry sinks do by default."""
         count = self.undelivered
         if not count:
             return
         why = self.last_error or self.broken or ("the queue was full" if self.dropped else "its close took too long")
         name = type(self.sink).__name__
         message = " ".join(f"plugin sink {name}: {count} event{'s' * (count != 1)} not delivered ({why})".split())
-        if self._warn is not None:
-            self._warn(message)
-            return
-        import sys
+        from llmflow.observability import to_stderr
 
-        with contextlib.suppress(OSError, ValueError):  # stderr closed: nothing sensible is left to do
-            sys.stderr.write(message + "\n")
-            sys.stderr.flush()
+        to_stderr(message)
