@@ -381,14 +381,17 @@ async def resume_run(request: ResumeRequest, options: RunOptions | None = None) 
         if request.workflow_file is not None:
             _adopt_edited(store, state.handle, workflow, options.durability)
         stored = redacted_inputs(workflow, values)
-        if request.inputs and stored != meta.get("inputs"):
-            # The run goes on with these inputs: a later resume (or --from) must not go back to the old ones,
-            # and run.json says what the steps that run from now on saw.
-            state.handle.update(inputs=stored)
+        # The run goes on with new inputs: a later resume (or --from) must not go back to the old ones, and
+        # run.json says what the steps that run from now on saw. ``mark`` writes them on a thread of its own,
+        # and the journal's next record waits for that write.
+        new_inputs = stored if request.inputs and stored != meta.get("inputs") else None
     except BaseException:
         handle.close()
         raise
     if rewind is not None:
+        if new_inputs is not None:  # before the rewind's record
+            state.handle.mark(inputs=new_inputs)
+            new_inputs = None
         handle.append(rewind)
         records.append(rewind)
     state.replay = replay_index(records)
@@ -410,6 +413,8 @@ async def resume_run(request: ResumeRequest, options: RunOptions | None = None) 
     engine = Engine(state)
     frame = engine.root_frame(values)
     changes: dict[str, Any] = {"resumes": int(meta.get("resumes") or 0) + 1}
+    if new_inputs is not None:  # with the status: one write of run.json
+        changes["inputs"] = new_inputs
     if request.workflow_file is not None:
         changes["edited_workflow"] = str(Path(request.workflow_file).resolve())
     with extensions_of_run(wiring.extensions):

@@ -171,8 +171,12 @@ class FileRunHandle:
         """Append one checksummed record to the journal and return the size in bytes of its ``output``'s JSON
         (``None`` without one); a sizeable output is stored compressed, one over 64 KiB goes to artifacts.
 
-        ``deferred`` (``strict`` only): write now, fsync at the next ``sync()`` (group commit).
+        ``deferred`` (``strict`` only): write now, fsync at the next ``sync()`` (group commit). The first
+        record of a drive waits for ``mark``'s ``run.json`` (its status and any new inputs), so a process
+        killed at any moment never leaves a record without the ``run.json`` of the drive that wrote it.
         """
+        if self._marking is not None:
+            self._wait_for_mark()
         line, size = encode_journal_line(record, self._artifacts.put)
         with self._guard:
             if self._broken is not None:

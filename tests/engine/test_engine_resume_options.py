@@ -184,6 +184,25 @@ def test_a_plain_resume_after_a_resume_with_new_inputs_goes_on_with_them(flow: F
     assert flow.log() == {"a-bad": 1, "b-bad": 1, "b-good": 1, "c-good": 2}
 
 
+def test_new_inputs_given_with_from_are_kept_for_the_resumes_after(flow: Flow) -> None:
+    body = """
+    inputs: {mode: {type: string}}
+    steps:
+      - {id: a, run: 'echo a-{{ inputs.mode }} >> log'}
+      - {id: b, run: 'echo b-{{ inputs.mode }} >> log; test -f marker && echo B-{{ inputs.mode }}'}
+    outputs: {b: "{{ steps.b.output }}"}
+    """
+    run_id = flow.run(body, {"mode": "old"}).run_id
+    again = flow.resume(run_id, from_step="a", inputs={"mode": "new"})
+    assert again.status == "failed" and again.failed_step == "b"
+    assert flow.meta(run_id)["inputs"] == {"mode": "new"}
+    flow.touch("marker")
+    summary = flow.resume(run_id)
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {"b": "B-new"}
+    assert flow.log() == {"a-old": 1, "b-old": 1, "a-new": 1, "b-new": 2}
+
+
 def test_an_edited_workflow_that_lost_a_completed_step_is_refused(flow: Flow) -> None:
     run_id = _failed(flow)
     edited = flow.workflow(THREE.replace("      - {id: b, run: 'echo b >> log; echo B'}\n", ""), name="edited.yaml")

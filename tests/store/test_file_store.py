@@ -328,6 +328,20 @@ def test_an_update_right_after_a_mark_is_the_last_word(store: FileRunStore) -> N
     assert store.open_run(handle.run_id).meta["round"] == 19
 
 
+def test_a_journal_record_is_never_written_before_the_mark_of_its_drive(store: FileRunStore) -> None:
+    # A process killed right after its first record must not leave a run.json of the drive before (its
+    # status, or the inputs ``resume -i`` gave the steps that run now).
+    handle = store.create_run({"status": "failed", "inputs": {"n": 1}}, {})
+    handle.lock()
+    for round_ in range(20):
+        handle.mark(status="running", inputs={"n": round_})
+        handle.append({"p": f"s{round_}", "s": "succeeded", "o": round_}, deferred=True)
+        meta = json.loads((handle.directory / "run.json").read_text())
+        assert (meta["status"], meta["inputs"]) == ("running", {"n": round_})
+        handle.update(status="failed")
+    handle.close()
+
+
 def test_taking_the_lock_sweeps_temporary_run_json_copies_a_killed_writer_left(store: FileRunStore) -> None:
     handle = store.create_run({"status": "failed"}, {})
     left = handle.directory / ".run.json.0badc0de.tmp"
