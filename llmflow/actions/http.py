@@ -25,8 +25,20 @@ def _expected(expect: Any) -> set[int] | None:
     return {int(value) for value in values}
 
 
-def _decode(body: bytes, content_type: str, how: str, step_id: str) -> Any:
-    text = body.decode("utf-8", "replace")
+def _encoding(charset: str | None) -> str:
+    """The codec for a reply's ``charset`` (UTF-8 without one, or for one Python does not know)."""
+    if charset:
+        import codecs
+
+        try:
+            return codecs.lookup(charset).name
+        except LookupError:
+            pass
+    return "utf-8"
+
+
+def _decode(body: bytes, content_type: str, how: str, step_id: str, encoding: str) -> Any:
+    text = body.decode(encoding, "replace")
     wants_json = how == "json" or (how == "auto" and "json" in content_type.lower())
     if not wants_json:
         return text
@@ -85,9 +97,10 @@ async def send_request(ctx: ActionContext) -> ActionResult:
         message = f"step '{node_id}': {method} {url} failed: {reason}"
         raise ProviderError(message, retryable=True) from None
     status = response.status_code
+    encoding = _encoding(response.charset_encoding)
     allowed = _expected(config.get("expect"))
     if (allowed is not None and status not in allowed) or (allowed is None and not 200 <= status < 300):
-        tail = body.decode("utf-8", "replace").strip()[:_BODY_TAIL]
+        tail = body.decode(encoding, "replace").strip()[:_BODY_TAIL]
         message = f"step '{node_id}': {method} {url} answered {status}" + (f": {tail}" if tail else "")
         retry_after = response.headers.get("retry-after")
         raise ProviderError(
@@ -98,6 +111,6 @@ async def send_request(ctx: ActionContext) -> ActionResult:
             retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
         )
     how = str(config.get("parse", "auto"))
-    output = _decode(body, response.headers.get("content-type", ""), how, node_id)
+    output = _decode(body, response.headers.get("content-type", ""), how, node_id, encoding)
     extra = {"status_code": status, "headers": {k.lower(): v for k, v in response.headers.items()}}
     return ActionResult(output=output, extra=extra)

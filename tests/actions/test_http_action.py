@@ -48,6 +48,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, json.dumps({"ok": True, "echo": body}).encode())
         elif self.path.startswith("/text"):
             self._reply(200, b"plain words", "text/plain")
+        elif self.path.startswith("/latin1"):  # a reply in the charset its Content-Type names
+            self._reply(200, "café crème, 5 €".encode("cp1252"), "text/plain; charset=windows-1252")
+        elif self.path.startswith("/utf16json"):
+            self._reply(200, '{"name": "Zoë"}'.encode("utf-16"), "application/json; charset=utf-16")
+        elif self.path.startswith("/oddcharset"):  # a charset nobody knows: read as UTF-8
+            self._reply(200, "naïve".encode(), "text/plain; charset=x-no-such-thing")
+        elif self.path.startswith("/gone-latin1"):
+            self._reply(410, "déjà supprimé".encode("latin-1"), "text/plain; charset=ISO-8859-1")
         elif self.path.startswith("/missing"):
             self._reply(404, b'{"error": "no such thing"}')
         elif self.path.startswith("/flaky"):
@@ -140,6 +148,34 @@ def test_requests_and_replies(tmp_path: Path, server: str) -> None:
     assert post["headers"]["idempotency-key"] == f"{summary.run_id}:post"
     assert "idempotency-key" not in _Handler.seen[0]["headers"]
     assert _Handler.seen[2]["path"] == "/text?a=b+c"
+
+
+def test_replies_are_read_in_the_charset_their_content_type_names(tmp_path: Path, server: str) -> None:
+    workflow = """
+version: 1
+name: charsets
+inputs:
+  base: {type: string}
+steps:
+  - {id: latin, http: "{{ inputs.base }}/latin1"}
+  - {id: wide, http: "{{ inputs.base }}/utf16json"}
+  - {id: odd, http: "{{ inputs.base }}/oddcharset"}
+outputs:
+  latin: "{{ steps.latin.output }}"
+  name: "{{ steps.wide.output.name }}"
+  odd: "{{ steps.odd.output }}"
+"""
+    summary = run(tmp_path, workflow, base=server)
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {"latin": "café crème, 5 €", "name": "Zoë", "odd": "naïve"}
+    failed = run(
+        tmp_path,
+        'version: 1\nname: gone\nsteps:\n  - {id: g, http: "{{ inputs.base }}/gone-latin1"}\n'
+        "inputs: {base: {type: string}}\n",
+        base=server,
+    )
+    assert failed.status == "failed"
+    assert failed.error is not None and failed.error.endswith("answered 410: déjà supprimé")
 
 
 def test_unexpected_status_fails_with_the_servers_words(tmp_path: Path, server: str) -> None:
