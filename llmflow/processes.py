@@ -77,12 +77,28 @@ def _start_time(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None
 
 
+#: The process groups this process started and that still run (``ProcessRecord`` adds and removes them).
+_LIVE_GROUPS: set[int] = set()
+
+
+def kill_live_groups() -> int:
+    """SIGKILL every process group this process started that still runs (before exiting at once); how many."""
+    groups = list(_LIVE_GROUPS)
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+    return len(groups)
+
+
 class ProcessRecord:
     """A marker file per running process group in a run's folder, so that a resume after ``kill -9`` can
-    stop commands the dead driver left running (Linux: identified by pid and start time)."""
+    stop commands the dead driver left running (Linux: identified by pid and start time); and the group in
+    ``_LIVE_GROUPS``, so that a process about to exit at once can stop it first."""
 
     def __init__(self, folder: Path, process: asyncio.subprocess.Process) -> None:
         self.path: Path | None = None
+        self.pgid = process.pid
+        _LIVE_GROUPS.add(process.pid)
         started = _start_time(process.pid)
         if started is None:
             return
@@ -94,6 +110,7 @@ class ProcessRecord:
 
     def close(self) -> None:
         """The process ended: forget it."""
+        _LIVE_GROUPS.discard(self.pgid)
         if self.path is not None:
             with contextlib.suppress(OSError):
                 self.path.unlink()

@@ -234,7 +234,13 @@ def drive(
         if console is not None:
             console.begin(run_id, directory)
 
+    def on_abort(summary: RunSummary) -> None:  # a second Ctrl-C: the process exits right after this
+        if console is not None:
+            console.close()  # the live display gives the terminal its cursor back
+        report(summary, time.monotonic() - clock, reporting)
+
     options = RunOptions(
+        abort_listener=on_abort,
         state_dir=reporting.state_dir,
         durability=cast("Durability", reporting.durability),  # one of the option's choices
         sinks=sinks,
@@ -325,6 +331,8 @@ def summary_text(summary: RunSummary, elapsed: float, reporting: Reporting, *, c
         lines.append(f"approve: {resume_hint(run_id, reporting, ' --approve')}")
         lines.append(f"reject:  {resume_hint(run_id, reporting, ' --reject')}")
     elif summary.status == "interrupted":
+        if summary.error:
+            lines.append(terminal_text(f"interrupted: {summary.error}"))
         lines.append(f"interrupted — resume with: {resume_hint(run_id, reporting)}")
     else:
         word = "✗ failed" if summary.status == "failed" else f"⊘ {summary.status}"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
+import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +29,7 @@ class RunOptions(Record):
     """How to drive a run: where the store is, how durable the journal is, who watches."""
 
     __slots__ = (
+        "abort_listener",
         "durability",
         "handle_signals",
         "output_listener",
@@ -45,6 +48,7 @@ class RunOptions(Record):
         started_listener: Callable[[str, Path], None] | None = None,
         handle_signals: bool = True,
         plugins: list[Any] | None = None,
+        abort_listener: Callable[[RunSummary], None] | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.durability: Durability = durability
@@ -54,6 +58,9 @@ class RunOptions(Record):
         self.handle_signals = handle_signals
         #: Plugin objects (modules, classes or instances with ``@hookimpl`` functions) added for this run.
         self.plugins: list[Any] = plugins if plugins is not None else []
+        #: Told how the run stopped when a second Ctrl-C (or SIGTERM) ends the process at once, just before it
+        #: exits (the last thing shown: the process exits without unwinding).
+        self.abort_listener = abort_listener
 
 
 class RunSummary(Record):
@@ -157,13 +164,18 @@ async def drive(
             if hooks.failure is not None:  # a required hook on the start event failed at once
                 hooks.on_failure()
         if options.handle_signals:
-            release_signals = catch_signals(
-                loop,
-                {
-                    signal.SIGINT: _stopper(task, reason, "interrupted", hooks),
-                    signal.SIGTERM: _stopper(task, reason, "cancelled", hooks),
-                },
-            )
+
+            def at_once(status: str) -> None:
+                _stop_at_once(state, handle, options, status)
+
+            handlers: dict[int, Callable[[], None]] = {
+                signal.SIGINT: _stopper(task, reason, "interrupted", hooks, at_once),
+                signal.SIGTERM: _stopper(task, reason, "cancelled", hooks, at_once),
+            }
+            hangup = getattr(signal, "SIGHUP", None)  # the terminal went away (a closed SSH session): as Ctrl-C
+            if hangup is not None and signal.getsignal(hangup) is not signal.SIG_IGN:  # not under nohup
+                handlers[hangup] = handlers[signal.SIGINT]
+            release_signals = catch_signals(loop, handlers)
         try:
             done, _ = await asyncio.wait({task}, timeout=workflow.limits.timeout)
         except asyncio.CancelledError:
@@ -317,10 +329,16 @@ def _no_signals() -> None:
 
 
 def _stopper(
-    task: asyncio.Future[Any], reason: list[str], why: str, hooks: HookRunner | None = None
+    task: asyncio.Future[Any],
+    reason: list[str],
+    why: str,
+    hooks: HookRunner | None = None,
+    at_once: Callable[[str], None] | None = None,
 ) -> Callable[[], None]:
     def stop() -> None:
         if reason:  # a second signal: stop waiting for clean-up
+            if at_once is not None:
+                at_once(why)
             os._exit(130 if why == "interrupted" else 143)
         reason.append(why)
         task.cancel()
@@ -328,6 +346,27 @@ def _stopper(
             hooks.stop()
 
     return stop
+
+
+def _stop_at_once(state: RunState, handle: RunHandle, options: RunOptions, status: str) -> None:
+    """A second signal: no more waiting for the steps in flight to wind down. The commands still running are
+    killed (they would outlive the process), ``run.json`` says how the run stopped (the journal holds what
+    completed, so ``resume`` goes on as after ``kill -9``) and the abort listener is told; the caller exits."""
+    from llmflow.processes import kill_live_groups
+
+    kill_live_groups()
+    second = "Ctrl-C" if status == "interrupted" else "SIGTERM"
+    error = f"stopped at once by a second {second}: the steps in flight were abandoned, their commands killed"
+    summary = RunSummary(run_id=handle.run_id, status=status, error=error, directory=handle.directory)
+    with contextlib.suppress(Exception):  # exiting anyway: a store that cannot write leaves the run as killed
+        handle.sync()
+        handle.update(status=status, ended=now(), error=error, last_seq=state.bus.seq)
+    if options.abort_listener is not None:
+        with contextlib.suppress(Exception):
+            options.abort_listener(summary)
+    for stream in (sys.stdout, sys.stderr):  # os._exit does not flush them
+        with contextlib.suppress(Exception):
+            stream.flush()
 
 
 def _hook_stopper(task: asyncio.Future[Any], reason: list[str]) -> Callable[[], None]:

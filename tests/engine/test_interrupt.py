@@ -60,9 +60,9 @@ ONCE = Counter({"a -": 1, "x -": 1, "y -": 1, "z -": 1, "b -": 1})
 class Project:
     """A folder with the workflow, its side-effect log, the gate, the blocked shells' pids and a run store."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, workflow: str = WORKFLOW) -> None:
         self.root = root
-        (root / "flow.yaml").write_text(WORKFLOW, encoding="utf-8")
+        (root / "flow.yaml").write_text(workflow, encoding="utf-8")
         self.log = root / "log"
         self.gate = root / "gate"
         self.pid_file = root / "pids"
@@ -206,8 +206,12 @@ def assert_stopped_cleanly(project: Project, status: str, blocked: list[int]) ->
 
 @pytest.mark.parametrize(
     ("sig", "code", "status", "last_event"),
-    [(signal.SIGINT, 130, "interrupted", "run.interrupted"), (signal.SIGTERM, 1, "cancelled", "run.cancelled")],
-    ids=["ctrl-c", "sigterm"],
+    [
+        (signal.SIGINT, 130, "interrupted", "run.interrupted"),
+        (signal.SIGTERM, 1, "cancelled", "run.cancelled"),
+        (signal.SIGHUP, 130, "interrupted", "run.interrupted"),  # the terminal went away: as Ctrl-C
+    ],
+    ids=["ctrl-c", "sigterm", "hangup"],
 )
 def test_a_signal_stops_the_steps_in_flight_and_resume_finishes_the_run(
     tmp_path: Path, sig: signal.Signals, code: int, status: str, last_event: str
@@ -245,3 +249,68 @@ def test_ctrl_c_stops_a_resume_the_same_way(tmp_path: Path) -> None:
     assert summary["outputs"] == {"b": "XYZ"}
     assert project.lines() == ONCE + Counter(["x -", "y -"] * 2)
     assert project.meta()["status"] == "succeeded"
+
+
+def test_a_second_ctrl_c_kills_the_commands_still_winding_down_and_exits_at_once(tmp_path: Path) -> None:
+    # The blocked shells ignore SIGTERM: after the first Ctrl-C the run gives them 2 s before SIGKILL. A second
+    # Ctrl-C meanwhile ends the process at once, and must not leave them running behind it.
+    stubborn = WORKFLOW.replace('echo $$ >> "{{ inputs.pids }}";', "trap '' TERM; echo $$ >> \"{{ inputs.pids }}\";")
+    assert stubborn.count("trap ''") == 2
+    project = Project(tmp_path, stubborn)
+    with project.background(*project.run_args()) as process:
+        wait_for(lambda: len(project.pids()) >= 2 and "lanes/z/z" in project.journaled(), "both shells", process)
+        os.killpg(process.pid, signal.SIGINT)
+        time.sleep(0.2)
+        assert process.poll() is None, "the first Ctrl-C did not wait for the shells that ignore SIGTERM"
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=TIMEOUT) == 130
+        for pid in project.pids():  # before the context's clean-up kills whatever is left
+            wait_for(lambda pid=pid: group_gone(pid), f"the process group of shell {pid} to end")
+    run_id = project.run_id()
+    stderr = project.output()
+    assert "interrupted: stopped at once by a second Ctrl-C" in stderr
+    assert f"interrupted — resume with: llmflow resume {run_id} --state-dir {project.state}" in stderr
+    meta = project.meta()
+    assert meta["status"] == "interrupted" and "second Ctrl-C" in meta["error"] and meta["ended"]
+    assert sorted(project.verified_records()) == ["a", "lanes/z/z"]
+
+    summary = project.resume()
+
+    assert summary["outputs"] == {"b": "XYZ"}
+    assert project.lines() == ONCE + Counter(["x -", "y -"])
+    assert project.meta()["status"] == "succeeded"
+
+
+def test_a_run_started_under_nohup_keeps_ignoring_hangups(tmp_path: Path) -> None:
+    project = Project(tmp_path)
+    run = [
+        sys.executable,
+        "-c",
+        "import signal, sys, runpy; signal.signal(signal.SIGHUP, signal.SIG_IGN); "
+        "sys.argv = ['llmflow', *sys.argv[1:]]; runpy.run_module('llmflow', run_name='__main__')",
+    ]
+    with (tmp_path / "run.err").open("wb") as err:
+        process = subprocess.Popen(
+            [*run, *project.run_args(), "--state-dir", str(project.state)],
+            cwd=tmp_path,
+            env=environment(),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
+        try:
+            wait_for(lambda: len(project.pids()) >= 2 and "lanes/z/z" in project.journaled(), "both shells", process)
+            os.killpg(process.pid, signal.SIGHUP)
+            time.sleep(0.3)
+            assert process.poll() is None, project.output()
+            project.gate.touch()
+            assert process.wait(timeout=TIMEOUT) == 0, project.output()
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=TIMEOUT)
+            for pid in project.pids():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+    assert project.meta()["status"] == "succeeded"
+    assert project.lines() == ONCE
