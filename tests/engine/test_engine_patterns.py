@@ -318,3 +318,29 @@ def test_loop_instance_paths_carry_the_iteration(flow: Flow) -> None:
         "outer[1]/inner",
         "outer",
     ]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("times", "2.5", "loop 'l': times must be a whole number, not 2.5"),
+        ("times", "true", "loop 'l': times must be a whole number, not True"),
+        ("times", "inputs.big * 10", "loop 'l': times must be a whole number, not inf"),
+        ("concurrency", "1.5", "'l': concurrency must be a whole number, not 1.5"),
+        ("concurrency", "inputs.big * 10", "'l': concurrency must be a whole number, not inf"),
+    ],
+    ids=["times-fraction", "times-boolean", "times-infinite", "concurrency-fraction", "concurrency-infinite"],
+)
+def test_counts_from_templates_must_be_whole_numbers(flow: Flow, field: str, value: str, message: str) -> None:
+    pattern = "loop: {times: COUNT" if field == "times" else "map: {items: [1, 2], concurrency: COUNT"
+    summary = flow.run(
+        """
+        inputs: {big: {type: number, default: 1e308}}
+        steps:
+          - id: l
+            PATTERN, steps: [{run: echo hi}]}
+        """.replace("PATTERN", pattern).replace("COUNT", f'"{{{{ {value} }}}}"')
+    )
+    assert summary.status == "failed"
+    assert summary.failed_step == "l"
+    assert summary.error == message

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from llmflow.engine.interception import IterationGate
 from llmflow.engine.outcome import SUCCEEDED, Outcome, jsonable
 from llmflow.errors import ActionError
+from llmflow.expressions.values import whole_number
 
 if TYPE_CHECKING:
     from llmflow.compiler.graph import LoopNode
@@ -25,11 +26,9 @@ def _as_list(value: Any, node: LoopNode, path: str) -> list[Any]:
 
 
 def _count(value: Any, node: LoopNode, path: str) -> int:
-    try:
-        count = int(value)
-    except (TypeError, ValueError):
-        message = f"loop '{node.id}': times must be a whole number, not {value!r}"
-        raise ActionError(message, path=path) from None
+    count = whole_number(value)
+    if count is None:
+        raise ActionError(f"loop '{node.id}': times must be a whole number, not {value!r}", path=path)
     if count < 0:
         raise ActionError(f"loop '{node.id}': times cannot be negative ({count})", path=path)
     return count
