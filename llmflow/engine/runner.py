@@ -73,13 +73,14 @@ class Engine:
             context.update(frame.locals)
         return context
 
-    def check(self, condition: Condition, frame: Frame, node: Node, field_name: str) -> bool:
-        """Evaluate a condition, naming the step and field in any error."""
+    def check(self, condition: Condition, frame: Frame, node: Node, field_name: str, path: str | None = None) -> bool:
+        """Evaluate a condition, naming the step and field in any error (at ``path``, by default the node's
+        instance path in ``frame``; a loop's own conditions are evaluated in its iteration's frame)."""
         try:
             return condition.evaluate(self.context(frame))
         except ExpressionError as error:
-            path = frame.instance_path(node.path)
-            raise ActionError(f"step '{node.id}', field '{field_name}': {error.message}", path=path) from None
+            where = frame.instance_path(node.path) if path is None else path
+            raise ActionError(f"step '{node.id}', field '{field_name}': {error.message}", path=where) from None
 
     def render(self, template: ValueTemplate, frame: Frame, node: Node, field_name: str) -> Any:
         """Render a template value, naming the step and field in any error."""

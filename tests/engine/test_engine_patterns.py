@@ -344,3 +344,26 @@ def test_counts_from_templates_must_be_whole_numbers(flow: Flow, field: str, val
     assert summary.status == "failed"
     assert summary.failed_step == "l"
     assert summary.error == message
+
+
+@pytest.mark.parametrize("condition", ["until: 1 / 0 > 1", "while: 1 / 0 > 1"], ids=["until", "while"])
+def test_a_failing_loop_condition_names_the_loop_instance(flow: Flow, condition: str) -> None:
+    summary = flow.run(
+        f"""
+        steps:
+          - id: outer
+            loop:
+              times: 1
+              steps:
+                - id: l
+                  loop:
+                    {condition}
+                    max_iterations: 3
+                    steps: [{{run: echo hi}}]
+        """
+    )
+    assert summary.status == "failed"
+    assert summary.failed_step == "outer[0]/l"
+    assert summary.error == f"step 'l', field '{condition.split(':')[0]}': division by zero"
+    (failed,) = [event for event in flow.events(summary.run_id, "step.failed") if event["path"] == "outer[0]/l"]
+    assert failed["data"]["error"]["step"] == "outer[0]/l"

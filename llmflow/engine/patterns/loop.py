@@ -58,7 +58,7 @@ async def execute_loop(engine: Engine, node: LoopNode, frame: Frame, path: str) 
         item = items[index] if items is not None else index
         names = {node.variable: item, "index": index, "loop": {"iteration": index + 1, "index": index}}
         child = frame.nested(static_base, f"{path}[{index}]/", locals=names)
-        if node.while_ is not None and not engine.check(node.while_, child, node, "while"):
+        if node.while_ is not None and not engine.check(node.while_, child, node, "while", path):
             break
         if gate is not None and gate.stops(child, index):
             break
@@ -67,7 +67,7 @@ async def execute_loop(engine: Engine, node: LoopNode, frame: Frame, path: str) 
         outputs.append(output)
         writes.update(written)
         index += 1
-        if node.until is not None and engine.check(node.until, child, node, "until"):
+        if node.until is not None and engine.check(node.until, child, node, "until", path):
             break
     extra: dict[str, Any] = {"iterations": index}
     if gate is not None and gate.decisions:
