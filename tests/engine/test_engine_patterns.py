@@ -293,6 +293,29 @@ def test_max_iterations_is_enforced_with_a_clear_error(flow: Flow, loop: str, me
     assert f"loop 'l' {message.split(' ')[0]}" in summary.error
 
 
+@pytest.mark.parametrize(
+    "loop",
+    ['while: "vars.n < 3"', 'until: "vars.n >= 3"', "times: 3", "for_each: [a, b, c]"],
+    ids=["while", "until", "times", "for-each"],
+)
+def test_a_loop_that_ends_after_exactly_max_iterations_succeeds(flow: Flow, loop: str) -> None:
+    summary = flow.run(
+        f"""
+        vars: {{n: 0}}
+        steps:
+          - id: l
+            loop:
+              {loop}
+              max_iterations: 3
+              steps:
+                - set: {{n: "{{{{ vars.n + 1 }}}}"}}
+        outputs: {{n: "{{{{ vars.n }}}}", iterations: "{{{{ steps.l.output | length }}}}"}}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {"n": 3, "iterations": 3}
+
+
 def test_loop_instance_paths_carry_the_iteration(flow: Flow) -> None:
     summary = flow.run(
         """

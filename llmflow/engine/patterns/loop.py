@@ -52,14 +52,15 @@ async def execute_loop(engine: Engine, node: LoopNode, frame: Frame, path: str) 
     static_base = node.path + "/"
     gate = IterationGate(engine, node, path) if engine.state.interceptor is not None else None
     while total is None or index < total:
-        if index >= node.max_iterations:
-            message = f"loop '{node.id}' stopped after max_iterations ({node.max_iterations}) without finishing"
-            raise ActionError(message, path=path)
         item = items[index] if items is not None else index
         names = {node.variable: item, "index": index, "loop": {"iteration": index + 1, "index": index}}
         child = frame.nested(static_base, f"{path}[{index}]/", locals=names)
         if node.while_ is not None and not engine.check(node.while_, child, node, "while", path):
             break
+        # Only an iteration that would run counts: a `while` false right after the last allowed one is done.
+        if index >= node.max_iterations:
+            message = f"loop '{node.id}' stopped after max_iterations ({node.max_iterations}) without finishing"
+            raise ActionError(message, path=path)
         if gate is not None and gate.stops(child, index):
             break
         engine.state.emit("loop.iteration", path, {"id": node.id, "iteration": index + 1})
