@@ -233,7 +233,8 @@ class Engine:
                 if policy.jitter:
                     import random  # here: only retries with jitter need it
 
-                    delay *= 1 + random.uniform(-policy.jitter, policy.jitter)
+                    # max_delay bounds the wait itself, jitter included
+                    delay = min(policy.max_delay, delay * (1 + random.uniform(-policy.jitter, policy.jitter)))
             if delay is not None:
                 data = {"id": node.id, "error": failure.message, "delay": round(delay, 3), "next_attempt": attempt + 1}
                 state.emit("step.retrying", path, data, attempt)
