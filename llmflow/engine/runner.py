@@ -73,13 +73,14 @@ class Engine:
             context.update(frame.locals)
         return context
 
-    def check(self, condition: Condition, frame: Frame, node: Node, field_name: str) -> bool:
-        """Evaluate a condition, naming the step and field in any error."""
+    def check(self, condition: Condition, frame: Frame, node: Node, field_name: str, path: str | None = None) -> bool:
+        """Evaluate a condition, naming the step and field in any error (at ``path``, by default the node's
+        instance path in ``frame``; a loop's own conditions are evaluated in its iteration's frame)."""
         try:
             return condition.evaluate(self.context(frame))
         except ExpressionError as error:
-            path = frame.instance_path(node.path)
-            raise ActionError(f"step '{node.id}', field '{field_name}': {error.message}", path=path) from None
+            where = frame.instance_path(node.path) if path is None else path
+            raise ActionError(f"step '{node.id}', field '{field_name}': {error.message}", path=where) from None
 
     def render(self, template: ValueTemplate, frame: Frame, node: Node, field_name: str) -> Any:
         """Render a template value, naming the step and field in any error."""
@@ -232,7 +233,8 @@ class Engine:
                 if policy.jitter:
                     import random  # here: only retries with jitter need it
 
-                    delay *= 1 + random.uniform(-policy.jitter, policy.jitter)
+                    # max_delay bounds the wait itself, jitter included
+                    delay = min(policy.max_delay, delay * (1 + random.uniform(-policy.jitter, policy.jitter)))
             if delay is not None:
                 data = {"id": node.id, "error": failure.message, "delay": round(delay, 3), "next_attempt": attempt + 1}
                 state.emit("step.retrying", path, data, attempt)

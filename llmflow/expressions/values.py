@@ -179,6 +179,26 @@ def type_name(value: Any) -> str:
     return type(value).__name__
 
 
+def whole_number(value: Any) -> int | None:
+    """``value`` as an ``int`` when it is a whole number (``3``, ``3.0`` or the text ``"3"``), else ``None``.
+
+    Unlike ``int()``, this refuses booleans and fractions (``2.5`` is not silently 2) and never raises
+    (an infinite float or a NaN is simply not a whole number).
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None
+
+
 def a_type(value: Any) -> str:
     """``type_name`` with its article, for messages: "a string", "an integer", "null"."""
     name = type_name(value)

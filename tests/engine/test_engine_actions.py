@@ -244,6 +244,19 @@ def test_retry_jitter_stays_in_bounds(flow: Flow) -> None:
     assert all(0.005 <= delay <= 0.015 for delay in delays)
 
 
+def test_retry_jitter_never_waits_longer_than_max_delay(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - {id: bad, retry: {attempts: 13, delay: 10ms, backoff: 2, max_delay: 20ms, jitter: 1}, run: exit 1}
+        """
+    )
+    delays = [event["data"]["delay"] for event in flow.events(summary.run_id, "step.retrying")]
+    assert len(delays) == 12
+    # Ten of them start from max_delay: without the bound, each would exceed it half of the time.
+    assert all(0 <= delay <= 0.02 for delay in delays)
+
+
 def test_run_timeout_limit_fails_the_run(flow: Flow) -> None:
     began = time.monotonic()
     summary = flow.run(

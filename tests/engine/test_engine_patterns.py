@@ -293,6 +293,29 @@ def test_max_iterations_is_enforced_with_a_clear_error(flow: Flow, loop: str, me
     assert f"loop 'l' {message.split(' ')[0]}" in summary.error
 
 
+@pytest.mark.parametrize(
+    "loop",
+    ['while: "vars.n < 3"', 'until: "vars.n >= 3"', "times: 3", "for_each: [a, b, c]"],
+    ids=["while", "until", "times", "for-each"],
+)
+def test_a_loop_that_ends_after_exactly_max_iterations_succeeds(flow: Flow, loop: str) -> None:
+    summary = flow.run(
+        f"""
+        vars: {{n: 0}}
+        steps:
+          - id: l
+            loop:
+              {loop}
+              max_iterations: 3
+              steps:
+                - set: {{n: "{{{{ vars.n + 1 }}}}"}}
+        outputs: {{n: "{{{{ vars.n }}}}", iterations: "{{{{ steps.l.output | length }}}}"}}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {"n": 3, "iterations": 3}
+
+
 def test_loop_instance_paths_carry_the_iteration(flow: Flow) -> None:
     summary = flow.run(
         """
@@ -318,3 +341,52 @@ def test_loop_instance_paths_carry_the_iteration(flow: Flow) -> None:
         "outer[1]/inner",
         "outer",
     ]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("times", "2.5", "loop 'l': times must be a whole number, not 2.5"),
+        ("times", "true", "loop 'l': times must be a whole number, not True"),
+        ("times", "inputs.big * 10", "loop 'l': times must be a whole number, not inf"),
+        ("concurrency", "1.5", "'l': concurrency must be a whole number, not 1.5"),
+        ("concurrency", "inputs.big * 10", "'l': concurrency must be a whole number, not inf"),
+    ],
+    ids=["times-fraction", "times-boolean", "times-infinite", "concurrency-fraction", "concurrency-infinite"],
+)
+def test_counts_from_templates_must_be_whole_numbers(flow: Flow, field: str, value: str, message: str) -> None:
+    pattern = "loop: {times: COUNT" if field == "times" else "map: {items: [1, 2], concurrency: COUNT"
+    summary = flow.run(
+        """
+        inputs: {big: {type: number, default: 1e308}}
+        steps:
+          - id: l
+            PATTERN, steps: [{run: echo hi}]}
+        """.replace("PATTERN", pattern).replace("COUNT", f'"{{{{ {value} }}}}"')
+    )
+    assert summary.status == "failed"
+    assert summary.failed_step == "l"
+    assert summary.error == message
+
+
+@pytest.mark.parametrize("condition", ["until: 1 / 0 > 1", "while: 1 / 0 > 1"], ids=["until", "while"])
+def test_a_failing_loop_condition_names_the_loop_instance(flow: Flow, condition: str) -> None:
+    summary = flow.run(
+        f"""
+        steps:
+          - id: outer
+            loop:
+              times: 1
+              steps:
+                - id: l
+                  loop:
+                    {condition}
+                    max_iterations: 3
+                    steps: [{{run: echo hi}}]
+        """
+    )
+    assert summary.status == "failed"
+    assert summary.failed_step == "outer[0]/l"
+    assert summary.error == f"step 'l', field '{condition.split(':')[0]}': division by zero"
+    (failed,) = [event for event in flow.events(summary.run_id, "step.failed") if event["path"] == "outer[0]/l"]
+    assert failed["data"]["error"]["step"] == "outer[0]/l"

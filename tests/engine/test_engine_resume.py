@@ -321,6 +321,29 @@ def test_try_catch_that_failed_resumes_inside_the_catch(flow: Flow) -> None:
     assert flow.log() == {"body": 1, "c1": 1, "c2": 2}
 
 
+def test_a_finally_that_failed_after_a_failed_body_runs_whole_again_on_resume(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - id: t
+            try:
+              - {id: b1, run: 'echo b1 >> log'}
+              - {id: b2, run: 'echo b2 >> log; test -f marker'}
+            finally:
+              - {id: f1, run: 'echo f1 >> log'}
+              - {id: f2, run: 'echo f2 >> log; test -f marker'}
+        """
+    )
+    assert summary.status == "failed"
+    assert summary.failed_step == "t/finally/f2"
+    flow.touch("marker")
+    resumed = flow.resume(summary.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    # The try runs again from its failed step, and its finally, which cleans up after it, runs whole again
+    # (as after a finally that succeeded): f1 is not skipped because the first drive's f2 failed.
+    assert flow.log() == {"b1": 1, "b2": 2, "f1": 2, "f2": 2}
+
+
 def test_restored_steps_show_later_steps_what_they_showed_in_the_first_drive(flow: Flow) -> None:
     text = """
         steps:

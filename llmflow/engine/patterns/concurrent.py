@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from llmflow.engine.outcome import SUCCEEDED, NodeFailed, Outcome, PauseRun, jsonable
 from llmflow.engine.resume import FAILED_ITEM
 from llmflow.errors import ActionError, StepError
+from llmflow.expressions.values import whole_number
 
 if TYPE_CHECKING:
     from llmflow.compiler.graph import MapNode, ParallelNode, StreamNode
@@ -111,10 +112,9 @@ def concurrency_of(engine: Engine, node: MapNode | ParallelNode | StreamNode, fr
     if node.concurrency is None:
         return None
     value = engine.render(node.concurrency, frame, node, "concurrency")
-    try:
-        count = int(value)
-    except (TypeError, ValueError):
-        raise ActionError(f"'{node.id}': concurrency must be a whole number, not {value!r}", path=path) from None
+    count = whole_number(value)
+    if count is None:
+        raise ActionError(f"'{node.id}': concurrency must be a whole number, not {value!r}", path=path)
     if count < 1:
         raise ActionError(f"'{node.id}': concurrency must be at least 1, not {count}", path=path)
     return count

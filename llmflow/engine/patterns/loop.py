@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from llmflow.engine.interception import IterationGate
 from llmflow.engine.outcome import SUCCEEDED, Outcome, jsonable
 from llmflow.errors import ActionError
+from llmflow.expressions.values import whole_number
 
 if TYPE_CHECKING:
     from llmflow.compiler.graph import LoopNode
@@ -25,11 +26,9 @@ def _as_list(value: Any, node: LoopNode, path: str) -> list[Any]:
 
 
 def _count(value: Any, node: LoopNode, path: str) -> int:
-    try:
-        count = int(value)
-    except (TypeError, ValueError):
-        message = f"loop '{node.id}': times must be a whole number, not {value!r}"
-        raise ActionError(message, path=path) from None
+    count = whole_number(value)
+    if count is None:
+        raise ActionError(f"loop '{node.id}': times must be a whole number, not {value!r}", path=path)
     if count < 0:
         raise ActionError(f"loop '{node.id}': times cannot be negative ({count})", path=path)
     return count
@@ -53,14 +52,15 @@ async def execute_loop(engine: Engine, node: LoopNode, frame: Frame, path: str) 
     static_base = node.path + "/"
     gate = IterationGate(engine, node, path) if engine.state.interceptor is not None else None
     while total is None or index < total:
-        if index >= node.max_iterations:
-            message = f"loop '{node.id}' stopped after max_iterations ({node.max_iterations}) without finishing"
-            raise ActionError(message, path=path)
         item = items[index] if items is not None else index
         names = {node.variable: item, "index": index, "loop": {"iteration": index + 1, "index": index}}
         child = frame.nested(static_base, f"{path}[{index}]/", locals=names)
-        if node.while_ is not None and not engine.check(node.while_, child, node, "while"):
+        if node.while_ is not None and not engine.check(node.while_, child, node, "while", path):
             break
+        # Only an iteration that would run counts: a `while` false right after the last allowed one is done.
+        if index >= node.max_iterations:
+            message = f"loop '{node.id}' stopped after max_iterations ({node.max_iterations}) without finishing"
+            raise ActionError(message, path=path)
         if gate is not None and gate.stops(child, index):
             break
         engine.state.emit("loop.iteration", path, {"id": node.id, "iteration": index + 1})
@@ -68,7 +68,7 @@ async def execute_loop(engine: Engine, node: LoopNode, frame: Frame, path: str) 
         outputs.append(output)
         writes.update(written)
         index += 1
-        if node.until is not None and engine.check(node.until, child, node, "until"):
+        if node.until is not None and engine.check(node.until, child, node, "until", path):
             break
     extra: dict[str, Any] = {"iterations": index}
     if gate is not None and gate.decisions:

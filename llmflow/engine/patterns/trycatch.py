@@ -31,8 +31,8 @@ async def execute_try(engine: Engine, node: TryNode, frame: Frame, path: str) ->
     """Run the body; on failure restore the variables and run ``catch`` (which sees ``error``).
 
     ``finally`` runs after the body or catch however they ended (a pause or a cancellation aside). When
-    the try fails anyway, its ``finally`` steps are reset in the journal, so that a resume, which runs
-    the try again, runs its ``finally`` again too.
+    the try fails anyway, its ``finally`` steps are reset in the journal (whether or not they failed as
+    well), so that a resume, which runs the try again, runs its ``finally`` again too.
     """
     snapshot = dict(frame.vars)
     writes: dict[str, Any] = {}
@@ -56,8 +56,10 @@ async def execute_try(engine: Engine, node: TryNode, frame: Frame, path: str) ->
             output, writes = await engine.sequence(node.catch, frame.with_locals(error=caught))
     except (StepError, RunError):
         if node.finally_:
-            await engine.sequence(node.finally_, frame)
-            engine.reset(f"{path}/finally")
+            try:
+                await engine.sequence(node.finally_, frame)
+            finally:  # a finally that failed too: a resume runs the whole of it again all the same
+                engine.reset(f"{path}/finally")
         raise
     if node.finally_:
         _, finally_writes = await engine.sequence(node.finally_, frame)
