@@ -256,3 +256,47 @@ def test_a_compensated_step_runs_again_on_resume(flow: Flow) -> None:
     resumed = flow.resume(summary.run_id)
     assert resumed.status == "succeeded", resumed.error
     assert flow.log() == {"keep": 1, "book": 2, "unbook": 1, "gate": 2}
+
+
+def test_finally_runs_when_the_try_times_out_and_again_after_a_resume(flow: Flow) -> None:
+    body = """
+    steps:
+      - id: t
+        timeout: 1s
+        try:
+          - {id: first, run: echo first >> log}
+          - {id: slow, run: 'test -f quick || sleep 30; echo slow >> log'}
+        finally: [{id: cleanup, run: echo cleanup >> log}]
+      - {id: after, run: echo after >> log}
+    """
+    summary = flow.run(body)
+    assert summary.status == "failed" and summary.failed_step == "t"
+    assert "timed out after 1s" in (summary.error or "")
+    assert flow.log() == {"first": 1, "cleanup": 1}
+    flow.touch("quick")
+    again = flow.resume(summary.run_id)
+    assert again.status == "succeeded", again.error
+    assert flow.log() == {"first": 1, "slow": 1, "cleanup": 2, "after": 1}
+
+
+def test_finally_runs_in_a_branch_a_fail_fast_sibling_cancels(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - id: p
+            parallel:
+              branches:
+                doomed:
+                  - {id: wait-then-fail, run: 'while [ ! -f started ]; do sleep 0.02; done; exit 3'}
+                guarded:
+                  - id: t
+                    try: [{id: blocked, run: 'touch started; sleep 30'}]
+                    finally:
+                      - {id: cleanup, run: echo cleanup >> log}
+                      - {id: broken, fail: the cleanup broke too}
+        """
+    )
+    assert summary.status == "failed" and summary.failed_step == "p/doomed/wait-then-fail"
+    assert flow.log() == {"cleanup": 1}
+    cancelled = {event["path"] for event in flow.events(summary.run_id, "step.cancelled")}
+    assert "p/guarded/t/try/blocked" in cancelled

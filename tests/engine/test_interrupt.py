@@ -314,3 +314,36 @@ def test_a_run_started_under_nohup_keeps_ignoring_hangups(tmp_path: Path) -> Non
                     os.killpg(pid, signal.SIGKILL)
     assert project.meta()["status"] == "succeeded"
     assert project.lines() == ONCE
+
+
+def test_ctrl_c_runs_the_finally_of_a_try_it_stops_and_resume_runs_it_again(tmp_path: Path) -> None:
+    guarded = """\
+version: 1
+name: interrupt-finally
+inputs:
+  log: {type: string}
+  gate: {type: string}
+  pids: {type: string}
+steps:
+  - id: t
+    try:
+      - id: x
+        run: echo "x -" >> "{{ inputs.log }}"; echo $$ >> "{{ inputs.pids }}"; BLOCK; echo X
+    finally:
+      - id: cleanup
+        run: echo "cleanup -" >> "{{ inputs.log }}"
+outputs:
+  t: "{{ steps.t.output }}"
+""".replace("BLOCK", BLOCK)
+    project = Project(tmp_path, guarded)
+    with project.background(*project.run_args()) as process:
+        wait_for(lambda: len(project.pids()) >= 1, "the blocked shell", process)
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=TIMEOUT) == 130
+    assert project.lines() == Counter({"x -": 1, "cleanup -": 1})
+    assert project.meta()["status"] == "interrupted"
+
+    summary = project.resume()
+
+    assert summary["outputs"] == {"t": "X"}
+    assert project.lines() == Counter({"x -": 2, "cleanup -": 2})

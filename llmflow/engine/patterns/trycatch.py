@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
-from llmflow.engine.outcome import SUCCEEDED, NodeFailed, Outcome
+from llmflow.engine.outcome import SUCCEEDED, NodeFailed, Outcome, PauseRun
 from llmflow.engine.resume import CAUGHT
 from llmflow.errors import RunError, StepError
 
@@ -30,9 +31,11 @@ def _caught(failure: StepError) -> dict[str, Any]:
 async def execute_try(engine: Engine, node: TryNode, frame: Frame, path: str) -> Outcome:
     """Run the body; on failure restore the variables and run ``catch`` (which sees ``error``).
 
-    ``finally`` runs after the body or catch however they ended (a pause or a cancellation aside). When
-    the try fails anyway, its ``finally`` steps are reset in the journal (whether or not they failed as
-    well), so that a resume, which runs the try again, runs its ``finally`` again too.
+    ``finally`` runs after the body or catch however they ended, a pause aside (the try goes on when the run
+    resumes): also when they were cancelled (the try's or an enclosing ``timeout``, a ``fail_fast``
+    sibling's failure, Ctrl-C, the run's timeout), before the cancellation goes on. When the try fails or
+    is cancelled, its ``finally`` steps are reset in the journal (whether or not they failed as well), so
+    that a resume, which runs the try again, runs its ``finally`` again too.
     """
     snapshot = dict(frame.vars)
     writes: dict[str, Any] = {}
@@ -59,6 +62,17 @@ async def execute_try(engine: Engine, node: TryNode, frame: Frame, path: str) ->
             try:
                 await engine.sequence(node.finally_, frame)
             finally:  # a finally that failed too: a resume runs the whole of it again all the same
+                engine.reset(f"{path}/finally")
+        raise
+    except asyncio.CancelledError:
+        if node.finally_:
+            try:
+                # The try was stopped, and says so: a failure (or an approval) in its finally does not
+                # replace the cancellation. A second Ctrl-C does not wait for the finally.
+                await engine.sequence(node.finally_, frame)
+            except (StepError, RunError, PauseRun):
+                pass
+            finally:
                 engine.reset(f"{path}/finally")
         raise
     if node.finally_:
