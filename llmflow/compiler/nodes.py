@@ -229,8 +229,10 @@ def compile_loop(compiler: Compiler, spec: Spec, frame: NodeFrame, common: dict[
     cap = explicit_cap or compiler.limits.max_iterations
     for_each = compiler.value(loop["for_each"], (*base, "for_each"), frame) if "for_each" in loop else None
     times = compiler.value(loop["times"], (*base, "times"), frame) if "times" in loop else None
-    while_ = compiler.condition(loop["while"], (*base, "while"), frame) if "while" in loop else None
     body = frame.child("", iteration=True, names={variable, "index", "loop"})
+    while_ = None
+    if "while" in loop:  # checked before each iteration, which already has its index (and item)
+        while_ = compiler.condition(loop["while"], (*base, "while"), frame, names=body.names)
     steps = compiler.steps(loop["steps"], (*base, "steps"), body)
     until = None
     if "until" in loop:

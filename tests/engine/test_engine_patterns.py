@@ -316,6 +316,25 @@ def test_a_loop_that_ends_after_exactly_max_iterations_succeeds(flow: Flow, loop
     assert summary.outputs == {"n": 3, "iterations": 3}
 
 
+@pytest.mark.parametrize(
+    "condition", ['while: "index < 3"', 'while: "loop.iteration <= 3"', 'until: "loop.iteration == 3"']
+)
+def test_while_and_until_see_the_iteration_as_the_body_does(flow: Flow, condition: str) -> None:
+    summary = flow.run(
+        f"""
+        steps:
+          - id: l
+            loop:
+              {condition}
+              steps:
+                - run: "echo {{{{ index }}}}-{{{{ loop.iteration }}}}"
+        outputs: {{l: "{{{{ steps.l.output }}}}"}}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {"l": ["0-1", "1-2", "2-3"]}
+
+
 def test_loop_instance_paths_carry_the_iteration(flow: Flow) -> None:
     summary = flow.run(
         """
