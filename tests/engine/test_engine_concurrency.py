@@ -339,6 +339,31 @@ def test_map_over_a_mapping_gives_key_value_items(flow: Flow) -> None:
     assert summary.outputs == {"m": ["one1", "two2"]}
 
 
+def test_map_over_a_text_gives_its_lines_as_a_loop_does(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - {id: ls, run: printf 'a.txt\\nb.txt\\n'}
+          - id: m
+            map:
+              items: "{{ steps.ls.output }}"
+              as: name
+              steps: [{id: x, run: 'echo "<{{ name }}>"'}]
+        outputs: {m: "{{ steps.m.output }}"}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {"m": ["<a.txt>", "<b.txt>"]}
+
+
+@pytest.mark.parametrize(("items", "shown"), [("null", "null"), ("5", "an integer"), ("true", "a boolean")])
+def test_map_items_of_another_type_fail_with_its_name(flow: Flow, items: str, shown: str) -> None:
+    text = f"vars: {{v: {items}}}\nsteps:\n  - id: m\n    map:\n      items: '{{{{ vars.v }}}}'\n      steps: [{{set: {{x: 1}}}}]\n"
+    summary = flow.run(text)
+    assert summary.status == "failed"
+    assert summary.error == f"map 'm': items must be a list, not {shown}"
+
+
 def test_parallel_inside_a_map_item_has_item_instance_paths(flow: Flow) -> None:
     summary = flow.run(
         """

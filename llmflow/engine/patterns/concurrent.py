@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from llmflow.engine.outcome import SUCCEEDED, NodeFailed, Outcome, PauseRun, jsonable
 from llmflow.engine.resume import FAILED_ITEM
 from llmflow.errors import ActionError, StepError
-from llmflow.expressions.values import whole_number
+from llmflow.expressions.values import a_type, whole_number
 
 if TYPE_CHECKING:
     from llmflow.compiler.graph import MapNode, ParallelNode, StreamNode
@@ -178,8 +178,10 @@ async def execute_map(engine: Engine, node: MapNode, frame: Frame, path: str) ->
     items = jsonable(engine.render(node.items, frame, node, "items"), f"the items of map '{node.id}'", path)
     if isinstance(items, dict):
         items = [{"key": key, "value": value} for key, value in items.items()]
+    elif isinstance(items, str):  # a command's output, say: one item a line, as a loop's for_each
+        items = items.splitlines()
     if not isinstance(items, list):
-        raise ActionError(f"map '{node.id}': items must be a list, not {type(items).__name__}", path=path)
+        raise ActionError(f"map '{node.id}': items must be a list, not {a_type(items)}", path=path)
     total = len(items)
     # Failures the map may tolerate are journaled, so that a resume does not try those items again.
     tolerant = node.tolerance.allows(1, total)

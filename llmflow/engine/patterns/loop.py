@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from llmflow.engine.interception import IterationGate
 from llmflow.engine.outcome import SUCCEEDED, Outcome, jsonable
 from llmflow.errors import ActionError
-from llmflow.expressions.values import whole_number
+from llmflow.expressions.values import a_type, whole_number
 
 if TYPE_CHECKING:
     from llmflow.compiler.graph import LoopNode
@@ -22,7 +22,7 @@ def _as_list(value: Any, node: LoopNode, path: str) -> list[Any]:
         return [{"key": key, "value": item} for key, item in value.items()]
     if isinstance(value, str):
         return value.splitlines()
-    raise ActionError(f"loop '{node.id}': for_each must give a list, not {type(value).__name__}", path=path)
+    raise ActionError(f"loop '{node.id}': for_each must give a list, not {a_type(value)}", path=path)
 
 
 def _count(value: Any, node: LoopNode, path: str) -> int:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from llmflow.engine.outcome import SUCCEEDED, NodeFailed, Outcome, PauseRun
 from llmflow.engine.patterns.concurrent import concurrency_of, merge_writes
 from llmflow.errors import ActionError, CommandError, StepError
+from llmflow.expressions.values import a_type
 from llmflow.processes import ProcessRecord, read_lines, stop_process_group
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ async def _items(engine: Engine, node: StreamNode, frame: Frame) -> AsyncIterato
         if isinstance(items, str):
             items = items.splitlines()
         if not isinstance(items, list):
-            raise ActionError(f"stream '{node.id}': items must be a list", path=node.path)
+            raise ActionError(f"stream '{node.id}': items must be a list, not {a_type(items)}", path=node.path)
         for item in items:
             yield item
         return
