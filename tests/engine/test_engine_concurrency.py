@@ -358,8 +358,8 @@ def test_map_over_a_text_gives_its_lines_as_a_loop_does(flow: Flow) -> None:
 
 @pytest.mark.parametrize(("items", "shown"), [("null", "null"), ("5", "an integer"), ("true", "a boolean")])
 def test_map_items_of_another_type_fail_with_its_name(flow: Flow, items: str, shown: str) -> None:
-    text = f"vars: {{v: {items}}}\nsteps:\n  - id: m\n    map:\n      items: '{{{{ vars.v }}}}'\n      steps: [{{set: {{x: 1}}}}]\n"
-    summary = flow.run(text)
+    steps = "steps:\n  - id: m\n    map:\n      items: '{{ vars.v }}'\n      steps: [{set: {x: 1}}]\n"
+    summary = flow.run(f"vars: {{v: {items}}}\n" + steps)
     assert summary.status == "failed"
     assert summary.error == f"map 'm': items must be a list, not {shown}"
 
