@@ -361,7 +361,11 @@ def _terminate(run_id: str, holder: dict[str, Any]) -> int:
     import socket
 
     pid, host = holder.get("pid"), holder.get("host")
-    if host != socket.gethostname() or not isinstance(pid, int):
+    # The lock file is only information, and may be damaged: ``kill(0)`` would signal this command's own process
+    # group and ``kill(-1)`` every process the user may signal, so only a real process id is signalled.
+    if type(pid) is not int or pid <= 0:
+        raise UsageError(f"run {run_id} is locked, but its lock file names no process to stop (pid {pid!r})")
+    if host != socket.gethostname():
         raise UsageError(f"run {run_id} is driven by pid {pid} on {host}; cancel it there")
     try:
         os.kill(pid, signal.SIGTERM)

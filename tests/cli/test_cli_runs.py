@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,3 +210,47 @@ def test_show_without_runs_is_a_one_line_error(cli: Cli) -> None:
     result = cli("show", "--last")
     assert result.code == 2
     assert result.stderr.startswith("error: no runs in ")
+
+
+#: Holds the flock of the lock file argv[1] with argv[2] as its text, as a driver would, until stdin closes.
+FAKE_HOLDER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.ftruncate(fd, 0)
+os.write(fd, sys.argv[2].encode())
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_cancel_never_signals_a_process_group_a_damaged_lock_file_names(
+    two_runs: tuple[str, str], runs_dir: Path
+) -> None:
+    _, bad = two_runs
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            FAKE_HOLDER,
+            str(runs_dir / bad / "lock"),
+            json.dumps({"pid": 0, "host": socket.gethostname()}),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        # A session of its own: were pid 0 signalled, only the cancel command itself would be hit, not the tests.
+        done = subprocess.run(
+            command("cancel", bad), env=environment(), capture_output=True, text=True, start_new_session=True
+        )
+        assert (done.returncode, done.stderr) == (
+            2,
+            f"error: run {bad} is locked, but its lock file names no process to stop (pid 0)\n",
+        )
+        assert holder.poll() is None
+    finally:
+        holder.communicate("")
+    assert json.loads((runs_dir / bad / "run.json").read_text(encoding="utf-8"))["status"] == "failed"
