@@ -146,6 +146,19 @@ def test_a_runs_folder_that_is_a_file_is_reported(cli: Cli, runs_dir: Path, comm
     assert_one_line_error(result, names=f"cannot list the runs in {runs_dir}: Not a directory")
 
 
+@pytest.mark.parametrize(
+    "command", [("show", "--last"), ("show", "2"), ("logs", "--last"), ("report", "--last", "-o", "-")]
+)
+def test_a_folder_without_run_json_is_not_a_run_to_last_or_a_prefix(
+    cli: Cli, failed_run: Path, runs_dir: Path, command: tuple[str, ...]
+) -> None:
+    (runs_dir / "backup").mkdir()  # sorts after every run id
+    (runs_dir / f"{failed_run.name}.old").mkdir()
+    result = cli(*[failed_run.name[:2] if arg == "2" else arg for arg in command])
+    assert result.code == 0, result.stderr
+    assert "went wrong" in result.stdout
+
+
 @pytest.mark.parametrize("dry_run", [(), ("--dry-run",)], ids=["delete", "dry-run"])
 @pytest.mark.parametrize("age", ["99999999999999d", "1e400"])
 def test_gc_older_than_more_than_dates_reach_removes_nothing(
