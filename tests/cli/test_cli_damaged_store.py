@@ -53,6 +53,8 @@ def assert_one_line_error(result: Result, *, names: str) -> None:
         ("inputs", "fail=true", "resume"),
         ("usage", "lots", "show"),
         ("usage", {"input_tokens": "many"}, "report"),
+        ("usage", {"input_tokens": float("inf")}, "show"),
+        ("usage", {"cost": 10**400}, "report"),
         ("waiting_for", [1, 2], "show"),
         ("failed_step", 3, "show"),
         ("last_seq", "x", "resume"),
@@ -63,6 +65,8 @@ def assert_one_line_error(result: Result, *, names: str) -> None:
         "inputs-a-string",
         "usage-a-string",
         "usage-not-numbers",
+        "usage-infinity",
+        "usage-beyond-a-float",
         "waiting-for-numbers",
         "failed-step-a-number",
         "last-seq-a-string",
@@ -126,6 +130,36 @@ def test_a_checksummed_journal_record_with_a_status_llmflow_never_writes_is_repo
     result = cli("resume", failed_run.name)
     assert_one_line_error(result, names=f"{journal}:2: journal record {problem} (written by a newer llmflow?)")
     assert journal.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"ts": "abc"},
+        {"ts": float("inf")},
+        {"ts": float("nan")},
+        {"ts": 10**400},
+        {"attempt": "2"},
+        {"attempt": float("inf")},
+        {"data": [1]},
+        {"data": "text"},
+        {"type": "map.item", "data": [1]},
+        {"type": "llm.usage", "data": {"input_tokens": float("inf"), "cost": float("nan")}},
+        {"type": "llm.usage", "data": {"output_tokens": 10**400}},
+    ],
+    ids=lambda damage: json.dumps(damage)[:40],
+)
+def test_an_event_line_with_members_of_the_wrong_shape_is_passed_over(
+    cli: Cli, failed_run: Path, damage: dict[str, object]
+) -> None:
+    events = failed_run / "events.jsonl"
+    lines = events.read_bytes().splitlines(keepends=True)
+    event = {**json.loads(lines[1]), **damage}
+    events.write_bytes(b"".join([*lines[:2], json.dumps(event).encode() + b"\n", *lines[2:]]))
+    for command in [("show",), ("show", "--json"), ("report", "-o", "-")]:
+        result = cli(command[0], failed_run.name, *command[1:])
+        assert (result.code, result.stderr) == (0, ""), command
+        assert "went wrong" in result.stdout
 
 
 @pytest.mark.parametrize(
