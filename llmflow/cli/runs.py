@@ -82,16 +82,19 @@ def list_runs(status: str | None, limit: int | None, *, as_json: bool, state_dir
         return exits.SUCCEEDED
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("ID", "WORKFLOW", "STATUS", "STARTED", "DURATION"):
         table.add_column(column, no_wrap=True, justify="right" if column == "DURATION" else "left")
     for meta in runs:
+        # Cells are Text, not markup: a run.json (or a folder name) saying ``[bold]`` or holding escape sequences
+        # is shown as it is written, escaped, never acted on.
         state = str(meta.get("status", "?"))
         table.add_row(
-            str(meta["id"]),
-            str(meta.get("workflow", "?")),
-            f"[{_STATUS_COLORS.get(state, 'white')}]{state}[/]",
+            Text(terminal_text(str(meta["id"]))),
+            Text(terminal_text(str(meta.get("workflow", "?")))),
+            Text(terminal_text(state), style=_STATUS_COLORS.get(state, "white")),
             _local(meta.get("started") or meta.get("created")),
             _duration(meta),
         )
@@ -200,7 +203,9 @@ def _show_tree(timeline: RunTimeline, *, color: bool) -> list[str]:
     def paint(text: str, status: str) -> str:
         return f"\033[{_ANSI.get(status, '0')}m{text}\033[0m" if color else text
 
-    heads = [(f"{'  ' * node.depth}", _ICONS.get(node.status, "•"), node.label) for node in timeline.instances]
+    heads = [
+        (f"{'  ' * node.depth}", _ICONS.get(node.status, "•"), terminal_text(node.label)) for node in timeline.instances
+    ]
     name_width = min(max((len(f"{a}{b} {c}") for a, b, c in heads), default=0), 48)
     width = _BAR_WIDTH
     if sys.stdout.isatty():
@@ -420,7 +425,9 @@ def collect_garbage(older_than: str, *, dry_run: bool, state_dir: str | None) ->
     verb = "would remove" if dry_run else "removed"
     for run_id in removed:
         meta = by_id.get(run_id, {})
-        sys.stdout.write(f"{verb} {run_id}  {meta.get('workflow', '?')}  {meta.get('status', '?')}\n")
+        sys.stdout.write(
+            terminal_text(f"{verb} {run_id}  {meta.get('workflow', '?')}  {meta.get('status', '?')}") + "\n"
+        )
     count = f"{len(removed)} run{'s' * (len(removed) != 1)}"
     sys.stderr.write(f"{verb} {count} older than {older_than}\n")
     return exits.SUCCEEDED
