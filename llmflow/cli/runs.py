@@ -53,7 +53,12 @@ def _local(stamp: object) -> str:
     from llmflow.store.ids import parse_timestamp
 
     moment = parse_timestamp(stamp)
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "—"
+    if moment is None:
+        return "—"
+    try:
+        return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, ValueError, OSError):  # year 1 or 9999 (a damaged run.json) pushed past by the zone
+        return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _duration(meta: dict[str, Any]) -> str:

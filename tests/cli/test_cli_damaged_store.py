@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cli_helpers import Result
+from cli_helpers import Result, command, environment
 
 from llmflow.store.journal import encode_record
 
@@ -156,10 +157,27 @@ def test_an_event_line_with_members_of_the_wrong_shape_is_passed_over(
     lines = events.read_bytes().splitlines(keepends=True)
     event = {**json.loads(lines[1]), **damage}
     events.write_bytes(b"".join([*lines[:2], json.dumps(event).encode() + b"\n", *lines[2:]]))
-    for command in [("show",), ("show", "--json"), ("report", "-o", "-")]:
-        result = cli(command[0], failed_run.name, *command[1:])
-        assert (result.code, result.stderr) == (0, ""), command
+    for args in [("show",), ("show", "--json"), ("report", "-o", "-")]:
+        result = cli(args[0], failed_run.name, *args[1:])
+        assert (result.code, result.stderr) == (0, ""), args
         assert "went wrong" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("stamp", "zone"),
+    [("0001-01-01T00:00:00Z", "XST8"), ("9999-12-31T23:59:59Z", "XST-14")],
+    ids=["year-1", "year-9999"],
+)
+def test_a_run_time_the_local_zone_pushes_out_of_range_is_shown_in_utc(
+    failed_run: Path, tmp_path: Path, stamp: str, zone: str
+) -> None:
+    rewrite_meta(failed_run, created=stamp, started=stamp, ended=stamp)
+    for args in (("runs",), ("show", failed_run.name)):
+        done = subprocess.run(
+            command(*args), cwd=tmp_path, env={**environment(), "TZ": zone}, capture_output=True, text=True
+        )
+        assert (done.returncode, done.stderr) == (0, ""), args
+        assert f"{stamp[:-1].replace('T', ' ').lstrip('0')} UTC" in done.stdout
 
 
 @pytest.mark.parametrize(
