@@ -314,17 +314,29 @@ def show_logs(selector: str | None, *, last: bool, follow: bool, as_json: bool, 
 
 def _printable(lines: list[bytes], as_json: bool, first: int) -> Iterator[str]:
     """``lines`` (numbered from ``first`` in the file) as shown: raw with ``--json``, else one line per event;
-    a damaged line is said to be damaged, with its start, not left out."""
+    a damaged line is said to be damaged, with its start, not left out (with ``--json``, on stderr, so that
+    stdout stays JSON lines)."""
     for number, raw in enumerate(lines, first):
         text = raw.decode("utf-8", "replace")
         if as_json:
-            yield terminal_json(text)
+            try:
+                event = json.loads(text)
+            except ValueError:
+                event = None
+            if isinstance(event, dict):
+                yield terminal_json(text)
+            else:
+                sys.stderr.write(_damaged(number, text) + "\n")
             continue
         try:
             event = json.loads(text)
             yield describe_event(event)
         except (ValueError, TypeError, AttributeError, OverflowError):
-            yield terminal_text(f"events.jsonl:{number}: not an event: {preview(text)}")
+            yield _damaged(number, text)
+
+
+def _damaged(number: int, text: str) -> str:
+    return terminal_text(f"events.jsonl:{number}: not an event: {preview(text)}")
 
 
 # -- cancel and gc ---------------------------------------------------------------------------------------

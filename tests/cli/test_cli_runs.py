@@ -177,6 +177,9 @@ def test_logs_says_which_event_lines_are_damaged_instead_of_leaving_them_out(
     ]
     assert readable[0].split()[1] == "run.started" and readable[-1].endswith("run.completed   -  succeeded")
     assert len(readable) == len(lines)
+    raw = cli("logs", good, "--json")
+    assert [json.loads(line)["seq"] for line in raw.stdout.splitlines()] == list(range(1, len(lines) - 2))
+    assert raw.stderr.splitlines() == readable[1:4]
 
 
 def test_cancel_marks_a_stopped_run_and_refuses_a_succeeded_one(cli: Cli, two_runs: tuple[str, str]) -> None:
