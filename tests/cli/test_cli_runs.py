@@ -257,3 +257,34 @@ def test_cancel_never_signals_a_process_group_a_damaged_lock_file_names(
     finally:
         holder.communicate("")
     assert json.loads((runs_dir / bad / "run.json").read_text(encoding="utf-8"))["status"] == "failed"
+
+
+#: The CLI as ``python -m llmflow`` runs it, with a real Ctrl-C (SIGINT) arriving while typer is imported, the
+#: slowest part of a command's start (state, not a guessed delay, chooses the moment).
+INTERRUPTED_START = """
+import os, signal, sys
+
+class InterruptTyperImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == "typer":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, InterruptTyperImport())
+sys.argv[0] = "llmflow"
+from llmflow.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("args", [("logs", "--last", "--follow"), ("runs",)])
+def test_ctrl_c_while_a_command_starts_exits_130_without_a_traceback(args: tuple[str, ...], tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_START, *args],
+        cwd=tmp_path,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", "")
