@@ -430,8 +430,13 @@ def _size(handle: FileRunHandle) -> int:
 
 def collect_garbage(older_than: str, *, dry_run: bool, state_dir: str | None) -> int:
     """``llmflow gc``: delete runs that ended longer ago than ``older_than`` (and nobody drives)."""
+    import re
+
     from llmflow.durations import parse_duration
 
+    # A workflow's bare number is seconds; here ``30`` (30 days meant?) would delete nearly every run.
+    if re.fullmatch(r"\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*", older_than):
+        raise UsageError(f"--older-than: {older_than!r} has no unit (say 30d, 12h, 45m or 90s)")
     try:
         age = parse_duration(older_than)
     except ValueError as error:

@@ -212,7 +212,7 @@ def test_a_folder_without_run_json_is_not_a_run_to_last_or_a_prefix(
 
 
 @pytest.mark.parametrize("dry_run", [(), ("--dry-run",)], ids=["delete", "dry-run"])
-@pytest.mark.parametrize("age", ["99999999999999d", "1e400"])
+@pytest.mark.parametrize("age", ["99999999999999d", "9999999999999999999999h"])
 def test_gc_older_than_more_than_dates_reach_removes_nothing(
     cli: Cli, failed_run: Path, age: str, dry_run: tuple[str, ...]
 ) -> None:

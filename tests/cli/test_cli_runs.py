@@ -209,6 +209,16 @@ def test_gc_removes_old_runs_and_dry_run_only_lists(cli: Cli, two_runs: tuple[st
     assert cli("runs", "--json").json() == []
 
 
+@pytest.mark.parametrize("age", ["30", "0", "1e400", " 7 ", "-0", "2.5"])
+def test_gc_older_than_without_a_unit_is_refused_and_removes_nothing(
+    cli: Cli, two_runs: tuple[str, str], runs_dir: Path, age: str
+) -> None:
+    result = cli("gc", "--older-than", age)
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr == f"error: --older-than: {age!r} has no unit (say 30d, 12h, 45m or 90s)\n"
+    assert sorted(path.name for path in runs_dir.iterdir()) == sorted(two_runs)
+
+
 def test_show_without_runs_is_a_one_line_error(cli: Cli) -> None:
     result = cli("show", "--last")
     assert result.code == 2
