@@ -17,16 +17,21 @@ def main() -> None:
     # Written as ``\ud800`` it is the JSON escape of that very character.
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")
-    from llmflow.cli.fastpath import main as run_fast
+    try:
+        from llmflow.cli.fastpath import main as run_fast
 
-    code = run_fast(sys.argv[1:])
-    if code is not None:
-        # The command is over: its objects are left to the operating system instead of to the garbage
-        # collection Python runs at exit, which walks every object of the ~200 modules a run loads (~15 ms).
-        # Sinks, the journal and the run's files were closed explicitly; stdout and stderr are still flushed.
-        gc.freeze()
-        sys.exit(code)
-    gc.enable()
-    from llmflow.cli.app import run_app
+        code = run_fast(sys.argv[1:])
+        if code is not None:
+            # The command is over: its objects are left to the operating system instead of to the garbage
+            # collection Python runs at exit, which walks every object of the ~200 modules a run loads (~15 ms).
+            # Sinks, the journal and the run's files were closed explicitly; stdout and stderr are still flushed.
+            gc.freeze()
+            sys.exit(code)
+        gc.enable()
+        from llmflow.cli.app import run_app
 
-    run_app()
+        run_app()
+    except KeyboardInterrupt:  # Ctrl-C while the command starts (typer and rich take a while to import)
+        from llmflow.cli.exits import INTERRUPTED
+
+        sys.exit(INTERRUPTED)

@@ -53,7 +53,12 @@ def _local(stamp: object) -> str:
     from llmflow.store.ids import parse_timestamp
 
     moment = parse_timestamp(stamp)
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "—"
+    if moment is None:
+        return "—"
+    try:
+        return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, ValueError, OSError):  # year 1 or 9999 (a damaged run.json) pushed past by the zone
+        return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _duration(meta: dict[str, Any]) -> str:
@@ -82,16 +87,19 @@ def list_runs(status: str | None, limit: int | None, *, as_json: bool, state_dir
         return exits.SUCCEEDED
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("ID", "WORKFLOW", "STATUS", "STARTED", "DURATION"):
         table.add_column(column, no_wrap=True, justify="right" if column == "DURATION" else "left")
     for meta in runs:
+        # Cells are Text, not markup: a run.json (or a folder name) saying ``[bold]`` or holding escape sequences
+        # is shown as it is written, escaped, never acted on.
         state = str(meta.get("status", "?"))
         table.add_row(
-            str(meta["id"]),
-            str(meta.get("workflow", "?")),
-            f"[{_STATUS_COLORS.get(state, 'white')}]{state}[/]",
+            Text(terminal_text(str(meta["id"]))),
+            Text(terminal_text(str(meta.get("workflow", "?")))),
+            Text(terminal_text(state), style=_STATUS_COLORS.get(state, "white")),
             _local(meta.get("started") or meta.get("created")),
             _duration(meta),
         )
@@ -200,7 +208,9 @@ def _show_tree(timeline: RunTimeline, *, color: bool) -> list[str]:
     def paint(text: str, status: str) -> str:
         return f"\033[{_ANSI.get(status, '0')}m{text}\033[0m" if color else text
 
-    heads = [(f"{'  ' * node.depth}", _ICONS.get(node.status, "•"), node.label) for node in timeline.instances]
+    heads = [
+        (f"{'  ' * node.depth}", _ICONS.get(node.status, "•"), terminal_text(node.label)) for node in timeline.instances
+    ]
     name_width = min(max((len(f"{a}{b} {c}") for a, b, c in heads), default=0), 48)
     width = _BAR_WIDTH
     if sys.stdout.isatty():
@@ -304,17 +314,29 @@ def show_logs(selector: str | None, *, last: bool, follow: bool, as_json: bool, 
 
 def _printable(lines: list[bytes], as_json: bool, first: int) -> Iterator[str]:
     """``lines`` (numbered from ``first`` in the file) as shown: raw with ``--json``, else one line per event;
-    a damaged line is said to be damaged, with its start, not left out."""
+    a damaged line is said to be damaged, with its start, not left out (with ``--json``, on stderr, so that
+    stdout stays JSON lines)."""
     for number, raw in enumerate(lines, first):
         text = raw.decode("utf-8", "replace")
         if as_json:
-            yield terminal_json(text)
+            try:
+                event = json.loads(text)
+            except ValueError:
+                event = None
+            if isinstance(event, dict):
+                yield terminal_json(text)
+            else:
+                sys.stderr.write(_damaged(number, text) + "\n")
             continue
         try:
             event = json.loads(text)
             yield describe_event(event)
         except (ValueError, TypeError, AttributeError, OverflowError):
-            yield terminal_text(f"events.jsonl:{number}: not an event: {preview(text)}")
+            yield _damaged(number, text)
+
+
+def _damaged(number: int, text: str) -> str:
+    return terminal_text(f"events.jsonl:{number}: not an event: {preview(text)}")
 
 
 # -- cancel and gc ---------------------------------------------------------------------------------------
@@ -361,7 +383,11 @@ def _terminate(run_id: str, holder: dict[str, Any]) -> int:
     import socket
 
     pid, host = holder.get("pid"), holder.get("host")
-    if host != socket.gethostname() or not isinstance(pid, int):
+    # The lock file is only information, and may be damaged: ``kill(0)`` would signal this command's own process
+    # group and ``kill(-1)`` every process the user may signal, so only a real process id is signalled.
+    if type(pid) is not int or pid <= 0:
+        raise UsageError(f"run {run_id} is locked, but its lock file names no process to stop (pid {pid!r})")
+    if host != socket.gethostname():
         raise UsageError(f"run {run_id} is driven by pid {pid} on {host}; cancel it there")
     try:
         os.kill(pid, signal.SIGTERM)
@@ -404,8 +430,13 @@ def _size(handle: FileRunHandle) -> int:
 
 def collect_garbage(older_than: str, *, dry_run: bool, state_dir: str | None) -> int:
     """``llmflow gc``: delete runs that ended longer ago than ``older_than`` (and nobody drives)."""
+    import re
+
     from llmflow.durations import parse_duration
 
+    # A workflow's bare number is seconds; here ``30`` (30 days meant?) would delete nearly every run.
+    if re.fullmatch(r"\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*", older_than):
+        raise UsageError(f"--older-than: {older_than!r} has no unit (say 30d, 12h, 45m or 90s)")
     try:
         age = parse_duration(older_than)
     except ValueError as error:
@@ -416,7 +447,9 @@ def collect_garbage(older_than: str, *, dry_run: bool, state_dir: str | None) ->
     verb = "would remove" if dry_run else "removed"
     for run_id in removed:
         meta = by_id.get(run_id, {})
-        sys.stdout.write(f"{verb} {run_id}  {meta.get('workflow', '?')}  {meta.get('status', '?')}\n")
+        sys.stdout.write(
+            terminal_text(f"{verb} {run_id}  {meta.get('workflow', '?')}  {meta.get('status', '?')}") + "\n"
+        )
     count = f"{len(removed)} run{'s' * (len(removed) != 1)}"
     sys.stderr.write(f"{verb} {count} older than {older_than}\n")
     return exits.SUCCEEDED

@@ -26,6 +26,10 @@ _OPENINGS = ("map.item", "loop.iteration", "parallel.branch")
 _USAGE_KEYS = ("input_tokens", "output_tokens", "cost", "calls")
 #: Events kept per instance for the report (a step retried a thousand times keeps its first ones).
 _EVENTS_PER_PATH = 200
+#: Beyond any real count, cost or time, and far inside a float's range (``abs(nan) < x`` is false too).
+_QUANTITY_LIMIT = 1e300
+#: Event stamps are nanoseconds since the epoch in a signed 64-bit integer (until the year 2262).
+_STAMP_LIMIT = 2**63
 
 
 def parent_path(path: str) -> str:
@@ -46,11 +50,17 @@ def segment_label(path: str) -> str:
     return path[path.rfind("/") + 1 :]
 
 
+def _is_quantity(value: object) -> bool:
+    """Whether ``value`` is a number that can be added up and shown: not a bool, NaN, infinite, or too large
+    for a float (``events.jsonl`` and ``run.json`` may be damaged, and Python's JSON reads ``Infinity``)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < _QUANTITY_LIMIT
+
+
 def add_usage(total: dict[str, Any], usage: dict[str, Any]) -> None:
     """Add one ``llm.usage`` (or journal ``x.usage``) mapping into ``total``."""
     for key in _USAGE_KEYS:
         value = usage.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if _is_quantity(value):
             total[key] = total.get(key, 0) + value
     if usage.get("model"):
         total["model"] = usage["model"]
@@ -150,8 +160,23 @@ def read_events(handle: RunHandle) -> Iterator[Event]:
             event = json.loads(line)
         except ValueError:
             continue
-        if isinstance(event, dict):
+        if _is_event(event):
             yield event
+
+
+def _is_event(event: object) -> bool:
+    """Whether a parsed line holds the members ``show`` and ``report`` read in the shapes the event bus writes
+    them (a damaged line passes JSON yet says ``"ts": "abc"`` or ``"data": [1]``)."""
+    if not isinstance(event, dict):
+        return False
+    stamp, attempt, data = event.get("ts"), event.get("attempt"), event.get("data")
+    return (
+        isinstance(event.get("type", ""), str)
+        and isinstance(event.get("path", ""), str)
+        and (data is None or isinstance(data, dict))
+        and (stamp is None or (isinstance(stamp, (int, float)) and abs(stamp) < _STAMP_LIMIT))
+        and (attempt is None or type(attempt) is int)
+    )
 
 
 def opening_path(event: Event) -> str | None:

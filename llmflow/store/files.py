@@ -126,15 +126,20 @@ class FileRunStore:
     def resolve(self, selector: str | None, *, last: bool = False) -> str:
         """The run id ``selector`` names (exact id, else a unique prefix); with ``last``, the newest run
         (among those ``selector`` is a prefix of, when it is given)."""
-        run_ids = self._run_ids()
+        # A folder without run.json is not a run (``list_runs`` leaves it out too): a stray ``runs/backup``
+        # must not be the newest run, nor make a prefix ambiguous.
+        pool = [
+            run_id
+            for run_id in self._run_ids()
+            if run_id.startswith(selector or "") and os.path.lexists(self.runs_dir / run_id / RUN_FILE)
+        ]
         if last:
-            pool = [run_id for run_id in run_ids if run_id.startswith(selector or "")]
             if not pool:
                 raise RunNotFound(f"no run matches '{selector}'" if selector else f"no runs in {self.root}")
             return self._newest(pool)
         if not selector:
             raise RunNotFound("no run named: give a run id (or a unique prefix of one) or use --last")
-        return match_run_id(run_ids, selector)
+        return match_run_id(pool, selector)
 
     def list_runs(self, *, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """``run.json`` of every run, newest first, optionally only those with ``status``.

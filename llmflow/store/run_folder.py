@@ -445,7 +445,9 @@ def read_meta(directory: Path, run_id: str) -> dict[str, Any]:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    # Python's JSON reads NaN and Infinity, and integers no float can hold: no count, cost or time llmflow
+    # writes is one of them (``abs(nan) < x`` is false).
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < 1e300
 
 
 #: What the members of ``run.json`` that commands read must hold, by their description in an error.

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cli_helpers import Result
+from cli_helpers import Result, command, environment
 
 from llmflow.store.journal import encode_record
 
@@ -53,6 +54,8 @@ def assert_one_line_error(result: Result, *, names: str) -> None:
         ("inputs", "fail=true", "resume"),
         ("usage", "lots", "show"),
         ("usage", {"input_tokens": "many"}, "report"),
+        ("usage", {"input_tokens": float("inf")}, "show"),
+        ("usage", {"cost": 10**400}, "report"),
         ("waiting_for", [1, 2], "show"),
         ("failed_step", 3, "show"),
         ("last_seq", "x", "resume"),
@@ -63,6 +66,8 @@ def assert_one_line_error(result: Result, *, names: str) -> None:
         "inputs-a-string",
         "usage-a-string",
         "usage-not-numbers",
+        "usage-infinity",
+        "usage-beyond-a-float",
         "waiting-for-numbers",
         "failed-step-a-number",
         "last-seq-a-string",
@@ -129,6 +134,53 @@ def test_a_checksummed_journal_record_with_a_status_llmflow_never_writes_is_repo
 
 
 @pytest.mark.parametrize(
+    "damage",
+    [
+        {"ts": "abc"},
+        {"ts": float("inf")},
+        {"ts": float("nan")},
+        {"ts": 10**400},
+        {"attempt": "2"},
+        {"attempt": float("inf")},
+        {"data": [1]},
+        {"data": "text"},
+        {"type": "map.item", "data": [1]},
+        {"type": "llm.usage", "data": {"input_tokens": float("inf"), "cost": float("nan")}},
+        {"type": "llm.usage", "data": {"output_tokens": 10**400}},
+    ],
+    ids=lambda damage: json.dumps(damage)[:40],
+)
+def test_an_event_line_with_members_of_the_wrong_shape_is_passed_over(
+    cli: Cli, failed_run: Path, damage: dict[str, object]
+) -> None:
+    events = failed_run / "events.jsonl"
+    lines = events.read_bytes().splitlines(keepends=True)
+    event = {**json.loads(lines[1]), **damage}
+    events.write_bytes(b"".join([*lines[:2], json.dumps(event).encode() + b"\n", *lines[2:]]))
+    for args in [("show",), ("show", "--json"), ("report", "-o", "-")]:
+        result = cli(args[0], failed_run.name, *args[1:])
+        assert (result.code, result.stderr) == (0, ""), args
+        assert "went wrong" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("stamp", "zone"),
+    [("0001-01-01T00:00:00Z", "XST8"), ("9999-12-31T23:59:59Z", "XST-14")],
+    ids=["year-1", "year-9999"],
+)
+def test_a_run_time_the_local_zone_pushes_out_of_range_is_shown_in_utc(
+    failed_run: Path, tmp_path: Path, stamp: str, zone: str
+) -> None:
+    rewrite_meta(failed_run, created=stamp, started=stamp, ended=stamp)
+    for args in (("runs",), ("show", failed_run.name)):
+        done = subprocess.run(
+            command(*args), cwd=tmp_path, env={**environment(), "TZ": zone}, capture_output=True, text=True
+        )
+        assert (done.returncode, done.stderr) == (0, ""), args
+        assert f"{stamp[:-1].replace('T', ' ').lstrip('0')} UTC" in done.stdout
+
+
+@pytest.mark.parametrize(
     ("name", "command"), [("journal.jsonl", "show"), ("journal.jsonl", "resume"), ("events.jsonl", "logs")]
 )
 def test_a_run_file_that_is_a_folder_is_reported(cli: Cli, failed_run: Path, name: str, command: str) -> None:
@@ -146,8 +198,21 @@ def test_a_runs_folder_that_is_a_file_is_reported(cli: Cli, runs_dir: Path, comm
     assert_one_line_error(result, names=f"cannot list the runs in {runs_dir}: Not a directory")
 
 
+@pytest.mark.parametrize(
+    "command", [("show", "--last"), ("show", "2"), ("logs", "--last"), ("report", "--last", "-o", "-")]
+)
+def test_a_folder_without_run_json_is_not_a_run_to_last_or_a_prefix(
+    cli: Cli, failed_run: Path, runs_dir: Path, command: tuple[str, ...]
+) -> None:
+    (runs_dir / "backup").mkdir()  # sorts after every run id
+    (runs_dir / f"{failed_run.name}.old").mkdir()
+    result = cli(*[failed_run.name[:2] if arg == "2" else arg for arg in command])
+    assert result.code == 0, result.stderr
+    assert "went wrong" in result.stdout
+
+
 @pytest.mark.parametrize("dry_run", [(), ("--dry-run",)], ids=["delete", "dry-run"])
-@pytest.mark.parametrize("age", ["99999999999999d", "1e400"])
+@pytest.mark.parametrize("age", ["99999999999999d", "9999999999999999999999h"])
 def test_gc_older_than_more_than_dates_reach_removes_nothing(
     cli: Cli, failed_run: Path, age: str, dry_run: tuple[str, ...]
 ) -> None:

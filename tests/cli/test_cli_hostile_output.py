@@ -173,3 +173,24 @@ def test_json_output_escapes_c1_controls_and_bidi_overrides_and_stays_the_same_j
         events = [json.loads(line) for line in stream.stdout.splitlines()]
         assert next(event["data"]["preview"] for event in events if event["type"] == "step.completed") == reply
     assert isinstance(listed.json(), list)
+
+
+def test_run_json_and_event_text_in_runs_gc_and_the_show_tree_is_shown_escaped(
+    cli: CLI, workflow: Callable[..., Path], runs_dir: Path
+) -> None:
+    workflow("version: 1\nname: plain\nsteps:\n  - id: hello\n    run: echo hello\n")
+    run_id = cli("run", "flow.yaml", "--json", "-q").json()["run_id"]
+    folder = runs_dir / run_id
+    meta = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    (folder / "run.json").write_text(json.dumps({**meta, "workflow": f"[bold]{SPOOF}"}), encoding="utf-8")
+    events = (folder / "events.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    started = {**json.loads(events[1]), "path": f"x{SPOOF}"}  # a step still running, by the events
+    (folder / "events.jsonl").write_text("".join([*events, json.dumps(started) + "\n"]), encoding="utf-8")
+    listed, shown, collected = cli("runs"), cli("show", run_id), cli("gc", "--older-than", "0s", "--dry-run")
+    for result in (listed, shown, collected):
+        text = result.stdout + result.stderr
+        assert result.code == 0 and not any(character in text for character in "\x1b\x07\r\x9b"), text
+    escaped = "\\x1b[2J\\x1b]0;owned\\x07\\x0dFAKE \u2713 succeeded\\x9b31m"
+    assert f"  [bold]{escaped}  succeeded  " in listed.stdout
+    assert f"… x{escaped}  │" in shown.stdout
+    assert collected.stdout == f"would remove {run_id}  [bold]{escaped}  succeeded\n"

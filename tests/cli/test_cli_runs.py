@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,6 +177,9 @@ def test_logs_says_which_event_lines_are_damaged_instead_of_leaving_them_out(
     ]
     assert readable[0].split()[1] == "run.started" and readable[-1].endswith("run.completed   -  succeeded")
     assert len(readable) == len(lines)
+    raw = cli("logs", good, "--json")
+    assert [json.loads(line)["seq"] for line in raw.stdout.splitlines()] == list(range(1, len(lines) - 2))
+    assert raw.stderr.splitlines() == readable[1:4]
 
 
 def test_cancel_marks_a_stopped_run_and_refuses_a_succeeded_one(cli: Cli, two_runs: tuple[str, str]) -> None:
@@ -204,7 +209,92 @@ def test_gc_removes_old_runs_and_dry_run_only_lists(cli: Cli, two_runs: tuple[st
     assert cli("runs", "--json").json() == []
 
 
+@pytest.mark.parametrize("age", ["30", "0", "1e400", " 7 ", "-0", "2.5"])
+def test_gc_older_than_without_a_unit_is_refused_and_removes_nothing(
+    cli: Cli, two_runs: tuple[str, str], runs_dir: Path, age: str
+) -> None:
+    result = cli("gc", "--older-than", age)
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr == f"error: --older-than: {age!r} has no unit (say 30d, 12h, 45m or 90s)\n"
+    assert sorted(path.name for path in runs_dir.iterdir()) == sorted(two_runs)
+
+
 def test_show_without_runs_is_a_one_line_error(cli: Cli) -> None:
     result = cli("show", "--last")
     assert result.code == 2
     assert result.stderr.startswith("error: no runs in ")
+
+
+#: Holds the flock of the lock file argv[1] with argv[2] as its text, as a driver would, until stdin closes.
+FAKE_HOLDER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.ftruncate(fd, 0)
+os.write(fd, sys.argv[2].encode())
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_cancel_never_signals_a_process_group_a_damaged_lock_file_names(
+    two_runs: tuple[str, str], runs_dir: Path
+) -> None:
+    _, bad = two_runs
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            FAKE_HOLDER,
+            str(runs_dir / bad / "lock"),
+            json.dumps({"pid": 0, "host": socket.gethostname()}),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        # A session of its own: were pid 0 signalled, only the cancel command itself would be hit, not the tests.
+        done = subprocess.run(
+            command("cancel", bad), env=environment(), capture_output=True, text=True, start_new_session=True
+        )
+        assert (done.returncode, done.stderr) == (
+            2,
+            f"error: run {bad} is locked, but its lock file names no process to stop (pid 0)\n",
+        )
+        assert holder.poll() is None
+    finally:
+        holder.communicate("")
+    assert json.loads((runs_dir / bad / "run.json").read_text(encoding="utf-8"))["status"] == "failed"
+
+
+#: The CLI as ``python -m llmflow`` runs it, with a real Ctrl-C (SIGINT) arriving while typer is imported, the
+#: slowest part of a command's start (state, not a guessed delay, chooses the moment).
+INTERRUPTED_START = """
+import os, signal, sys
+
+class InterruptTyperImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == "typer":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, InterruptTyperImport())
+sys.argv[0] = "llmflow"
+from llmflow.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("args", [("logs", "--last", "--follow"), ("runs",)])
+def test_ctrl_c_while_a_command_starts_exits_130_without_a_traceback(args: tuple[str, ...], tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_START, *args],
+        cwd=tmp_path,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", "")
