@@ -232,7 +232,7 @@ def runs(
     ] = None,
     limit: Annotated[
         int | None,
-        typer.Option("--limit", "-n", help="At most this many runs.", min=0, show_default=False),
+        typer.Option("--limit", "-n", help="At most this many runs.", min=1, show_default=False),
     ] = None,
     as_json: AsJson = False,
     state_dir: StateDir = None,

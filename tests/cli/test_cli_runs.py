@@ -90,6 +90,8 @@ def test_runs_lists_newest_first_as_table_and_json(shared: Shared) -> None:
     assert [meta["id"] for meta in listed] == [bad, good]
     assert [meta["id"] for meta in shared.cli("runs", "--json", "--status", "succeeded").json()] == [good]
     assert [meta["id"] for meta in shared.cli("runs", "--json", "--limit", "1").json()] == [bad]
+    none = shared.cli("runs", "--limit", "0")  # not "no runs in …" when there are runs
+    assert none.code == 2 and "0 is not in the range x>=1" in none.stderr
 
 
 def test_show_draws_the_node_tree_with_previews(shared: Shared) -> None:
