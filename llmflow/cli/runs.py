@@ -303,6 +303,8 @@ def show_logs(selector: str | None, *, last: bool, follow: bool, as_json: bool, 
             shown += len(lines)
             sys.stdout.flush()
             if not follow or ended:
+                if not shown and not os.path.exists(path):  # say why nothing was shown
+                    sys.stderr.write(f"run {handle.run_id} has no events.jsonl: it recorded no events\n")
                 return exits.SUCCEEDED
             time.sleep(_POLL)
     except KeyboardInterrupt:

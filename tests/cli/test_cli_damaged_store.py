@@ -229,3 +229,10 @@ def test_a_workflow_that_is_a_symlink_loop_is_a_one_line_diagnostic(cli: Cli, tm
     assert result.code == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("a.yaml:1:1: error[file-unreadable]: cannot read a.yaml: too many levels")
+
+
+def test_logs_of_a_run_without_events_jsonl_says_so(cli: Cli, failed_run: Path) -> None:
+    (failed_run / "events.jsonl").unlink()
+    result = cli("logs", failed_run.name)
+    assert result.code == 0 and result.stdout == ""
+    assert result.stderr == f"run {failed_run.name} has no events.jsonl: it recorded no events\n"
