@@ -642,6 +642,34 @@ BAD = {
         4,
         47,
     ),
+    "bound-on-a-string": Bad(
+        """
+        version: 1
+        name: t
+        inputs:
+          name: {type: string, minimum: 3}
+        steps:
+          - run: echo {{ inputs.name }}
+        """,
+        "bad-constraint",
+        "'minimum' does not apply to input 'name' of type string, only to integer or number",
+        4,
+        33,
+    ),
+    "length-of-an-integer": Bad(
+        """
+        version: 1
+        name: t
+        inputs:
+          limit: {type: integer, min_length: 2, default: 5}
+        steps:
+          - run: echo {{ inputs.limit }}
+        """,
+        "bad-constraint",
+        "'min_length' does not apply to input 'limit' of type integer, only to string or array",
+        4,
+        38,
+    ),
     "bad-default-pattern": Bad(
         """
         version: 1
