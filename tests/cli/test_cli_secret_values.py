@@ -52,3 +52,36 @@ def test_a_sub_workflow_reads_the_secrets_it_declares_and_they_are_masked(
     assert done.json()["outputs"] == {"said": "token=***"}
     assert TOKEN not in done.stdout + done.stderr
     assert TOKEN not in stored_text(runs_dir)
+
+
+SECRET_INPUT = """\
+version: 1
+name: secret-input
+inputs:
+  password: {type: string, secret: true}
+  region: {type: string, secret: true, default: eu-west}
+steps:
+  - id: first
+    run: echo "using {{ inputs.password }} in {{ inputs.region }}"
+  - id: gate
+    run: test -f gate && echo "again {{ inputs.password }}"
+outputs:
+  said: "{{ steps.first.output }}"
+"""
+
+
+def test_a_secret_input_is_masked_in_the_run_store_and_on_screen_on_run_and_resume(
+    cli: CLI, workflow: Callable[..., Path], tmp_path: Path, runs_dir: Path
+) -> None:
+    workflow(SECRET_INPUT)
+    failed = cli("run", "flow.yaml", "-i", "password=pw-first-7f3a")
+    assert failed.code == 1, failed.stderr
+    (tmp_path / "gate").touch()
+    done = cli("resume", "--last", "--json", "-i", "password=pw-again-91c2")
+    assert done.code == 0, done.stderr
+    # A default is no secret (the workflow file shows it): only the values given are masked.
+    assert done.json()["outputs"] == {"said": "using *** in eu-west"}
+    shown = failed.stdout + failed.stderr + done.stdout + done.stderr
+    assert "pw-first" not in shown and "pw-again" not in shown
+    stored = stored_text(runs_dir)
+    assert "pw-first" not in stored and "pw-again" not in stored
