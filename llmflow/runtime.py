@@ -490,8 +490,13 @@ def _resume_inputs(workflow: Workflow, meta: Mapping[str, Any], request: ResumeR
     """The run's stored inputs, with ``-i`` overrides; secret inputs (never stored) must be given again."""
     from llmflow.engine.inputs import parse_assignments, resolve_inputs
 
-    stored = dict(meta.get("inputs") or {})
-    missing = [name for name, value in stored.items() if value == "***" and name not in request.inputs]
+    # An input an edited workflow (--workflow) no longer declares is dropped: only -i names are the user's.
+    stored = {name: value for name, value in (meta.get("inputs") or {}).items() if name in workflow.inputs}
+    missing = [
+        name
+        for name, value in stored.items()
+        if value == "***" and workflow.inputs[name].secret and name not in request.inputs
+    ]
     if missing:
         raise UsageError(f"secret inputs are not stored; pass them again: -i {missing[0]}=...")
     stored.update(parse_assignments(workflow.inputs, [f"{k}={v}" for k, v in request.inputs.items()]))
