@@ -45,7 +45,7 @@ def compile_inputs(raw: dict[str, Any], report: Report) -> dict[str, InputSpec]:
         has_default = "default" in spec
         default = spec.get("default")
         if has_default and default is not None:
-            problem = _default_problem(default, kind, constraints if usable else {})
+            problem = value_problem(default, kind, constraints if usable else {})
             if problem:
                 report(
                     "bad-default",
@@ -103,8 +103,9 @@ def _check_constraints(name: str, kind: str, constraints: dict[str, Any], report
     return usable
 
 
-def _default_problem(default: Any, kind: str, constraints: dict[str, Any]) -> str | None:
-    """Why a default breaks its own input's type or constraints (it would fail every run that omits it)."""
+def value_problem(default: Any, kind: str, constraints: dict[str, Any]) -> str | None:
+    """Why a value written in a file (a default, a sub-workflow's ``with:``) breaks an input's type or
+    constraints: it would fail every run that uses it."""
     if not is_type(default, kind):
         return f"which is not of type {kind}"
     enum = constraints.get("enum")

@@ -953,6 +953,43 @@ def test_sub_workflow_inputs_are_checked(tmp_path: Path) -> None:
     ]
 
 
+def test_sub_workflow_inputs_written_as_literals_are_checked_against_their_types(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "parent.yaml",
+        """
+        version: 1
+        name: parent
+        steps:
+          - workflow: lib/count.yaml
+            with: {limit: 1.5, label: 7, note: null}
+          - workflow: lib/count.yaml
+            with: {limit: "{{ 2 }}", label: "7", flags: [1, 2]}
+        """,
+    )
+    write(
+        tmp_path,
+        "lib/count.yaml",
+        """
+        version: 1
+        name: count
+        inputs:
+          limit: {type: integer, minimum: 1}
+          label: string
+          note: {type: string, default: none}
+          flags: {type: array, default: []}
+        steps:
+          - run: echo {{ inputs.limit }} {{ inputs.label }} {{ inputs.note }} {{ inputs.flags }}
+        """,
+    )
+    _, found = check_workflow(tmp_path / "parent.yaml", display_name="parent.yaml")
+    prefix = "sub-workflow 'lib/count.yaml': the input"
+    assert [(d.line, d.column, d.code, d.message) for d in found] == [
+        (5, 19, "bad-input", f"{prefix} 'limit' is 1.5, which is not of type integer"),
+        (5, 31, "bad-input", f"{prefix} 'label' is 7, which is not of type string"),
+    ]
+
+
 def test_sub_workflow_nodes_have_their_own_relative_paths(tmp_path: Path) -> None:
     write(
         tmp_path,
