@@ -60,7 +60,8 @@ def plan(workflow: Workflow, inputs: Mapping[str, Any]) -> list[PlanEntry]:
 def _context(workflow: Workflow, inputs: Mapping[str, Any]) -> Context:
     """The names known before anything runs: inputs (secrets masked), initial ``vars`` and ``env``."""
     shown = {name: _MASK if spec.secret else inputs.get(name) for name, spec in workflow.inputs.items()}
-    env = {name: (_MASK if name in workflow.secrets else value) for name, value in os.environ.items()}
+    secret = {name for flow in workflow.workflows() for name in flow.secrets}
+    env = {name: (_MASK if name in secret else value) for name, value in os.environ.items()}
     context: Context = {"inputs": shown, "vars": dict(workflow.variables), "env": env}
     if workflow.env is not None:
         with contextlib.suppress(ExpressionError):  # a step using such a name shows its template instead

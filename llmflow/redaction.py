@@ -180,15 +180,27 @@ def masked_store(store: RunStore, redactor: Redactor) -> RunStore:
     return cast("RunStore", RedactingStore(store, redactor))
 
 
-def run_secrets(workflow: Workflow, config: Config) -> tuple[dict[str, str], Redactor]:
-    """The workflow's declared ``secrets`` (name → value, from the environment or ``.env``) and a redactor
-    for them and for every API key the run's providers could send."""
+def run_secrets(
+    workflow: Workflow, config: Config, inputs: Mapping[str, Any] | None = None
+) -> tuple[dict[str, str], Redactor]:
+    """The ``secrets`` the workflow and its sub-workflows declare (name → value, from the environment or
+    ``.env``) and a redactor for them, for the values of its ``secret: true`` ``inputs`` and for every API
+    key the run's providers could send."""
     from llmflow.config import declared_secrets
     from llmflow.providers import key_values
 
-    declared = declared_secrets(workflow.secrets, config)
+    # A sub-workflow reads the secrets its own file declares (the compiler checks that per file).
+    names = dict.fromkeys(name for flow in workflow.workflows() for name in flow.secrets)
+    declared = declared_secrets(names, config)
     keys = [key for key in key_values(config, _alias_options(workflow)) if len(key) >= MIN_KEY_LENGTH]
-    return declared, Redactor([*declared.values(), *keys])
+    given = [
+        value
+        for name, value in (inputs or {}).items()
+        # A default is written in the workflow file for anyone to read: masking it would hide nothing.
+        if name in workflow.inputs and workflow.inputs[name].secret and isinstance(value, str)
+        if not (workflow.inputs[name].has_default and value == workflow.inputs[name].default)
+    ]
+    return declared, Redactor([*declared.values(), *given, *keys])
 
 
 def _alias_options(workflow: Workflow) -> Iterator[Mapping[str, Any]]:

@@ -197,7 +197,7 @@ async def start_run(workflow: Workflow, inputs: Mapping[str, Any], options: RunO
     handle = store.create_run(meta, texts, durability=options.durability)
     handle.lock()
     try:
-        state = _state(workflow, handle, store, options, wiring, config=config)
+        state = _state(workflow, handle, store, options, wiring, values, config=config)
     except BaseException as error:
         handle.update(status="failed", ended=now(), error=str(error) or type(error).__name__)
         handle.close()
@@ -222,6 +222,7 @@ def _state(
     store: RunStore,
     options: RunOptions,
     wiring: _Wiring,
+    inputs: Mapping[str, Any],
     start_seq: int = 0,
     config: Config | None = None,
 ) -> RunState:
@@ -231,7 +232,7 @@ def _state(
 
     project = project_root(store.root)
     config = config if config is not None else _settings(store)
-    secrets, redactor = run_secrets(workflow, config)
+    secrets, redactor = run_secrets(workflow, config, inputs)
     sinks = [
         FileEventSink(handle.events_path()),
         *options.sinks,
@@ -241,9 +242,9 @@ def _state(
         handle = masked_handle(handle, redactor)
         store = masked_store(store, redactor)
         sinks = [RedactingSink(sink, redactor) for sink in sinks]
-        inputs = handle.meta.get("inputs")
-        if redactor.redact(inputs) is not inputs:  # an input given a secret's value (run.json was just written)
-            handle.update(inputs=inputs)
+        stored = handle.meta.get("inputs")
+        if redactor.redact(stored) is not stored:  # an input given a secret's value (run.json was just written)
+            handle.update(inputs=stored)
     bus = EventBus(handle.run_id, start_seq)
     for sink in sinks:
         bus.add(sink)
@@ -377,7 +378,7 @@ async def resume_run(request: ResumeRequest, options: RunOptions | None = None) 
         values = _resume_inputs(workflow, meta, request)
         _end_torn_event(handle.events_path())
         start_seq = max(int(meta.get("last_seq") or 0), handle.last_event_seq())
-        state = _state(workflow, handle, store, options, wiring, start_seq=start_seq, config=config)
+        state = _state(workflow, handle, store, options, wiring, values, start_seq=start_seq, config=config)
         if request.workflow_file is not None:
             _adopt_edited(store, state.handle, workflow, options.durability)
         stored = redacted_inputs(workflow, values)
@@ -489,8 +490,13 @@ def _resume_inputs(workflow: Workflow, meta: Mapping[str, Any], request: ResumeR
     """The run's stored inputs, with ``-i`` overrides; secret inputs (never stored) must be given again."""
     from llmflow.engine.inputs import parse_assignments, resolve_inputs
 
-    stored = dict(meta.get("inputs") or {})
-    missing = [name for name, value in stored.items() if value == "***" and name not in request.inputs]
+    # An input an edited workflow (--workflow) no longer declares is dropped: only -i names are the user's.
+    stored = {name: value for name, value in (meta.get("inputs") or {}).items() if name in workflow.inputs}
+    missing = [
+        name
+        for name, value in stored.items()
+        if value == "***" and workflow.inputs[name].secret and name not in request.inputs
+    ]
     if missing:
         raise UsageError(f"secret inputs are not stored; pass them again: -i {missing[0]}=...")
     stored.update(parse_assignments(workflow.inputs, [f"{k}={v}" for k, v in request.inputs.items()]))

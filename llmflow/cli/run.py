@@ -163,6 +163,7 @@ def resume_workflow(
     reporting: Reporting,
 ) -> int:
     """``llmflow resume``: continue a run that failed, was interrupted or waits for approval."""
+    from llmflow.engine.inputs import cut_value
     from llmflow.errors import InputError, WorkflowError
     from llmflow.runtime import ResumeRequest, resume_run
 
@@ -177,7 +178,7 @@ def resume_workflow(
     for pair in assignments:
         name, sep, text = pair.partition("=")
         if not sep or not name.strip():
-            raise InputError(f"-i expects NAME=VALUE, got {pair!r}")
+            raise InputError(f"-i expects NAME=VALUE, got {cut_value(repr(pair))}")
         inputs[name.strip()] = text
     request = ResumeRequest(
         selector=selector,

@@ -23,6 +23,15 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,),
 }
 _CONSTRAINTS = ("enum", "minimum", "maximum", "min_length", "max_length", "pattern", "items")
+#: The input types each constraint applies to (a length is a string's or a list's, a bound a number's).
+_CONSTRAINT_TYPES = {
+    "minimum": ("integer", "number"),
+    "maximum": ("integer", "number"),
+    "min_length": ("string", "array"),
+    "max_length": ("string", "array"),
+    "pattern": ("string",),
+    "items": ("array",),
+}
 
 
 def compile_inputs(raw: dict[str, Any], report: Report) -> dict[str, InputSpec]:
@@ -32,11 +41,11 @@ def compile_inputs(raw: dict[str, Any], report: Report) -> dict[str, InputSpec]:
         spec: dict[str, Any] = {"type": written} if isinstance(written, str) else dict(written)
         kind = spec.get("type", "string")
         constraints = {key: spec[key] for key in _CONSTRAINTS if key in spec}
-        usable = _check_constraints(name, constraints, report)
+        usable = _check_constraints(name, kind, constraints, report)
         has_default = "default" in spec
         default = spec.get("default")
         if has_default and default is not None:
-            problem = _default_problem(default, kind, constraints if usable else {})
+            problem = value_problem(default, kind, constraints if usable else {})
             if problem:
                 report(
                     "bad-default",
@@ -63,9 +72,17 @@ def is_type(value: Any, kind: str) -> bool:
     return isinstance(value, _TYPES.get(kind, (object,)))
 
 
-def _check_constraints(name: str, constraints: dict[str, Any], report: Report) -> bool:
+def _check_constraints(name: str, kind: str, constraints: dict[str, Any], report: Report) -> bool:
     """Report constraints that can never work; False when one of them is broken."""
     usable = True
+    for constraint in constraints:
+        types = _CONSTRAINT_TYPES.get(constraint)
+        if types is not None and kind not in types:
+            # Checking the value would compare or measure what has no order or length (a length of 5).
+            fits = " or ".join(types)
+            message = f"'{constraint}' does not apply to input '{name}' of type {kind}, only to {fits}"
+            report("bad-constraint", message, ("inputs", name, constraint))
+            usable = False
     for bound in ("minimum", "maximum"):
         value = constraints.get(bound)
         if isinstance(value, float) and not math.isfinite(value):
@@ -86,8 +103,9 @@ def _check_constraints(name: str, constraints: dict[str, Any], report: Report) -
     return usable
 
 
-def _default_problem(default: Any, kind: str, constraints: dict[str, Any]) -> str | None:
-    """Why a default breaks its own input's type or constraints (it would fail every run that omits it)."""
+def value_problem(default: Any, kind: str, constraints: dict[str, Any]) -> str | None:
+    """Why a value written in a file (a default, a sub-workflow's ``with:``) breaks an input's type or
+    constraints: it would fail every run that uses it."""
     if not is_type(default, kind):
         return f"which is not of type {kind}"
     enum = constraints.get("enum")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmflow.compiler.graph import Workflow
+from llmflow.compiler.inputs import value_problem
 from llmflow.diagnostics import Diagnostic, sort_key
 from llmflow.errors import WorkflowError
 from llmflow.spec.document import Document
@@ -85,10 +87,29 @@ def compile_sub_workflow(compiler: Compiler, target: str, arguments: dict[str, A
             hint = f"did you mean '{match}'?" if match else None
             message = f"sub-workflow '{target}' has no input '{name}'"
             compiler.error_at("unknown-input", message, (*frame.doc_path, "with", name), key=True, hint=hint)
+        elif _literal(value := arguments[name]) and not (value is None and not sub.inputs[name].required):
+            spec = sub.inputs[name]
+            problem = value_problem(value, spec.type, dict(spec.constraints))
+            if problem:
+                shown = json.dumps(value)[:80]
+                message = f"sub-workflow '{target}': the input '{name}' is {shown}, {problem}"
+                compiler.error_at("bad-input", message, (*frame.doc_path, "with", name))
     for name, spec in sub.inputs.items():
         if spec.required and not spec.has_default and name not in arguments:
             compiler.error_at("missing-input", f"sub-workflow '{target}' needs the input '{name}'", path)
     return sub
+
+
+def _literal(value: Any) -> bool:
+    """True for a value written as it is: not a text (a template, or parsed by the input's type when the
+    step runs) and with no text inside."""
+    if isinstance(value, str):
+        return False
+    if isinstance(value, list):
+        return all(_literal(item) for item in value)
+    if isinstance(value, dict):
+        return all(_literal(item) for item in value.values())
+    return True
 
 
 def _display(target: str, doc: Document) -> str:

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from llmflow.compiler.graph import Workflow
+from llmflow.compiler.graph import InputSpec, Workflow
 from llmflow.engine.compensation import compensate
 from llmflow.engine.events import Sink
 from llmflow.engine.hooks import HookRunner
@@ -111,8 +111,13 @@ def now() -> str:
 
 
 def redacted_inputs(workflow: Workflow, inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """Inputs as stored and shown: secret ones replaced by ``***``."""
-    return {name: ("***" if workflow.inputs[name].secret else value) for name, value in inputs.items()}
+    """Inputs as stored and shown: secret ones replaced by ``***``, unless they hold their default (which the
+    workflow file shows anyway, and which a resume can then go on with without asking for it again)."""
+    return {name: ("***" if _hidden(workflow.inputs[name], value) else value) for name, value in inputs.items()}
+
+
+def _hidden(spec: InputSpec, value: Any) -> bool:
+    return spec.secret and not (spec.has_default and value == spec.default)
 
 
 _END_EVENTS = {

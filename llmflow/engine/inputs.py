@@ -20,7 +20,15 @@ _TYPE_WORDS = {
     "object": "a mapping",
 }
 _TRUE = {"true", "yes", "on", "1"}
+#: The longest a value quoted in an error message may be.
+_SHOWN = 80
 _FALSE = {"false", "no", "off", "0"}
+
+
+def cut_value(text: str) -> str:
+    """``text`` (a value as an error message quotes it) cut short: the value may be a megabyte from
+    ``--inputs-file``, and the message must stay one readable line."""
+    return text if len(text) <= _SHOWN else f"{text[: _SHOWN - 1]}…"
 
 
 def parse_text(spec: InputSpec, text: str) -> Any:
@@ -45,7 +53,9 @@ def parse_text(spec: InputSpec, text: str) -> Any:
     except RecursionError:
         raise InputError(f"input '{spec.name}': the JSON value is nested too deeply") from None
     except (ValueError, json.JSONDecodeError):
-        raise InputError(f"input '{spec.name}': expected {_TYPE_WORDS.get(kind, kind)}, got {text!r}") from None
+        raise InputError(
+            f"input '{spec.name}': expected {_TYPE_WORDS.get(kind, kind)}, got {cut_value(repr(text))}"
+        ) from None
 
 
 def _matches(value: Any, kind: str) -> bool:
@@ -86,7 +96,7 @@ def check_value(spec: InputSpec, value: Any) -> Any:
             value = parse_text(spec, value)
         else:
             kind = _TYPE_WORDS.get(spec.type, spec.type)
-            raise InputError(f"input '{name}': expected {kind}, got {json.dumps(value, default=str)[:80]}")
+            raise InputError(f"input '{name}': expected {kind}, got {cut_value(json.dumps(value, default=str))}")
     try:
         unfit = _non_finite(value)
     except RecursionError:
@@ -98,17 +108,17 @@ def check_value(spec: InputSpec, value: Any) -> Any:
     rules = spec.constraints
     if "enum" in rules and value not in rules["enum"]:
         choices = ", ".join(json.dumps(choice) for choice in rules["enum"])
-        raise InputError(f"input '{name}': {json.dumps(value)} is not one of {choices}")
+        raise InputError(f"input '{name}': {cut_value(json.dumps(value))} is not one of {choices}")
     if "minimum" in rules and value < rules["minimum"]:
-        raise InputError(f"input '{name}': {value} is below the minimum {rules['minimum']}")
+        raise InputError(f"input '{name}': {cut_value(str(value))} is below the minimum {rules['minimum']}")
     if "maximum" in rules and value > rules["maximum"]:
-        raise InputError(f"input '{name}': {value} is above the maximum {rules['maximum']}")
+        raise InputError(f"input '{name}': {cut_value(str(value))} is above the maximum {rules['maximum']}")
     if "min_length" in rules and len(value) < rules["min_length"]:
         raise InputError(f"input '{name}': shorter than {rules['min_length']}")
     if "max_length" in rules and len(value) > rules["max_length"]:
         raise InputError(f"input '{name}': longer than {rules['max_length']}")
     if "pattern" in rules and isinstance(value, str) and not re.search(rules["pattern"], value):
-        raise InputError(f"input '{name}': {value!r} does not match {rules['pattern']}")
+        raise InputError(f"input '{name}': {cut_value(repr(value))} does not match {rules['pattern']}")
     if spec.type == "array" and isinstance(rules.get("items"), dict):
         item_type = rules["items"].get("type")
         for index, item in enumerate(value):
@@ -127,7 +137,7 @@ def resolve_inputs(specs: Mapping[str, InputSpec], given: Mapping[str, Any]) -> 
         match = suggest(name, specs)
         declared = ", ".join(specs) or "none"
         hint = f" (did you mean '{match}'?)" if match else f"; declared inputs: {declared}"
-        raise InputError(f"unknown input '{name}'{hint}")
+        raise InputError(f"unknown input {cut_value(repr(name))}{hint}")
     values: dict[str, Any] = {}
     for name, spec in specs.items():
         if name in given:
@@ -148,7 +158,7 @@ def parse_assignments(specs: Mapping[str, InputSpec], pairs: list[str]) -> dict[
         name, sep, text = pair.partition("=")
         name = name.strip()
         if not sep or not name:
-            raise InputError(f"-i expects NAME=VALUE, got {pair!r}")
+            raise InputError(f"-i expects NAME=VALUE, got {cut_value(repr(pair))}")
         spec = specs.get(name)
         values[name] = parse_text(spec, text) if spec is not None else text
     return values

@@ -59,3 +59,35 @@ def test_a_hostile_inputs_file_is_a_one_line_error(
     (tmp_path / name).write_text(text, encoding="utf-8")
     done = cli("run", "flow.yaml", "--inputs-file", name)
     assert (done.code, done.stderr) == (2, message)
+
+
+LONG = "x" * 100_000
+SHOWN = "'" + "x" * 78 + "…"
+
+
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        (f"n={LONG}", f"error: input 'n': expected a number, got {SHOWN}\n"),
+        (f"{LONG}=1", f"error: unknown input {SHOWN}; declared inputs: n, o\n"),
+        (LONG, f"error: -i expects NAME=VALUE, got {SHOWN}\n"),
+    ],
+    ids=["value", "name", "no-equals"],
+)
+def test_a_huge_dash_i_value_is_cut_short_in_the_error(
+    cli: CLI, workflow: Callable[..., Path], assignment: str, message: str
+) -> None:
+    workflow(FLOW)
+    done = cli("run", "flow.yaml", "-i", assignment)
+    assert (done.code, done.stderr) == (2, message)
+    resumed = cli("resume", "--last", "-i", LONG)
+    assert (resumed.code, resumed.stderr) == (2, f"error: -i expects NAME=VALUE, got {SHOWN}\n")
+
+
+def test_a_megabyte_value_in_an_inputs_file_is_cut_short_in_the_error(
+    cli: CLI, workflow: Callable[..., Path], tmp_path: Path
+) -> None:
+    workflow(FLOW.replace("  o: {type: object, default: {}}", "  o: {type: object, default: {}}\n  e: {enum: [a, b]}"))
+    (tmp_path / "in.json").write_text('{"e": "' + "y" * 1_000_000 + '"}', encoding="utf-8")
+    done = cli("run", "flow.yaml", "--inputs-file", "in.json")
+    assert (done.code, done.stderr) == (2, "error: input 'e': \"" + "y" * 78 + '… is not one of "a", "b"\n')

@@ -642,6 +642,34 @@ BAD = {
         4,
         47,
     ),
+    "bound-on-a-string": Bad(
+        """
+        version: 1
+        name: t
+        inputs:
+          name: {type: string, minimum: 3}
+        steps:
+          - run: echo {{ inputs.name }}
+        """,
+        "bad-constraint",
+        "'minimum' does not apply to input 'name' of type string, only to integer or number",
+        4,
+        33,
+    ),
+    "length-of-an-integer": Bad(
+        """
+        version: 1
+        name: t
+        inputs:
+          limit: {type: integer, min_length: 2, default: 5}
+        steps:
+          - run: echo {{ inputs.limit }}
+        """,
+        "bad-constraint",
+        "'min_length' does not apply to input 'limit' of type integer, only to string or array",
+        4,
+        38,
+    ),
     "bad-default-pattern": Bad(
         """
         version: 1
@@ -922,6 +950,43 @@ def test_sub_workflow_inputs_are_checked(tmp_path: Path) -> None:
     assert [(d.line, d.column, d.code, d.message, d.hint) for d in found] == [
         (4, 15, "missing-input", "sub-workflow 'lib/normalize.yaml' needs the input 'text'", None),
         (6, 7, "unknown-input", "sub-workflow 'lib/normalize.yaml' has no input 'txt'", "did you mean 'text'?"),
+    ]
+
+
+def test_sub_workflow_inputs_written_as_literals_are_checked_against_their_types(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "parent.yaml",
+        """
+        version: 1
+        name: parent
+        steps:
+          - workflow: lib/count.yaml
+            with: {limit: 1.5, label: 7, note: null}
+          - workflow: lib/count.yaml
+            with: {limit: "{{ 2 }}", label: "7", flags: [1, 2]}
+        """,
+    )
+    write(
+        tmp_path,
+        "lib/count.yaml",
+        """
+        version: 1
+        name: count
+        inputs:
+          limit: {type: integer, minimum: 1}
+          label: string
+          note: {type: string, default: none}
+          flags: {type: array, default: []}
+        steps:
+          - run: echo {{ inputs.limit }} {{ inputs.label }} {{ inputs.note }} {{ inputs.flags }}
+        """,
+    )
+    _, found = check_workflow(tmp_path / "parent.yaml", display_name="parent.yaml")
+    prefix = "sub-workflow 'lib/count.yaml': the input"
+    assert [(d.line, d.column, d.code, d.message) for d in found] == [
+        (5, 19, "bad-input", f"{prefix} 'limit' is 1.5, which is not of type integer"),
+        (5, 31, "bad-input", f"{prefix} 'label' is 7, which is not of type string"),
     ]
 
 

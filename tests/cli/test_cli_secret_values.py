@@ -1,0 +1,87 @@
+"""Secret values the run knows (a sub-workflow's ``secrets:``): readable by the steps that declare them, and
+masked in everything the run writes or prints."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from cli_helpers import Result
+
+CLI = Callable[..., Result]
+
+TOKEN = "tok-CHILD-5ecret-42"
+
+PARENT = """\
+version: 1
+name: parent
+steps:
+  - id: call
+    workflow: lib/child.yaml
+outputs:
+  said: "{{ steps.call.output.said }}"
+"""
+
+CHILD = """\
+version: 1
+name: child
+secrets: [CHILD_TOKEN]
+steps:
+  - id: use
+    run: echo "token={{ secrets.CHILD_TOKEN }}"
+outputs:
+  said: "{{ steps.use.output }}"
+"""
+
+
+def stored_text(home: Path) -> str:
+    """Every file of every run, as one text."""
+    return "".join(path.read_text(encoding="utf-8", errors="replace") for path in home.rglob("*") if path.is_file())
+
+
+def test_a_sub_workflow_reads_the_secrets_it_declares_and_they_are_masked(
+    cli: CLI, workflow: Callable[..., Path], tmp_path: Path, runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "lib").mkdir()
+    workflow(CHILD, "lib/child.yaml")
+    workflow(PARENT)
+    monkeypatch.setenv("CHILD_TOKEN", TOKEN)
+    done = cli("run", "flow.yaml", "--json")
+    assert done.code == 0, done.stderr
+    assert done.json()["outputs"] == {"said": "token=***"}
+    assert TOKEN not in done.stdout + done.stderr
+    assert TOKEN not in stored_text(runs_dir)
+
+
+SECRET_INPUT = """\
+version: 1
+name: secret-input
+inputs:
+  password: {type: string, secret: true}
+  region: {type: string, secret: true, default: eu-west}
+steps:
+  - id: first
+    run: echo "using {{ inputs.password }} in {{ inputs.region }}"
+  - id: gate
+    run: test -f gate && echo "again {{ inputs.password }}"
+outputs:
+  said: "{{ steps.first.output }}"
+"""
+
+
+def test_a_secret_input_is_masked_in_the_run_store_and_on_screen_on_run_and_resume(
+    cli: CLI, workflow: Callable[..., Path], tmp_path: Path, runs_dir: Path
+) -> None:
+    workflow(SECRET_INPUT)
+    failed = cli("run", "flow.yaml", "-i", "password=pw-first-7f3a")
+    assert failed.code == 1, failed.stderr
+    (tmp_path / "gate").touch()
+    done = cli("resume", "--last", "--json", "-i", "password=pw-again-91c2")
+    assert done.code == 0, done.stderr
+    # A default is no secret (the workflow file shows it): only the values given are masked.
+    assert done.json()["outputs"] == {"said": "using *** in eu-west"}
+    shown = failed.stdout + failed.stderr + done.stdout + done.stderr
+    assert "pw-first" not in shown and "pw-again" not in shown
+    stored = stored_text(runs_dir)
+    assert "pw-first" not in stored and "pw-again" not in stored
