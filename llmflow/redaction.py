@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 MASK = "***"
 #: API keys found by the provider settings shorter than this are placeholders (``ollama``), not secrets.
 MIN_KEY_LENGTH = 8
+#: The shortest value of a ``secret: true`` input that is masked wherever it appears in what a run writes.
+MIN_SECRET_INPUT_LENGTH = 4
 
 
 class Redactor:
@@ -199,6 +201,9 @@ def run_secrets(
         # A default is written in the workflow file for anyone to read: masking it would hide nothing.
         if name in workflow.inputs and workflow.inputs[name].secret and isinstance(value, str)
         if not (workflow.inputs[name].has_default and value == workflow.inputs[name].default)
+        # Masking every "a" or "no" in every output would corrupt the journal: a value this short is kept
+        # out of run.json (``***``) but not searched for in what the steps produce.
+        if len(value) >= MIN_SECRET_INPUT_LENGTH
     ]
     return declared, Redactor([*declared.values(), *given, *keys])
 

@@ -85,3 +85,15 @@ def test_a_secret_input_is_masked_in_the_run_store_and_on_screen_on_run_and_resu
     assert "pw-first" not in shown and "pw-again" not in shown
     stored = stored_text(runs_dir)
     assert "pw-first" not in stored and "pw-again" not in stored
+
+
+def test_a_secret_input_too_short_to_search_for_is_not_masked_inside_outputs(
+    cli: CLI, workflow: Callable[..., Path], runs_dir: Path
+) -> None:
+    # Masking "a" everywhere would turn every output (and the journal a resume reads) into "***" soup.
+    workflow(SECRET_INPUT.replace("  - id: gate\n", "  - id: other\n    run: echo banana\n  - id: gate\n"))
+    failed = cli("run", "flow.yaml", "--json", "-i", "password=a")
+    assert failed.code == 1, failed.stderr
+    run_json = next(runs_dir.glob("*/run.json")).read_text(encoding="utf-8")
+    assert '"password": "***"' in run_json  # still not stored
+    assert "banana" in stored_text(runs_dir)
