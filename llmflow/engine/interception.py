@@ -211,7 +211,7 @@ def ask(
         decision = getattr(interceptor, hook)(node, context, *args)
     except (StepError, RunError):
         raise
-    except Exception as error:
+    except (Exception, SystemExit) as error:  # a plugin's sys.exit() fails the node, as a python step's does
         message = f"step '{node.id}': the plugin hook {hook} failed: {type(error).__name__}: {error}"
         raise ActionError(message, path=path) from error
     if decision is None:

@@ -520,7 +520,7 @@ async def guarded(action: Action, context: ActionContext) -> ActionResult:
         result = await action(context)
     except (LlmflowError, asyncio.CancelledError):
         raise
-    except Exception as error:
+    except (Exception, SystemExit) as error:  # sys.exit() in an action fails its step, not the run
         what = f"step '{context.node.id}': the {context.node.action} action failed"
         if isinstance(error, UnicodeEncodeError) and "surrogates" in str(error.reason):
             # Text from a command or a model decoded with surrogateescape, sent where only UTF-8 goes.
