@@ -77,6 +77,28 @@ def test_before_step_skip_without_an_output_reads_as_skipped(project: Project) -
     assert project.events(summary.run_id, "step.skipped")[0]["data"]["decision"] == "skip"
 
 
+def test_a_skip_with_an_output_that_cannot_be_stored_fails_the_step_not_the_run(project: Project) -> None:
+    skip = "Decision.skip(output=10**5000) if step.id == 'a' else None"
+    plugin(project, f"@hookimpl\ndef before_step(step, context):\n    return {skip}\n")
+    summary = project.run(
+        """
+        plugins: [./plugin.py]
+        steps:
+          - {id: a, run: "echo a", continue_on_error: true}
+          - {id: b, run: "echo b"}
+        outputs: {status: "{{ steps.a.status }}", error: "{{ steps.a.error.message }}", b: "{{ steps.b.output }}"}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    digits = "it holds an integer of more than 4300 digits (give it as text)"
+    assert summary.outputs == {
+        "status": "failed",
+        "error": f"the result of step 'a' cannot be stored: {digits}",
+        "b": "b",
+    }
+    assert project.record(summary.run_id, "a")["s"] == "failed"
+
+
 def test_before_step_changes_the_rendered_config_of_a_leaf(project: Project) -> None:
     plugin(
         project,
