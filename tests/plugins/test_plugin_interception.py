@@ -3,6 +3,9 @@ re-route and break node instances; decisions are events and journal entries, and
 
 from __future__ import annotations
 
+import json
+
+import pytest
 from plugin_helpers import Project
 
 # A plugin module's opening: the imports and a log beside the module (plugins are files in the project).
@@ -261,6 +264,35 @@ def on_error(step, context, error):
     decision = project.record(summary.run_id, "broken")["x"]["decisions"][0]
     assert decision["hook"] == "on_error"
     assert decision["output"]["why"] == "step 'broken': command failed with exit code 4"
+
+
+@pytest.mark.parametrize("delay", ["float('inf')", "-1", "'soon'"], ids=["infinite", "negative", "text"])
+def test_a_retry_after_a_delay_that_is_no_number_of_seconds_fails_the_step(project: Project, delay: str) -> None:
+    plugin(
+        project,
+        f"""
+@hookimpl
+def on_error(step, context, error):
+    log(f"asked {{context.attempt}}")
+    return Decision("retry", delay={delay}) if context.attempt == 1 else None
+""",
+    )
+    summary = project.run(
+        """
+        plugins: [./plugin.py]
+        limits: {timeout: 10s}
+        steps:
+          - {id: a, run: "exit 1"}
+        """
+    )
+    assert summary.status == "failed"
+    shown = {"float('inf')": "inf", "-1": "-1", "'soon'": "'soon'"}[delay]
+    why = f"the delay of a 'retry' decision must be a number of seconds, not {shown}"
+    assert summary.error == f"step 'a': the plugin hook on_error: {why}"
+    assert project.lines("calls.log") == ["asked", "1"]
+    assert project.events(summary.run_id, "step.retrying") == []
+    for line in (project.state / "runs" / summary.run_id / "events.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} in events.jsonl"))
 
 
 def test_on_error_fails_at_once_without_the_retries_left(project: Project) -> None:
