@@ -116,7 +116,7 @@ def test_run_with_a_plugin_that_fails_to_import_exits_2_without_a_traceback(proj
     done = project.cli("run", "flow.yaml", "--state-dir", "state")
     assert done.returncode == 2
     why = "importing it failed: line 3: NameError: name 'undefined_name' is not defined"
-    assert done.stderr == f"error: plugin ./bad.py ({bad}): {why}\n"
+    assert done.stderr == f"error: plugin ./bad.py ({bad}) at flow.yaml:3:11: {why}\n"
     assert not (project.root / "state" / "runs").exists() or not any((project.root / "state" / "runs").iterdir())
 
 
@@ -224,5 +224,18 @@ def test_a_registration_hook_that_calls_sys_exit_is_one_line_and_exit_2(project:
     project.workflow("plugins: [./exiting.py]\nsteps: [{id: a, action: shout}]\n")
     done = project.cli("run", "flow.yaml", "--state-dir", "state", env={"EXIT_IN": "register_actions"})
     assert done.returncode == 2
-    assert done.stderr == f"error: plugin ./exiting.py ({plugin}): register_actions failed: SystemExit: 7\n"
+    why = "register_actions failed: SystemExit: 7"
+    assert done.stderr == f"error: plugin ./exiting.py ({plugin}) at flow.yaml:3:11: {why}\n"
+    assert project.runs() == []
+
+
+def test_a_plugin_that_does_not_load_is_named_with_the_plugins_entry_that_lists_it(project: Project) -> None:
+    project.write("sub.yaml", "version: 1\nname: sub\nplugins:\n  - team.missing_hooks\nsteps: [{run: echo}]\n")
+    project.workflow("steps:\n  - {id: call, workflow: ./sub.yaml}\n")
+    done = project.cli("run", "flow.yaml", "--state-dir", "state")
+    assert done.returncode == 2
+    assert done.stderr == (
+        "error: plugin module team.missing_hooks at ./sub.yaml:4:5: importing it failed: "
+        "ModuleNotFoundError: No module named 'team'\n"
+    )
     assert project.runs() == []
