@@ -163,7 +163,7 @@ def _source_layout(workflow: Workflow) -> tuple[dict[str, str], dict[str, Any]]:
     files = [Path(path) for path in workflow.sources]
     plugin_files = [
         path
-        for directory, entry in declared_plugins(workflow)
+        for directory, entry, _ in declared_plugins(workflow)
         if entry.endswith(".py") and (path := (directory / entry).resolve()).is_file()
     ]
     root = Path(os.path.commonpath([str(path.parent) for path in [*files, *plugin_files]]))

@@ -88,6 +88,9 @@ async def call_python(ctx: ActionContext) -> ActionResult:
         raise ActionError(f"step '{node.id}': {error}", path=ctx.path) from None
     except Exception as error:
         raise ActionError(f"step '{node.id}': {type(error).__name__}: {error}", path=ctx.path) from None
+    except SystemExit as raised:  # from an async function (a sync one's thread turns it into a RuntimeError)
+        message = f"step '{node.id}': RuntimeError: the function raised SystemExit: {raised}"
+        raise ActionError(message, path=ctx.path) from None
     return ActionResult(output=result)
 
 

@@ -352,7 +352,7 @@ class Compiler:
         steps = self.steps(data["steps"], ("steps",), top)
         hooks = tuple(self._hook(hook, index) for index, hook in enumerate(data.get("hooks") or ()))
         outputs = self.value(data.get("outputs") or {}, ("outputs",), top, timing="outputs")
-        plugins = self._plugins(data.get("plugins") or ())
+        plugins, plugin_locations = self._plugins(data.get("plugins") or ())
         for usage in self.usages:
             for problem in self.scope.problems(usage):
                 hint = f"did you mean '{problem.suggestion}'?" if problem.suggestion else None
@@ -388,6 +388,7 @@ class Compiler:
             env=env,
             hooks=hooks,
             plugins=plugins,
+            plugin_locations=plugin_locations,
             plugin_names=tuple(self.plugin_names),
             steps=steps,
             outputs=outputs,
@@ -516,14 +517,16 @@ class Compiler:
             timeout=self.duration(spec["timeout"], frame, "timeout") if "timeout" in spec else None,
         )
 
-    def _plugins(self, plugins: Any) -> tuple[str, ...]:
-        found = []
+    def _plugins(self, plugins: Any) -> tuple[tuple[str, ...], tuple[Location, ...]]:
+        found, locations = [], []
         for index, plugin in enumerate(plugins):
             if (Path(self.doc.directory) / plugin).is_file() or not plugin.endswith(".py"):
                 found.append(plugin)
+                pos = self.doc.position(("plugins", index))
+                locations.append(Location(self.doc.file, pos.line, pos.column))
             else:
                 self.error_at("plugin-not-found", f"plugin file '{plugin}' does not exist", ("plugins", index))
-        return tuple(found)
+        return tuple(found), tuple(locations)
 
 
 def compile_document(doc: Document, *, session: CompileSession | None = None) -> Workflow:

@@ -414,6 +414,8 @@ class Workflow(Frozen, kw_only=True, eq=False):
     env: ValueTemplate | None = None
     hooks: tuple[HookNode, ...] = ()
     plugins: tuple[str, ...] = ()
+    #: Where each entry of ``plugins`` is written (messages about a plugin that does not load point there).
+    plugin_locations: tuple[Location, ...] = ()
     #: Filters and functions of this file's expressions that a plugin must register (checked when a run starts).
     plugin_names: tuple[PluginName, ...] = ()
     steps: tuple[Node, ...] = ()

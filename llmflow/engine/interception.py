@@ -10,6 +10,7 @@ composite follows them instead of asking the plugins again.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -120,7 +121,11 @@ class Decision(FrozenRecord):
         if self.kind == "branch":
             found["branch"] = self.branch
         if self.delay:
-            found["delay"] = self.delay
+            delay = self.delay
+            if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not math.isfinite(delay) or delay < 0:
+                # an endless wait (and ``Infinity``, which no JSON reader takes, in the events)
+                raise ActionError(f"the delay of a 'retry' decision must be a number of seconds, not {delay!r}")
+            found["delay"] = float(delay)
         return found
 
 
@@ -211,7 +216,7 @@ def ask(
         decision = getattr(interceptor, hook)(node, context, *args)
     except (StepError, RunError):
         raise
-    except Exception as error:
+    except (Exception, SystemExit) as error:  # a plugin's sys.exit() fails the node, as a python step's does
         message = f"step '{node.id}': the plugin hook {hook} failed: {type(error).__name__}: {error}"
         raise ActionError(message, path=path) from error
     if decision is None:
@@ -223,7 +228,10 @@ def ask(
         allowed = ", ".join(sorted(ALLOWED[hook]))
         message = f"step '{node.id}': the plugin hook {hook} may decide {allowed}, not '{decision.kind}'"
         raise ActionError(message, path=path)
-    record = decision.record()
+    try:
+        record = decision.record()
+    except ActionError as error:  # a decision that cannot be followed or stored: say whose it is
+        raise ActionError(f"step '{node.id}': the plugin hook {hook}: {error.message}", path=path) from None
     announce(engine, hook, node, path, record, attempt)
     if decision.kind == "abort":
         reason = f": {decision.message}" if decision.message else ""

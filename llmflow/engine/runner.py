@@ -195,7 +195,13 @@ class Engine:
             except StepError as error:  # the plugin failed: the node fails, once, without retries
                 return await self._failed(node, frame, path, error, 1, started, None)
             if isinstance(early, Outcome):
-                return await self._skipped_by_plugin(node, frame, path, early)
+                try:
+                    return await self._skipped_by_plugin(node, frame, path, early)
+                except UnstorableValue as error:  # e.g. an integer too long to write: the step fails, not the run
+                    unstored = ActionError(
+                        f"the result of step '{node.id}' cannot be stored: {error.reason}", path=path
+                    )
+                    return await self._failed(node, frame, path, unstored, 1, started, None)
             changes, decisions = early
         leaf = isinstance(node, ActionNode)
         before = dict(frame.vars) if node.continue_on_error and not leaf else None
@@ -520,7 +526,7 @@ async def guarded(action: Action, context: ActionContext) -> ActionResult:
         result = await action(context)
     except (LlmflowError, asyncio.CancelledError):
         raise
-    except Exception as error:
+    except (Exception, SystemExit) as error:  # sys.exit() in an action fails its step, not the run
         what = f"step '{context.node.id}': the {context.node.action} action failed"
         if isinstance(error, UnicodeEncodeError) and "surrogates" in str(error.reason):
             # Text from a command or a model decoded with surrogateescape, sent where only UTF-8 goes.

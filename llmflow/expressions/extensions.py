@@ -141,7 +141,7 @@ def call_plugin(
         result = function(*plain_args, **plain_kwargs)
     except ExpressionError as error:
         raise ExpressionError(f"{what}: {error.message}") from None
-    except Exception as error:
+    except (Exception, SystemExit) as error:  # sys.exit() in a plugin's function fails the field, not the run
         text = one_line(str(error))
         raise ExpressionError(f"{what} failed: {type(error).__name__}" + (f": {text}" if text else "")) from None
     if type(result).__name__ == "coroutine" and hasattr(result, "close"):  # (without importing inspect)

@@ -189,7 +189,7 @@ class PluginSink(BackgroundSink):
         for event in events:
             try:
                 put(event)
-            except Exception as error:
+            except (Exception, SystemExit) as error:  # SystemExit would end the worker thread silently
                 self.failed += 1
                 self.last_error = f"{type(error).__name__}: {error}"
 

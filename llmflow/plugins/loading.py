@@ -21,7 +21,7 @@ from llmflow.plugins.manager import BUILTIN_MODULES, Origin, Plugins
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
 
-    from llmflow.compiler.graph import Workflow
+    from llmflow.compiler.graph import Location, Workflow
 
 #: The entry-point group installed packages declare their plugins in.
 GROUP = "llmflow"
@@ -60,13 +60,14 @@ def load_plugins(
     for entry_point in installed_entry_points():
         _add_entry_point(plugins, entry_point)
     if workflow is not None:
-        for directory, entry in declared_plugins(workflow, directory_of):
+        for directory, entry, location in declared_plugins(workflow, directory_of):
+            at = f" at {location}" if location is not None else ""  # the ``plugins:`` entry that names it
             if entry.endswith(".py"):
                 path = (directory / entry).resolve()
-                shown = str(path) if entry == str(path) else f"{entry} ({path})"
+                shown = (str(path) if entry == str(path) else f"{entry} ({path})") + at
                 plugins.add(import_file(path, shown), str(path), Origin("file", shown, path=str(path)))
             else:
-                plugins.add(import_module(entry, directory), entry, Origin("module", entry))
+                plugins.add(import_module(entry, directory, at), entry, Origin("module", entry + at))
     for plugin in extra:
         name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}@{id(plugin):x}"
         plugins.add(plugin, str(name), Origin("object", str(name)))
@@ -75,17 +76,19 @@ def load_plugins(
 
 def declared_plugins(
     workflow: Workflow, directory_of: Callable[[Workflow], Path] | None = None
-) -> Iterator[tuple[Path, str]]:
-    """``(folder, entry)`` for every entry of ``plugins:`` in the workflow and its sub-workflows, once each."""
+) -> Iterator[tuple[Path, str, Location | None]]:
+    """``(folder, entry, where it is written)`` for every entry of ``plugins:`` in the workflow and its
+    sub-workflows, once each."""
     folder = directory_of or (lambda flow: flow.directory)
     seen: set[tuple[str, str]] = set()
     for current in workflow.workflows():
         directory = folder(current)
-        for entry in current.plugins:
+        locations = current.plugin_locations
+        for index, entry in enumerate(current.plugins):
             key = (str((directory / entry).resolve()), "") if entry.endswith(".py") else ("", entry)
             if key not in seen:
                 seen.add(key)
-                yield directory, entry
+                yield directory, entry, locations[index] if index < len(locations) else None
 
 
 # -- files and modules -----------------------------------------------------------------------------------
@@ -124,14 +127,15 @@ def import_file(path: Path, shown: str | None = None) -> ModuleType:
     return module
 
 
-def import_module(name: str, directory: Path) -> ModuleType:
-    """The module ``name`` (a dotted name in ``plugins:``), looked for beside the workflow too."""
+def import_module(name: str, directory: Path, at: str = "") -> ModuleType:
+    """The module ``name`` (a dotted name in ``plugins:``), looked for beside the workflow too; ``at`` says
+    where the workflow names it, for errors."""
     if str(directory) not in sys.path:
         sys.path.append(str(directory))
     try:
         return importlib.import_module(name)
     except (Exception, SystemExit) as error:
-        raise PluginError(f"plugin module {name}: importing it failed: {_failure(error, None)}") from None
+        raise PluginError(f"plugin module {name}{at}: importing it failed: {_failure(error, None)}") from None
 
 
 def _failure(error: BaseException, path: str | None) -> str:

@@ -193,7 +193,7 @@ class Plugins:
                 raise PluginError(f"plugin {origin.shown}: {hook}: {error}") from None
             except UsageError:
                 raise
-            except Exception as error:
+            except (Exception, SystemExit) as error:  # sys.exit() in a plugin is its failure, not a silent exit
                 raise PluginError(f"plugin {origin.shown}: {hook} failed: {type(error).__name__}: {error}") from error
 
     def _only(self, hook: str, plugin: object) -> Callable[..., Any]:
@@ -221,7 +221,7 @@ class Plugins:
                 self._only("register_functions", plugin)(functions=functions)
             except PluginError as error:
                 raise PluginError(f"plugin {origin.shown}: {error}") from None
-            except Exception as error:
+            except (Exception, SystemExit) as error:
                 raise PluginError(
                     f"plugin {origin.shown}: registering failed: {type(error).__name__}: {error}"
                 ) from error

@@ -471,6 +471,20 @@ def test_a_sync_python_step_that_calls_sys_exit_fails_the_step_only(flow: Flow) 
     assert summary.outputs == {"error": "step 'q': RuntimeError: the function raised SystemExit: 3", "after": "after"}
 
 
+def test_an_async_python_step_that_calls_sys_exit_fails_the_step_only(flow: Flow) -> None:
+    flow.write("quits.py", "import sys\n\n\nasync def quit():\n    sys.exit(3)\n")
+    summary = flow.run(
+        """
+        steps:
+          - {id: q, python: "quits:quit", continue_on_error: true}
+          - {id: after, run: echo after}
+        outputs: {error: "{{ steps.q.error.message }}", after: "{{ steps.after.output }}"}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {"error": "step 'q': RuntimeError: the function raised SystemExit: 3", "after": "after"}
+
+
 def test_set_with_a_non_json_value_converts_or_fails_clearly(flow: Flow) -> None:
     summary = flow.run(
         """

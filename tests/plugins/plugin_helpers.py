@@ -71,10 +71,12 @@ class Project:
         records = [r for r in self.journal(run_id) if r["p"] == path and r["s"] in ("succeeded", "skipped", "failed")]
         return records[-1]
 
-    def cli(self, *args: str, pythonpath: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, pythonpath: Path | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """The real CLI in a subprocess, run in the project folder (``pythonpath``: a folder of installed
-        packages, put in front of the import path)."""
-        env = dict(os.environ, NO_COLOR="1", COLUMNS="200")
+        packages, put in front of the import path; ``env``: more environment variables)."""
+        env = dict(os.environ, NO_COLOR="1", COLUMNS="200", **(env or {}))
         if pythonpath is not None:
             env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), env.get("PYTHONPATH", "")])
         command = [sys.executable, "-m", "llmflow", *args]

@@ -514,8 +514,8 @@ def test_validate_graph_and_dry_run_never_import_the_plugin(project: Project) ->
     done = project.cli("run", "flow.yaml", "--state-dir", "state")
     assert (done.returncode, done.stderr) == (
         2,
-        f"error: plugin ./broken.py ({project.root / 'broken.py'}): importing it failed: line 1: RuntimeError: "
-        "imported\n",
+        f"error: plugin ./broken.py ({project.root / 'broken.py'}) at flow.yaml:5:11: importing it failed: "
+        "line 1: RuntimeError: imported\n",
     )
 
 
@@ -530,8 +530,8 @@ def test_a_plugin_cannot_replace_a_built_in_filter(project: Project) -> None:
     done = project.cli("run", "flow.yaml", "--state-dir", "state")
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == (
-        f"error: plugin ./upper.py ({plugin}): register_filters: 'upper' is a built-in filter and cannot be "
-        "replaced (the built-ins keep the sandbox's limits); register yours under a name of its own\n"
+        f"error: plugin ./upper.py ({plugin}) at flow.yaml:3:11: register_filters: 'upper' is a built-in filter and "
+        "cannot be replaced (the built-ins keep the sandbox's limits); register yours under a name of its own\n"
     )
     assert not project.runs()
 
@@ -568,7 +568,8 @@ def test_a_function_that_cannot_be_registered_is_refused(project: Project, regis
     )
     with pytest.raises(PluginError) as raised:
         project.run("plugins: [./funcs.py]\nsteps:\n  - run: echo\n")
-    assert str(raised.value) == f"plugin ./funcs.py ({plugin}): register_functions: {message}"
+    where = project.root / "flow.yaml"
+    assert str(raised.value) == f"plugin ./funcs.py ({plugin}) at {where}:3:11: register_functions: {message}"
     assert project.runs() == []
 
 

@@ -3,6 +3,9 @@ re-route and break node instances; decisions are events and journal entries, and
 
 from __future__ import annotations
 
+import json
+
+import pytest
 from plugin_helpers import Project
 
 # A plugin module's opening: the imports and a log beside the module (plugins are files in the project).
@@ -75,6 +78,28 @@ def test_before_step_skip_without_an_output_reads_as_skipped(project: Project) -
     assert record["s"] == "skipped"
     assert record["x"]["decisions"][0]["decision"] == "skip"
     assert project.events(summary.run_id, "step.skipped")[0]["data"]["decision"] == "skip"
+
+
+def test_a_skip_with_an_output_that_cannot_be_stored_fails_the_step_not_the_run(project: Project) -> None:
+    skip = "Decision.skip(output=10**5000) if step.id == 'a' else None"
+    plugin(project, f"@hookimpl\ndef before_step(step, context):\n    return {skip}\n")
+    summary = project.run(
+        """
+        plugins: [./plugin.py]
+        steps:
+          - {id: a, run: "echo a", continue_on_error: true}
+          - {id: b, run: "echo b"}
+        outputs: {status: "{{ steps.a.status }}", error: "{{ steps.a.error.message }}", b: "{{ steps.b.output }}"}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    digits = "it holds an integer of more than 4300 digits (give it as text)"
+    assert summary.outputs == {
+        "status": "failed",
+        "error": f"the result of step 'a' cannot be stored: {digits}",
+        "b": "b",
+    }
+    assert project.record(summary.run_id, "a")["s"] == "failed"
 
 
 def test_before_step_changes_the_rendered_config_of_a_leaf(project: Project) -> None:
@@ -239,6 +264,35 @@ def on_error(step, context, error):
     decision = project.record(summary.run_id, "broken")["x"]["decisions"][0]
     assert decision["hook"] == "on_error"
     assert decision["output"]["why"] == "step 'broken': command failed with exit code 4"
+
+
+@pytest.mark.parametrize("delay", ["float('inf')", "-1", "'soon'"], ids=["infinite", "negative", "text"])
+def test_a_retry_after_a_delay_that_is_no_number_of_seconds_fails_the_step(project: Project, delay: str) -> None:
+    plugin(
+        project,
+        f"""
+@hookimpl
+def on_error(step, context, error):
+    log(f"asked {{context.attempt}}")
+    return Decision("retry", delay={delay}) if context.attempt == 1 else None
+""",
+    )
+    summary = project.run(
+        """
+        plugins: [./plugin.py]
+        limits: {timeout: 10s}
+        steps:
+          - {id: a, run: "exit 1"}
+        """
+    )
+    assert summary.status == "failed"
+    shown = {"float('inf')": "inf", "-1": "-1", "'soon'": "'soon'"}[delay]
+    why = f"the delay of a 'retry' decision must be a number of seconds, not {shown}"
+    assert summary.error == f"step 'a': the plugin hook on_error: {why}"
+    assert project.lines("calls.log") == ["asked", "1"]
+    assert project.events(summary.run_id, "step.retrying") == []
+    for line in (project.state / "runs" / summary.run_id / "events.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} in events.jsonl"))
 
 
 def test_on_error_fails_at_once_without_the_retries_left(project: Project) -> None:

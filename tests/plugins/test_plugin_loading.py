@@ -238,7 +238,8 @@ def test_a_plugin_that_fails_to_import_is_one_clear_error_and_no_run(project: Pr
     with pytest.raises(PluginError) as raised:
         project.run("plugins: [./bad.py]\nsteps: [{run: echo}]\n")
     assert str(raised.value) == (
-        f"plugin ./bad.py ({bad}): importing it failed: line 3: NameError: name 'undefined_name' is not defined"
+        f"plugin ./bad.py ({bad}) at {project.root / 'flow.yaml'}:3:11: importing it failed: line 3: NameError: "
+        "name 'undefined_name' is not defined"
     )
     assert project.runs() == []
 
@@ -246,7 +247,10 @@ def test_a_plugin_that_fails_to_import_is_one_clear_error_and_no_run(project: Pr
 def test_a_syntax_error_names_the_line(project: Project) -> None:
     bad = project.write("bad.py", "def broken(:\n    pass\n")
     workflow = llmflow.load(project.workflow("plugins: [./bad.py]\nsteps: [{run: echo}]\n"))
-    with pytest.raises(PluginError, match=rf"^plugin \./bad\.py \({bad}\): importing it failed: line 1: SyntaxError: "):
+    where = rf"{project.root / 'flow.yaml'}:3:11"
+    with pytest.raises(
+        PluginError, match=rf"^plugin \./bad\.py \({bad}\) at {where}: importing it failed: line 1: SyntaxError: "
+    ):
         load_plugins(workflow)
 
 
@@ -271,7 +275,7 @@ def test_a_hook_that_does_not_fit_is_refused(project: Project, source: str, mess
     workflow = llmflow.load(project.workflow("plugins: [./odd.py]\nsteps: [{run: echo}]\n"))
     with pytest.raises(PluginError) as raised:
         load_plugins(workflow)
-    assert str(raised.value) == f"plugin ./odd.py ({path}): {message}"
+    assert str(raised.value) == f"plugin ./odd.py ({path}) at {project.root / 'flow.yaml'}:3:11: {message}"
 
 
 def test_a_plugin_whose_registration_fails_is_named(project: Project) -> None:
@@ -280,9 +284,9 @@ def test_a_plugin_whose_registration_fails_is_named(project: Project) -> None:
     )
     with pytest.raises(PluginError) as raised:
         project.run("plugins: [./boom.py]\nsteps: [{run: echo}]\n")
-    assert (
-        str(raised.value) == f"plugin ./boom.py ({path}): register_actions failed: ZeroDivisionError: division by zero"
-    )
+    where = f"{project.root / 'flow.yaml'}:3:11"
+    why = "register_actions failed: ZeroDivisionError: division by zero"
+    assert str(raised.value) == f"plugin ./boom.py ({path}) at {where}: {why}"
     assert project.runs() == []
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from plugin_helpers import Project
 
 from llmflow.actions import builtin_actions
@@ -115,7 +116,7 @@ def test_run_with_a_plugin_that_fails_to_import_exits_2_without_a_traceback(proj
     done = project.cli("run", "flow.yaml", "--state-dir", "state")
     assert done.returncode == 2
     why = "importing it failed: line 3: NameError: name 'undefined_name' is not defined"
-    assert done.stderr == f"error: plugin ./bad.py ({bad}): {why}\n"
+    assert done.stderr == f"error: plugin ./bad.py ({bad}) at flow.yaml:3:11: {why}\n"
     assert not (project.root / "state" / "runs").exists() or not any((project.root / "state" / "runs").iterdir())
 
 
@@ -134,3 +135,107 @@ def test_plugins_of_an_invalid_workflow_shows_its_diagnostics(project: Project) 
     done = project.cli("plugins", "flow.yaml")
     assert done.returncode == 2
     assert "plugin file './missing.py' does not exist" in done.stderr
+
+
+EXITING = """
+import os
+import sys
+
+from llmflow.engine.actions import ActionResult
+from llmflow.plugins import hookimpl
+
+WHERE = os.environ["EXIT_IN"]
+
+
+def stop(where):
+    if WHERE == where:
+        sys.exit(7)
+
+
+async def shout(ctx):
+    stop("action")
+    return ActionResult(output="HI")
+
+
+def loud(value):
+    stop("filter")
+    return str(value).upper()
+
+
+def ready():
+    stop("function")
+    return True
+
+
+@hookimpl
+def register_actions(registry):
+    stop("register_actions")
+    registry.register("shout", shout)
+
+
+@hookimpl
+def register_filters(filters):
+    filters.register("loud", loud)
+
+
+@hookimpl
+def register_functions(functions):
+    functions.register("ready", ready)
+
+
+@hookimpl
+def before_step(step, context):
+    if step.id == "b":
+        stop("before_step")
+"""
+
+
+@pytest.mark.parametrize(
+    ("where", "error"),
+    [
+        ("action", "step 'a': the shout action failed: SystemExit: 7"),
+        ("filter", "step 'b', field 'run': plugin filter 'loud' failed: SystemExit: 7"),
+        ("function", "step 'b', field 'if': plugin function 'ready' failed: SystemExit: 7"),
+        ("before_step", "step 'b': the plugin hook before_step failed: SystemExit: 7"),
+    ],
+    ids=["action", "filter", "function", "before_step"],
+)
+def test_a_plugin_that_calls_sys_exit_fails_its_step_not_the_process(project: Project, where: str, error: str) -> None:
+    project.write("exiting.py", EXITING)
+    project.workflow(
+        """
+        plugins: [./exiting.py]
+        steps:
+          - {id: a, action: shout}
+          - {id: b, if: ready(), run: "echo {{ steps.a.output | loud }}"}
+        """
+    )
+    done = project.cli("run", "flow.yaml", "--state-dir", "state", "-q", env={"EXIT_IN": where})
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"error: {error}" in done.stderr
+    (run_id,) = project.runs()
+    run = json.loads((project.state / "runs" / run_id / "run.json").read_text(encoding="utf-8"))
+    assert (run["status"], run["error"]) == ("failed", error)
+
+
+def test_a_registration_hook_that_calls_sys_exit_is_one_line_and_exit_2(project: Project) -> None:
+    plugin = project.write("exiting.py", EXITING)
+    project.workflow("plugins: [./exiting.py]\nsteps: [{id: a, action: shout}]\n")
+    done = project.cli("run", "flow.yaml", "--state-dir", "state", env={"EXIT_IN": "register_actions"})
+    assert done.returncode == 2
+    why = "register_actions failed: SystemExit: 7"
+    assert done.stderr == f"error: plugin ./exiting.py ({plugin}) at flow.yaml:3:11: {why}\n"
+    assert project.runs() == []
+
+
+def test_a_plugin_that_does_not_load_is_named_with_the_plugins_entry_that_lists_it(project: Project) -> None:
+    project.write("sub.yaml", "version: 1\nname: sub\nplugins:\n  - team.missing_hooks\nsteps: [{run: echo}]\n")
+    project.workflow("steps:\n  - {id: call, workflow: ./sub.yaml}\n")
+    done = project.cli("run", "flow.yaml", "--state-dir", "state")
+    assert done.returncode == 2
+    assert done.stderr == (
+        "error: plugin module team.missing_hooks at ./sub.yaml:4:5: importing it failed: "
+        "ModuleNotFoundError: No module named 'team'\n"
+    )
+    assert project.runs() == []
