@@ -17,7 +17,15 @@ from llmflow.engine.actions import ActionRegistry
 from llmflow.engine.driver import RunOptions, RunSummary, drive, now, redacted_inputs
 from llmflow.engine.events import EventBus
 from llmflow.engine.ports import Durability, RunHandle, RunStore
-from llmflow.engine.resume import check_edited, check_statuses, replay_index, rerun_set, rewind_record, static_path
+from llmflow.engine.resume import (
+    COMPENSATING,
+    check_edited,
+    check_statuses,
+    replay_index,
+    rerun_set,
+    rewind_record,
+    static_path,
+)
 from llmflow.engine.runner import Engine, RunState
 from llmflow.errors import PluginError, StoreError, UsageError
 from llmflow.expressions.extensions import Extensions, Kind, builtin_names, extensions_of_run
@@ -389,6 +397,12 @@ async def resume_run(request: ResumeRequest, options: RunOptions | None = None) 
     except BaseException:
         handle.close()
         raise
+    if meta.get("status") == "failed" and COMPENSATING in replay_index(records):
+        # The drive that began compensating ended (failed, every compensation run): a resume of the failed
+        # run tries the workflow again; only a drive killed while compensating leaves the marker open.
+        reopened = {"p": COMPENSATING, "s": "reset"}
+        handle.append(reopened)
+        records.append(reopened)
     if rewind is not None:
         if new_inputs is not None:  # before the rewind's record
             state.handle.mark(inputs=new_inputs)

@@ -19,6 +19,7 @@ from llmflow.engine.events import Sink
 from llmflow.engine.hooks import HookRunner
 from llmflow.engine.outcome import PauseRun
 from llmflow.engine.ports import Durability, RunHandle
+from llmflow.engine.resume import COMPENSATING
 from llmflow.engine.runner import Engine, RunState
 from llmflow.engine.signals import catch_signals
 from llmflow.errors import ActionError, ExpressionError, LimitExceeded, RunError, StepError
@@ -223,7 +224,30 @@ async def _main(engine: Engine, workflow: Workflow, frame: Any) -> Any:
         except ExpressionError as error:
             raise ActionError(f"workflow '{workflow.name}', env: {error.message}") from None
         engine.env_base.update({str(k): str(v) for k, v in rendered.items()})
+    failing = engine.state.replay.get(COMPENSATING)
+    if failing is not None:
+        await _fail_again(engine, workflow, frame, failing)
     return await engine.run_workflow(workflow, frame)
+
+
+async def _fail_again(engine: Engine, workflow: Workflow, frame: Any, failing: Mapping[str, Any]) -> None:
+    """The run was killed while compensating a failure: restore what completed (the compensations see the
+    steps and variables they would have seen) and fail as before, so that the compensation is finished
+    without running any step of the workflow again."""
+    if workflow.initial_vars is not None:
+        with contextlib.suppress(ExpressionError):  # it rendered before the failure
+            frame.vars.update(workflow.initial_vars.render(engine.context(frame)))
+    replay = engine.state.replay
+    for node in workflow.steps:
+        if node.path in replay:
+            await engine.execute(node, frame)
+    recorded = failing.get("e")
+    error: Mapping[str, Any] = recorded if isinstance(recorded, dict) else {}
+    message = str(error.get("message") or "the run failed")
+    step = error.get("step")
+    if isinstance(step, str) and step:
+        raise StepError(message, path=step)
+    raise RunError(message)
 
 
 async def _settle(
@@ -248,7 +272,7 @@ async def _settle(
         elif reason[0] == "hook" and hooks is not None:
             summary.status = "failed"
             summary.error = hooks.failure
-            summary.compensated = await compensate(engine, frame)
+            summary.compensated = await compensate(engine, frame, summary.error, None)
         else:
             summary.status = reason[0]
     except PauseRun as pause:
@@ -261,7 +285,7 @@ async def _settle(
         summary.error = str(error)
         summary.failed_step = (error.path or None) if isinstance(error, StepError) else None
         if not isinstance(error, LimitExceeded):
-            summary.compensated = await compensate(engine, frame)
+            summary.compensated = await compensate(engine, frame, summary.error, summary.failed_step)
 
 
 async def _settle_hooks(hooks: HookRunner, engine: Engine, frame: Any, summary: RunSummary) -> None:
@@ -275,7 +299,7 @@ async def _settle_hooks(hooks: HookRunner, engine: Engine, frame: Any, summary: 
         summary.status = "failed"
         summary.error = hooks.failure
         summary.outputs = None
-        summary.compensated = await compensate(engine, frame)
+        summary.compensated = await compensate(engine, frame, summary.error, None)
 
 
 async def _end_hooks(hooks: HookRunner, *, cancel: bool) -> None:

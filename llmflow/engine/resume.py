@@ -21,6 +21,11 @@ Journal records that are not completions change what counts as done, in journal 
 ``{"s": "decided", "p": P, "h": hook, "d": decision}``
     a plugin's ``hook`` decided how composite ``P`` goes on (a branch taken, a loop broken) while it ran: a
     resume re-entering ``P`` follows the same decision without asking again (kept under ``P/#decided``).
+``{"s": "compensating", "p": "", "e": {"message": ..., "step": ...}}``
+    the run failed with this error and its compensation began: a resume of the run killed meanwhile runs
+    nothing of the workflow again, it finishes the compensation and ends failed with the same error (kept in
+    the index under ``#compensating``). A resume of the run that ended ``failed`` drops it with a ``reset``
+    record first, and runs the workflow again as after any failure.
 ``{"s": "rewind", "drop": [...], "reopen": [...]}``
     ``resume --from STEP``: instances of the static paths in ``drop`` (and under them) run again; the
     composites in ``reopen`` (those around STEP) are re-entered, their earlier children stay done.
@@ -44,11 +49,22 @@ CAUGHT = "/#caught"
 DECIDED = "/#decided"
 #: Where the index keeps the failure of a map item its map tolerated.
 FAILED_ITEM = "/#failed"
+#: Where the index keeps the failure of the run whose compensation began (a run-wide marker: no node's).
+COMPENSATING = "#compensating"
 _MARKERS = (CAUGHT, DECIDED, FAILED_ITEM)
 #: Statuses of records that complete a node instance.
 REPLAYABLE = frozenset({SUCCEEDED, SKIPPED, FAILED})
 #: Every status the engine journals: completions, then the records above that change what counts as done.
-RECORD_STATUSES = REPLAYABLE | {"caught", "decided", "tolerated", "compensated", "reset", "retry", "rewind"}
+RECORD_STATUSES = REPLAYABLE | {
+    "caught",
+    "decided",
+    "tolerated",
+    "compensating",
+    "compensated",
+    "reset",
+    "retry",
+    "rewind",
+}
 
 
 def check_statuses(records: list[dict[str, Any]], file_label: str) -> None:
@@ -106,6 +122,8 @@ def replay_index(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, An
             index[path + DECIDED] = record
         elif status == "tolerated":
             index[path + FAILED_ITEM] = record
+        elif status == "compensating":
+            index[COMPENSATING] = record
         elif status in ("compensated", "reset", "retry"):
             dropped = [done for done in index if at_or_under(done, path)]
             if status == "compensated":
@@ -117,6 +135,7 @@ def replay_index(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, An
             reopen = set(record.get("reopen") or ())
             for done in [p for p in index if _rewound(static_path(p), drop, reopen)]:
                 del index[done]
+            index.pop(COMPENSATING, None)  # running steps again: the run's failure is no longer decided
     return index
 
 
@@ -175,6 +194,8 @@ def check_edited(workflow: Workflow, records: Iterable[Mapping[str, Any]]) -> No
     """Refuse an edited workflow that no longer has every completed node instance's node."""
     missing: set[str] = set()
     for path in replay_index(records):
+        if path == COMPENSATING:
+            continue
         for marker in _MARKERS:
             path = path.removesuffix(marker)
         static = static_path(path)

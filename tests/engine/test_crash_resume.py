@@ -748,3 +748,48 @@ def test_a_map_item_whose_failure_was_tolerated_is_not_tried_again_after_a_kill(
     assert len(outputs["errors"]) == 1
     once = Counter([f"{step} {item}" for step in ("prep", "work") for item in (1, 2, 3, 4)] + ["after -"])
     assert project.lines() == once + Counter(["work 4"])
+
+
+# 'c' fails while the gate is missing; 'ub', undoing 'b', waits for the gate: the run is killed compensating.
+COMPENSATED = workflow(
+    "compensated",
+    """
+steps:
+  - id: a
+    run: echo "a -" >> "{{ inputs.log }}"; echo A
+    compensate:
+      - id: ua
+        run: echo "ua -" >> "{{ inputs.log }}"; echo UA
+  - id: b
+    run: echo "b -" >> "{{ inputs.log }}"; echo B
+    compensate:
+      - id: ub
+        run: echo "ub -" >> "{{ inputs.log }}"; BLOCK; echo UB
+  - id: c
+    run: echo "c -" >> "{{ inputs.log }}"; test -e "{{ inputs.gate }}" || exit 4
+""",
+)
+
+
+def test_a_run_killed_while_compensating_finishes_the_compensation_without_trying_the_failed_step_again(
+    tmp_path: Path,
+) -> None:
+    """The failed step would pass now: trying it again would end the run succeeded with 'b' half undone."""
+    project = Project(tmp_path / "crashed", {"flow.yaml": COMPENSATED})
+    crash(project, Scenario({}, in_flight=("ub -",)))
+
+    project.gate.touch()
+    resumed = project.cli("resume", "--last", "--json")
+
+    assert resumed.code == 1, resumed.stderr
+    assert (resumed.json()["status"], resumed.json()["error"]) == (
+        "failed",
+        "step 'c': command failed with exit code 4",
+    )
+    assert project.lines() == Counter({"a -": 1, "b -": 1, "c -": 1, "ub -": 2, "ua -": 1})
+    assert project.listed()["status"] == "failed"
+
+    again = project.cli("resume", "--last", "--json")  # a resume of the failed run tries the workflow again
+
+    assert again.code == 0, again.stderr
+    assert project.lines() == Counter({"a -": 2, "b -": 2, "c -": 2, "ub -": 2, "ua -": 1})
