@@ -397,12 +397,6 @@ async def resume_run(request: ResumeRequest, options: RunOptions | None = None) 
     except BaseException:
         handle.close()
         raise
-    if meta.get("status") == "failed" and COMPENSATING in replay_index(records):
-        # The drive that began compensating ended (failed, every compensation run): a resume of the failed
-        # run tries the workflow again; only a drive killed while compensating leaves the marker open.
-        reopened = {"p": COMPENSATING, "s": "reset"}
-        handle.append(reopened)
-        records.append(reopened)
     if rewind is not None:
         if new_inputs is not None:  # before the rewind's record
             state.handle.mark(inputs=new_inputs)
@@ -410,6 +404,11 @@ async def resume_run(request: ResumeRequest, options: RunOptions | None = None) 
         handle.append(rewind)
         records.append(rewind)
     state.replay = replay_index(records)
+    if COMPENSATING in state.replay and meta.get("status") == "failed":
+        # The drive that began compensating ended (failed, every compensation run): a resume of the failed
+        # run tries the workflow again; only a drive killed while compensating leaves the marker open.
+        handle.append({"p": COMPENSATING, "s": "reset"})
+        del state.replay[COMPENSATING]
     for key, value in (meta.get("usage") or {}).items():
         if key in state.usage and isinstance(value, (int, float)):
             state.usage[key] = float(value)
