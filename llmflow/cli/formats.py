@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from pathlib import PurePath, PurePosixPath, PureWindowsPath
 from urllib.parse import quote
@@ -82,7 +83,9 @@ def _uri(file: str) -> str:
     path: PurePath = PureWindowsPath(file) if "\\" in file or file[1:3] == ":\\" else PurePosixPath(file)
     if path.is_absolute():
         return path.as_uri()
-    return quote(path.as_posix())
+    # A name that is not UTF-8 (bytes a command line brings as surrogate escapes) is percent-encoded byte by
+    # byte, as ``as_uri`` does for an absolute path.
+    return quote(os.fsencode(path.as_posix()))
 
 
 def as_sarif(diagnostics: Sequence[Diagnostic]) -> str:

@@ -445,3 +445,12 @@ def test_help_through_the_real_cli(tmp_path: Path) -> None:
     done = llmflow_cli(tmp_path, "validate", "--help")
     assert done.returncode == 0
     assert "--format" in done.stdout and "--strict" in done.stdout
+
+
+def test_sarif_uri_of_a_file_name_that_is_not_utf8(tmp_path: Path) -> None:
+    name = os.fsdecode(b"caf\xe9 flow.yaml")  # Latin-1 bytes: what a command line brings as surrogate escapes
+    (tmp_path / name).write_text(BAD, encoding="utf-8")
+    done = llmflow_cli(tmp_path, "validate", "--format", "sarif", name)
+    assert (done.returncode, done.stderr) == (1, "")
+    [result] = json.loads(done.stdout)["runs"][0]["results"]
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "caf%E9%20flow.yaml"
