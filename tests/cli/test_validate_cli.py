@@ -454,3 +454,16 @@ def test_sarif_uri_of_a_file_name_that_is_not_utf8(tmp_path: Path) -> None:
     assert (done.returncode, done.stderr) == (1, "")
     [result] = json.loads(done.stdout)["runs"][0]["results"]
     assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "caf%E9%20flow.yaml"
+
+
+def test_a_sub_workflow_in_a_sibling_folder_is_named_without_dot_dot(files: Path) -> None:
+    (files / "flows").mkdir()
+    (files / "shared").mkdir()
+    (files / "shared" / "child.yaml").write_text(
+        "version: 1\nname: child\nsteps:\n  - run: echo {{ steps.nope.output }}\n", encoding="utf-8"
+    )
+    (files / "flows" / "main.yaml").write_text("version: 1\nname: main\nsteps:\n  - workflow: ../shared/child.yaml\n")
+    done = llmflow_cli(files, "validate", "--format", "sarif", "flows/main.yaml", "shared/child.yaml")
+    results = json.loads(done.stdout)["runs"][0]["results"]
+    uris = [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results]
+    assert uris == ["flows/main.yaml", "shared/child.yaml"]
