@@ -456,6 +456,26 @@ def test_sarif_uri_of_a_file_name_that_is_not_utf8(tmp_path: Path) -> None:
     assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "caf%E9%20flow.yaml"
 
 
+def test_a_sub_workflow_shared_by_several_files_is_reported_once(files: Path) -> None:
+    (files / "lib").mkdir()
+    (files / "lib" / "child.yaml").write_text(
+        "version: 1\nname: child\nsteps:\n  - run: echo {{ steps.nope.output }}\n", encoding="utf-8"
+    )
+    for name in ("one", "two"):
+        (files / f"{name}.yaml").write_text(f"version: 1\nname: {name}\nsteps:\n  - workflow: lib/child.yaml\n")
+    done = llmflow_cli(files, "validate", "--format", "github", "one.yaml", "two.yaml", "lib/child.yaml", "./one.yaml")
+    assert done.returncode == 1
+    assert done.stdout == (
+        "::error file=lib/child.yaml,line=4,col=18,title=unknown-step::unknown step 'nope'\n"
+        "::error file=one.yaml,line=4,col=15,title=invalid-workflow::sub-workflow 'lib/child.yaml' is not valid "
+        "(1 problem)\n"
+        "::error file=two.yaml,line=4,col=15,title=invalid-workflow::sub-workflow 'lib/child.yaml' is not valid "
+        "(1 problem)\n"
+    )
+    text = llmflow_cli(files, "validate", "one.yaml", "two.yaml", "lib/child.yaml", "./one.yaml")
+    assert text.stderr == "3 of 3 files invalid: 3 errors\n"
+
+
 def test_a_sub_workflow_in_a_sibling_folder_is_named_without_dot_dot(files: Path) -> None:
     (files / "flows").mkdir()
     (files / "shared").mkdir()
