@@ -487,3 +487,23 @@ def test_a_sub_workflow_in_a_sibling_folder_is_named_without_dot_dot(files: Path
     results = json.loads(done.stdout)["runs"][0]["results"]
     uris = [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results]
     assert uris == ["flows/main.yaml", "shared/child.yaml"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("validate", "--format", "sarif", "bad.yaml"),
+        ("schema",),
+        ("graph", "good.yaml"),
+        ("templates", "show", "starter"),
+    ],
+    ids=["validate", "schema", "graph", "templates-show"],
+)
+def test_output_that_cannot_be_written_is_one_line_not_a_traceback(files: Path, args: tuple[str, ...]) -> None:
+    env = {**os.environ, "NO_COLOR": "1"}
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "llmflow", *args], cwd=files, env=env, stdout=full, stderr=subprocess.PIPE, text=True
+        )
+    assert (done.returncode, done.stderr) == (1, "error: No space left on device\n")
