@@ -507,3 +507,36 @@ def test_output_that_cannot_be_written_is_one_line_not_a_traceback(files: Path, 
             [sys.executable, "-m", "llmflow", *args], cwd=files, env=env, stdout=full, stderr=subprocess.PIPE, text=True
         )
     assert (done.returncode, done.stderr) == (1, "error: No space left on device\n")
+
+
+MULTI_LINE = """\
+version: 1
+name: lines
+steps:
+  - id: a
+    name: "first\\nsecond"
+    run: echo a
+  - id: again
+    loop:
+      while: |
+        loop.iteration < 2
+          and true
+      steps:
+        - run: echo b
+"""
+
+
+def test_graph_draws_names_and_conditions_written_over_several_lines_on_one_line(tmp_path: Path) -> None:
+    (tmp_path / "lines.yaml").write_text(MULTI_LINE, encoding="utf-8")
+    text = llmflow_cli(tmp_path, "graph", "lines.yaml")
+    assert (text.returncode, text.stderr) == (0, "")
+    assert text.stdout == (
+        "lines (lines.yaml)\n"
+        "├── first second  [run]\n"
+        "└── again  [loop while loop.iteration < 2 and true (max 100)]\n"
+        "    └── run-1  [run]\n"
+    )
+    mermaid = llmflow_cli(tmp_path, "graph", "lines.yaml", "--format", "mermaid")
+    assert mermaid.returncode == 0
+    assert '  n_a["first second<br/><i>run</i>"]\n' in mermaid.stdout
+    assert '  subgraph n_again["again: loop while loop.iteration #lt; 2 and true (max 100)"]\n' in mermaid.stdout
