@@ -54,7 +54,10 @@ def _excerpt(text: str, column: int) -> tuple[str, int]:
 
 def as_json(diagnostics: Sequence[Diagnostic]) -> str:
     """A JSON list of ``{file, line, column, code, severity, message, hint, path}``."""
-    return json.dumps([d.as_dict() for d in diagnostics], indent=2, ensure_ascii=False)
+    from llmflow.cli.terminal import terminal_json
+
+    # A file name may hold a C1 control or a bidirectional override: written as a \u escape, the same JSON.
+    return terminal_json(json.dumps([d.as_dict() for d in diagnostics], indent=2, ensure_ascii=False))
 
 
 def _escape_data(text: str) -> str:
@@ -129,4 +132,6 @@ def as_sarif(diagnostics: Sequence[Diagnostic]) -> str:
             }
         ],
     }
-    return json.dumps(log, indent=2, ensure_ascii=False)
+    from llmflow.cli.terminal import terminal_json
+
+    return terminal_json(json.dumps(log, indent=2, ensure_ascii=False))

@@ -540,3 +540,15 @@ def test_graph_draws_names_and_conditions_written_over_several_lines_on_one_line
     assert mermaid.returncode == 0
     assert '  n_a["first second<br/><i>run</i>"]\n' in mermaid.stdout
     assert '  subgraph n_again["again: loop while loop.iteration #lt; 2 and true (max 100)"]\n' in mermaid.stdout
+
+
+@pytest.mark.parametrize("style", ["json", "sarif"])
+def test_json_formats_escape_terminal_controls(tmp_path: Path, style: str) -> None:
+    # A C1 control in the file name, a right-to-left override in a message (quoting the sub-workflow path).
+    name = "c1\x9b2J.yaml"
+    (tmp_path / name).write_text('version: 1\nname: x\nsteps:\n  - workflow: "lib/\\u202e.yaml"\n', encoding="utf-8")
+    done = llmflow_cli(tmp_path, "validate", "--format", style, name)
+    assert done.returncode == 1
+    assert "\x9b" not in done.stdout and "\u202e" not in done.stdout
+    assert "sub-workflow file 'lib/\\u202e.yaml' does not exist" in done.stdout
+    assert "lib/\u202e.yaml" in json.dumps(json.loads(done.stdout), ensure_ascii=False)  # the same JSON value
