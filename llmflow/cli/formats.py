@@ -34,11 +34,21 @@ def as_text(diagnostics: Sequence[Diagnostic], source_line: SourceLines, *, colo
             gutter = f"{d.line:>5} | "
             shown, caret = _excerpt(text.expandtabs(1), d.column)
             lines.append(f"{dim}{gutter}{reset}{terminal_text(shown)}")
-            offset = len(terminal_text(shown[:caret]))
+            offset = _cells(terminal_text(shown[:caret]))
             lines.append(f"{dim}{' ' * (len(gutter) - 2)}| {reset}{' ' * offset}{tone}^{reset}")
         if d.hint:
             lines.append(f"{' ' * 6}= hint: {terminal_text(d.hint)}")
     return "\n".join(lines)
+
+
+def _cells(text: str) -> int:
+    """How many terminal cells ``text`` takes: two for a wide character (CJK, most emoji), none for a combining
+    mark. Columns count characters; the caret has to count cells to stand under the right one."""
+    import unicodedata
+
+    return sum(
+        0 if unicodedata.combining(char) else 2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text
+    )
 
 
 def _excerpt(text: str, column: int) -> tuple[str, int]:

@@ -552,3 +552,19 @@ def test_json_formats_escape_terminal_controls(tmp_path: Path, style: str) -> No
     assert "\x9b" not in done.stdout and "\u202e" not in done.stdout
     assert "sub-workflow file 'lib/\\u202e.yaml' does not exist" in done.stdout
     assert "lib/\u202e.yaml" in json.dumps(json.loads(done.stdout), ensure_ascii=False)  # the same JSON value
+
+
+def test_the_caret_stands_under_the_column_after_wide_characters(tmp_path: Path) -> None:
+    # Columns count characters (the key is column 33 in every format); the caret counts terminal cells, and
+    # 日, 本, 語 and 😀 take two each.
+    (tmp_path / "wide.yaml").write_text(
+        'version: 1\nname: x\nsteps:\n  - {id: a, run: "echo 日本語 é😀", bogus: 1}\n', encoding="utf-8"
+    )
+    done = llmflow_cli(tmp_path, "validate", "wide.yaml")
+    assert done.stdout.splitlines()[1:] == [
+        '    4 |   - {id: a, run: "echo 日本語 é😀", bogus: 1}',
+        "      |                                     ^",
+    ]
+    assert done.stdout.startswith("wide.yaml:4:33: error[unknown-key]")
+    github = llmflow_cli(tmp_path, "validate", "--format", "github", "wide.yaml")
+    assert github.stdout.startswith("::error file=wide.yaml,line=4,col=33,")
