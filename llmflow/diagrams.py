@@ -84,7 +84,7 @@ def _text(workflow: Workflow) -> Iterator[str]:
 def _text_list(nodes: tuple[Node, ...], indent: str) -> Iterator[str]:
     for position, node in enumerate(nodes):
         last = position == len(nodes) - 1
-        yield f"{indent}{'└── ' if last else '├── '}{node.title}  [{describe(node)}]"
+        yield f"{indent}{'└── ' if last else '├── '}{_one_line(node.title)}  [{_one_line(describe(node))}]"
         inner = indent + ("    " if last else "│   ")
         parts = sections(node)
         for index, (label, steps) in enumerate(parts):
@@ -94,6 +94,12 @@ def _text_list(nodes: tuple[Node, ...], indent: str) -> Iterator[str]:
                 yield from _text_list(steps, inner + ("    " if final else "│   "))
             else:
                 yield from _text_list(steps, inner)
+
+
+def _one_line(text: str) -> str:
+    """``text`` with its line breaks and runs of white space as single spaces: a step name or a condition
+    written over several lines would otherwise break the tree, or end a Mermaid statement mid-label."""
+    return " ".join(text.split())
 
 
 _ESCAPES = {"_": "__", "-": "_h", "/": "_s"}
@@ -115,7 +121,12 @@ def _mermaid_text(text: str) -> str:
     ``#`` goes first: Mermaid reads any ``#word;`` in the diagram as an entity code, so a name such as
     ``issue #42; retry`` would otherwise be drawn as ``issue *; retry``."""
     return (
-        text.replace("#", "#35;").replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+        _one_line(text)
+        .replace("#", "#35;")
+        .replace("&", "#amp;")
+        .replace('"', "#quot;")
+        .replace("<", "#lt;")
+        .replace(">", "#gt;")
     )
 
 

@@ -378,8 +378,24 @@ def run_app() -> None:
     except typer.Abort:
         typer.echo("error: aborted", err=True)
         sys.exit(exits.FAILED)
+    except OSError as error:  # stdout on a full disk or a failing device: one line, not a traceback
+        _drop_pending_output()
+        where = f"{error.filename}: " if isinstance(error.filename, str) else ""
+        typer.echo(terminal_text(f"error: {where}{error.strerror or error}"), err=True)
+        sys.exit(exits.FAILED)
     except COMMAND_LINE_ERROR as error:
         if type(error).__name__ != "NoArgsIsHelpError":  # a bare group: typer has shown its help already
             typer.echo(usage_error_line(error), err=True)
         sys.exit(int(getattr(error, "exit_code", exits.USAGE)))
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _drop_pending_output() -> None:
+    """Point stdout at the null device, so that flushing what it still holds at exit cannot fail again."""
+    import os
+
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no stdout at all, or one without a file descriptor
+        pass

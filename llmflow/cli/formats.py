@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from pathlib import PurePath, PurePosixPath, PureWindowsPath
 from urllib.parse import quote
@@ -33,11 +34,21 @@ def as_text(diagnostics: Sequence[Diagnostic], source_line: SourceLines, *, colo
             gutter = f"{d.line:>5} | "
             shown, caret = _excerpt(text.expandtabs(1), d.column)
             lines.append(f"{dim}{gutter}{reset}{terminal_text(shown)}")
-            offset = len(terminal_text(shown[:caret]))
+            offset = _cells(terminal_text(shown[:caret]))
             lines.append(f"{dim}{' ' * (len(gutter) - 2)}| {reset}{' ' * offset}{tone}^{reset}")
         if d.hint:
             lines.append(f"{' ' * 6}= hint: {terminal_text(d.hint)}")
     return "\n".join(lines)
+
+
+def _cells(text: str) -> int:
+    """How many terminal cells ``text`` takes: two for a wide character (CJK, most emoji), none for a combining
+    mark. Columns count characters; the caret has to count cells to stand under the right one."""
+    import unicodedata
+
+    return sum(
+        0 if unicodedata.combining(char) else 2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text
+    )
 
 
 def _excerpt(text: str, column: int) -> tuple[str, int]:
@@ -53,7 +64,10 @@ def _excerpt(text: str, column: int) -> tuple[str, int]:
 
 def as_json(diagnostics: Sequence[Diagnostic]) -> str:
     """A JSON list of ``{file, line, column, code, severity, message, hint, path}``."""
-    return json.dumps([d.as_dict() for d in diagnostics], indent=2, ensure_ascii=False)
+    from llmflow.cli.terminal import terminal_json
+
+    # A file name may hold a C1 control or a bidirectional override: written as a \u escape, the same JSON.
+    return terminal_json(json.dumps([d.as_dict() for d in diagnostics], indent=2, ensure_ascii=False))
 
 
 def _escape_data(text: str) -> str:
@@ -82,7 +96,9 @@ def _uri(file: str) -> str:
     path: PurePath = PureWindowsPath(file) if "\\" in file or file[1:3] == ":\\" else PurePosixPath(file)
     if path.is_absolute():
         return path.as_uri()
-    return quote(path.as_posix())
+    # A name that is not UTF-8 (bytes a command line brings as surrogate escapes) is percent-encoded byte by
+    # byte, as ``as_uri`` does for an absolute path.
+    return quote(os.fsencode(path.as_posix()))
 
 
 def as_sarif(diagnostics: Sequence[Diagnostic]) -> str:
@@ -126,4 +142,6 @@ def as_sarif(diagnostics: Sequence[Diagnostic]) -> str:
             }
         ],
     }
-    return json.dumps(log, indent=2, ensure_ascii=False)
+    from llmflow.cli.terminal import terminal_json
+
+    return terminal_json(json.dumps(log, indent=2, ensure_ascii=False))

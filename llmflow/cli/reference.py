@@ -18,6 +18,11 @@ workflow; 3 the run is waiting for approval; 130 interrupted.
 
 A mistake on the command line (an unknown option or command, a missing argument, a value that is not one of
 the choices) is one line on stderr, `error: COMMAND: WHAT (see 'COMMAND --help')`, with exit code 2.
+
+`llmflow validate` places each problem at `FILE:LINE:COLUMN`, both counted from 1, in every format. A column
+counts characters (Unicode code points), not bytes, and a tab is one character: GitHub annotations (`col=`)
+and SARIF (`columnKind: unicodeCodePoints`) get the same numbers. In the text format the caret under the
+quoted line allows for wide characters (CJK, emoji), which take two cells of a terminal.
 """
 
 

@@ -42,7 +42,7 @@ def show_template(
     """Show a template: its metadata, its parameters with their defaults, then its workflow file."""
     library = _library()
     template = _get(library, name)
-    typer.echo(describe(template, library), nl=False)
+    typer.echo(terminal_text(describe(template, library)), nl=False)  # a project's template is anyone's text
 
 
 @templates_app.command("search", cls=Command)
@@ -156,7 +156,7 @@ def _library() -> Library:
 
     library = load_library()
     for problem in library.problems:
-        typer.echo(f"warning: skipped a template: {problem}", err=True)
+        typer.echo(terminal_text(f"warning: skipped a template: {problem}"), err=True)
     return library
 
 
@@ -178,12 +178,15 @@ def _print_templates(templates: list[Template], *, as_json: bool) -> None:
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     for column in ("name", "title", "tags", "source"):
         table.add_column(column, overflow="fold")
     for template in templates:
-        table.add_row(template.name, template.title, ", ".join(template.tags), template.source)
+        # Plain text, not console markup: a title such as "Fix [/] in names" is shown as it is, not read as tags.
+        cells = (template.name, template.title, ", ".join(template.tags), template.source)
+        table.add_row(*(Text(terminal_text(cell)) for cell in cells))
     console = Console(file=sys.stdout, highlight=False)
     with console.capture() as captured:
         console.print(table)

@@ -60,13 +60,20 @@ def validate_files(files: Sequence[Path], output_format: str, *, strict: bool = 
     """
     from llmflow.frontend import validate_workflow
 
-    everything: list[Diagnostic] = []
-    invalid = 0
+    # One file named twice (``a.yaml ./a.yaml``, overlapping globs) is checked once, and a sub-workflow that
+    # several of the files include has its problems shown once, not once per file that includes it.
+    unique: dict[str, Path] = {}
     for file in files:
+        unique.setdefault(os.path.realpath(file), file)
+    everything: list[Diagnostic] = []
+    shown: set[Diagnostic] = set()
+    invalid = 0
+    for file in unique.values():
         problems = validate_workflow(file)
         if any(p.severity == "error" or strict for p in problems):
             invalid += 1
-        everything.extend(problems)
+        everything.extend(p for p in problems if p not in shown)
+        shown.update(problems)
     from llmflow.cli.terminal import color_for
 
     color = output_format == "text" and color_for(sys.stdout)
@@ -76,7 +83,7 @@ def validate_files(files: Sequence[Path], output_format: str, *, strict: bool = 
             sys.stdout.write(text + "\n")
     if output_format == "text":
         sys.stdout.flush()  # the summary after the diagnostics, also when both streams go to one pipe
-        sys.stderr.write(_summary(everything, len(files), invalid) + "\n")
+        sys.stderr.write(_summary(everything, len(unique), invalid) + "\n")
     return exits.FAILED if invalid else exits.SUCCEEDED
 
 

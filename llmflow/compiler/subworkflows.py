@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,7 +70,7 @@ def compile_sub_workflow(compiler: Compiler, target: str, arguments: dict[str, A
         compiler.error_at("workflow-not-found", f"sub-workflow file '{target}' does not exist", path)
         return _empty_workflow(target)
     try:
-        sub = compiler.session.compile_file(file, _display(target, compiler.doc), chain)
+        sub = compiler.session.compile_file(file, _display(target, compiler.doc, file), chain)
         if str(file) not in compiler.session.reported:
             compiler.session.reported.add(str(file))
             compiler.diagnostics.extend(compiler.session.warnings.get(str(file), ()))
@@ -112,9 +113,14 @@ def _literal(value: Any) -> bool:
     return True
 
 
-def _display(target: str, doc: Document) -> str:
+def _display(target: str, doc: Document, file: Path) -> str:
+    """The name diagnostics give the sub-workflow ``file``: ``target`` beside the parent's name, tidied
+    (``flows/../lib/a.yaml`` is ``lib/a.yaml``, as CI annotations and SARIF need to find the file) unless a
+    symbolic link makes the tidy name another file."""
     parent = Path(doc.file).parent
-    return str(parent / target) if str(parent) not in ("", ".") else target
+    shown = str(parent / target) if str(parent) not in ("", ".") else target
+    tidy = os.path.normpath(shown)
+    return tidy if tidy != shown and os.path.realpath(tidy) == str(file) else shown
 
 
 def _relative(path: Path, root: Path) -> str:

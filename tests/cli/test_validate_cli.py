@@ -445,3 +445,126 @@ def test_help_through_the_real_cli(tmp_path: Path) -> None:
     done = llmflow_cli(tmp_path, "validate", "--help")
     assert done.returncode == 0
     assert "--format" in done.stdout and "--strict" in done.stdout
+
+
+def test_sarif_uri_of_a_file_name_that_is_not_utf8(tmp_path: Path) -> None:
+    name = os.fsdecode(b"caf\xe9 flow.yaml")  # Latin-1 bytes: what a command line brings as surrogate escapes
+    (tmp_path / name).write_text(BAD, encoding="utf-8")
+    done = llmflow_cli(tmp_path, "validate", "--format", "sarif", name)
+    assert (done.returncode, done.stderr) == (1, "")
+    [result] = json.loads(done.stdout)["runs"][0]["results"]
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "caf%E9%20flow.yaml"
+
+
+def test_a_sub_workflow_shared_by_several_files_is_reported_once(files: Path) -> None:
+    (files / "lib").mkdir()
+    (files / "lib" / "child.yaml").write_text(
+        "version: 1\nname: child\nsteps:\n  - run: echo {{ steps.nope.output }}\n", encoding="utf-8"
+    )
+    for name in ("one", "two"):
+        (files / f"{name}.yaml").write_text(f"version: 1\nname: {name}\nsteps:\n  - workflow: lib/child.yaml\n")
+    done = llmflow_cli(files, "validate", "--format", "github", "one.yaml", "two.yaml", "lib/child.yaml", "./one.yaml")
+    assert done.returncode == 1
+    assert done.stdout == (
+        "::error file=lib/child.yaml,line=4,col=18,title=unknown-step::unknown step 'nope'\n"
+        "::error file=one.yaml,line=4,col=15,title=invalid-workflow::sub-workflow 'lib/child.yaml' is not valid "
+        "(1 problem)\n"
+        "::error file=two.yaml,line=4,col=15,title=invalid-workflow::sub-workflow 'lib/child.yaml' is not valid "
+        "(1 problem)\n"
+    )
+    text = llmflow_cli(files, "validate", "one.yaml", "two.yaml", "lib/child.yaml", "./one.yaml")
+    assert text.stderr == "3 of 3 files invalid: 3 errors\n"
+
+
+def test_a_sub_workflow_in_a_sibling_folder_is_named_without_dot_dot(files: Path) -> None:
+    (files / "flows").mkdir()
+    (files / "shared").mkdir()
+    (files / "shared" / "child.yaml").write_text(
+        "version: 1\nname: child\nsteps:\n  - run: echo {{ steps.nope.output }}\n", encoding="utf-8"
+    )
+    (files / "flows" / "main.yaml").write_text("version: 1\nname: main\nsteps:\n  - workflow: ../shared/child.yaml\n")
+    done = llmflow_cli(files, "validate", "--format", "sarif", "flows/main.yaml", "shared/child.yaml")
+    results = json.loads(done.stdout)["runs"][0]["results"]
+    uris = [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results]
+    assert uris == ["flows/main.yaml", "shared/child.yaml"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("validate", "--format", "sarif", "bad.yaml"),
+        ("schema",),
+        ("graph", "good.yaml"),
+        ("templates", "show", "starter"),
+    ],
+    ids=["validate", "schema", "graph", "templates-show"],
+)
+def test_output_that_cannot_be_written_is_one_line_not_a_traceback(files: Path, args: tuple[str, ...]) -> None:
+    env = {**os.environ, "NO_COLOR": "1"}
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "llmflow", *args], cwd=files, env=env, stdout=full, stderr=subprocess.PIPE, text=True
+        )
+    assert (done.returncode, done.stderr) == (1, "error: No space left on device\n")
+
+
+MULTI_LINE = """\
+version: 1
+name: lines
+steps:
+  - id: a
+    name: "first\\nsecond"
+    run: echo a
+  - id: again
+    loop:
+      while: |
+        loop.iteration < 2
+          and true
+      steps:
+        - run: echo b
+"""
+
+
+def test_graph_draws_names_and_conditions_written_over_several_lines_on_one_line(tmp_path: Path) -> None:
+    (tmp_path / "lines.yaml").write_text(MULTI_LINE, encoding="utf-8")
+    text = llmflow_cli(tmp_path, "graph", "lines.yaml")
+    assert (text.returncode, text.stderr) == (0, "")
+    assert text.stdout == (
+        "lines (lines.yaml)\n"
+        "├── first second  [run]\n"
+        "└── again  [loop while loop.iteration < 2 and true (max 100)]\n"
+        "    └── run-1  [run]\n"
+    )
+    mermaid = llmflow_cli(tmp_path, "graph", "lines.yaml", "--format", "mermaid")
+    assert mermaid.returncode == 0
+    assert '  n_a["first second<br/><i>run</i>"]\n' in mermaid.stdout
+    assert '  subgraph n_again["again: loop while loop.iteration #lt; 2 and true (max 100)"]\n' in mermaid.stdout
+
+
+@pytest.mark.parametrize("style", ["json", "sarif"])
+def test_json_formats_escape_terminal_controls(tmp_path: Path, style: str) -> None:
+    # A C1 control in the file name, a right-to-left override in a message (quoting the sub-workflow path).
+    name = "c1\x9b2J.yaml"
+    (tmp_path / name).write_text('version: 1\nname: x\nsteps:\n  - workflow: "lib/\\u202e.yaml"\n', encoding="utf-8")
+    done = llmflow_cli(tmp_path, "validate", "--format", style, name)
+    assert done.returncode == 1
+    assert "\x9b" not in done.stdout and "\u202e" not in done.stdout
+    assert "sub-workflow file 'lib/\\u202e.yaml' does not exist" in done.stdout
+    assert "lib/\u202e.yaml" in json.dumps(json.loads(done.stdout), ensure_ascii=False)  # the same JSON value
+
+
+def test_the_caret_stands_under_the_column_after_wide_characters(tmp_path: Path) -> None:
+    # Columns count characters (the key is column 33 in every format); the caret counts terminal cells, and
+    # 日, 本, 語 and 😀 take two each.
+    (tmp_path / "wide.yaml").write_text(
+        'version: 1\nname: x\nsteps:\n  - {id: a, run: "echo 日本語 é😀", bogus: 1}\n', encoding="utf-8"
+    )
+    done = llmflow_cli(tmp_path, "validate", "wide.yaml")
+    assert done.stdout.splitlines()[1:] == [
+        '    4 |   - {id: a, run: "echo 日本語 é😀", bogus: 1}',
+        "      |                                     ^",
+    ]
+    assert done.stdout.startswith("wide.yaml:4:33: error[unknown-key]")
+    github = llmflow_cli(tmp_path, "validate", "--format", "github", "wide.yaml")
+    assert github.stdout.startswith("::error file=wide.yaml,line=4,col=33,")

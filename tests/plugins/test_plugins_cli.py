@@ -235,7 +235,7 @@ def test_a_plugin_that_does_not_load_is_named_with_the_plugins_entry_that_lists_
     done = project.cli("run", "flow.yaml", "--state-dir", "state")
     assert done.returncode == 2
     assert done.stderr == (
-        "error: plugin module team.missing_hooks at ./sub.yaml:4:5: importing it failed: "
+        "error: plugin module team.missing_hooks at sub.yaml:4:5: importing it failed: "
         "ModuleNotFoundError: No module named 'team'\n"
     )
     assert project.runs() == []

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -313,3 +316,29 @@ def test_the_commands_are_in_the_help() -> None:
     assert "new " in result.stdout and "templates " in result.stdout
     result = cli("templates", "--help")
     assert all(name in result.stdout for name in ("list", "show", "search"))
+
+
+def real_cli(cwd: Path, *args: str) -> Outcome:
+    """The real CLI in a subprocess, with the test's LLMFLOW_HOME (so its project templates)."""
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    done = subprocess.run(
+        [sys.executable, "-m", "llmflow", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
+    return Outcome(done.returncode, done.stdout, done.stderr)
+
+
+def test_titles_are_shown_as_written_not_read_as_markup_or_terminal_controls(tmp_path: Path) -> None:
+    project = Path(os.environ["LLMFLOW_HOME"]) / "templates"
+    title = '"Fix [/] and [bold]names[/bold] \\e]0;owned\\a"'
+    template(project, "odd", title, "[odd]")
+    expected_title = "Fix [/] and [bold]names[/bold] \\x1b]0;owned\\x07"
+    for args in (("templates", "list"), ("templates", "search", "odd")):
+        result = real_cli(tmp_path, *args)
+        assert (result.code, result.stderr) == (0, ""), args
+        row = next(line for line in result.stdout.splitlines() if line.startswith("odd "))
+        assert re.split(r"  +", row) == ["odd", expected_title, "odd", "project"], args
+        assert "\x1b" not in result.stdout
+    result = real_cli(tmp_path, "templates", "show", "odd")
+    assert (result.code, result.stderr) == (0, "")
+    assert result.stdout.startswith(f"odd: {expected_title}\n")
+    assert "\x1b" not in result.stdout and "\a" not in result.stdout
