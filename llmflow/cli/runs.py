@@ -111,6 +111,9 @@ def list_runs(status: str | None, limit: int | None, *, as_json: bool, state_dir
 # -- show ------------------------------------------------------------------------------------------------
 #: Width of the timeline bars when stdout is not a terminal (a terminal gets what fits).
 _BAR_WIDTH = 32
+#: Items of a map, loop or stream `show` draws a row for: the first ones and as many that did not succeed;
+#: one row stands for the others (a 100,000-item map printed 200,000 lines).
+ITEMS_SHOWN = 20
 _ANSI = {"succeeded": "32", "failed": "31", "waiting": "33", "running": "36", "cancelled": "90", "skipped": "90"}
 
 
@@ -149,7 +152,7 @@ def show_run(selector: str | None, *, last: bool, as_json: bool, state_dir: str 
     from llmflow.observability.timeline import gather
 
     _, handle = _open(state_dir, selector, last)
-    timeline = gather(handle)
+    timeline = gather(handle, fold=None if as_json else ITEMS_SHOWN)
     meta = timeline.meta
     if as_json:
         listed = [
@@ -223,6 +226,9 @@ def _show_tree(timeline: RunTimeline, *, color: bool) -> list[str]:
         head = f"{indent}{paint(icon, node.status)} {label}{pad}"
         bar = f"│{paint(_bar(timeline, node, width), node.status)}│"
         details = "" if node.placeholder else terminal_text(node_details(node, tokens(node.usage)))
+        if node.folded:
+            counts = ", ".join(f"{count:,} {status}" for status, count in sorted(node.folded.items()))
+            details = f"{sum(node.folded.values()):,} more items: {counts}"
         lines.append(f"{head}  {bar}  {details}".rstrip())
     return lines
 

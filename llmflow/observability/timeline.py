@@ -95,6 +95,7 @@ class Instance:
     compensated: bool = False
     depth: int = 0
     events: list[Event] = field(default_factory=list)
+    folded: dict[str, int] | None = None  # the row standing for items left out: how many have each status
 
     @property
     def duration(self) -> float | None:
@@ -232,9 +233,13 @@ def summarise_events(events: Iterable[Event], *, keep: bool = False) -> dict[str
     return seen
 
 
-def gather(handle: RunHandle, *, keep_events: bool = False) -> RunTimeline:
+def gather(handle: RunHandle, *, keep_events: bool = False, fold: int | None = None) -> RunTimeline:
     """The run's instances: the latest journal record per path, completed by what the events tell (steps
-    that failed or paused leave no record; usage counts every call, retries included)."""
+    that failed or paused leave no record; usage counts every call, retries included).
+
+    With ``fold``, a map, loop or stream of more items than that keeps the rows of its first ``fold`` items
+    and of up to ``fold`` more that did not succeed; one row stands for the rest (``Instance.folded``).
+    """
     meta = handle.meta
     seen = summarise_events(read_events(handle), keep=keep_events)
     nodes: dict[str, Instance] = {}
@@ -270,7 +275,7 @@ def gather(handle: RunHandle, *, keep_events: bool = False) -> RunTimeline:
         node.kind, node.name, node.preview, node.events = item.kind, item.name, item.preview, item.events
         if item.usage:  # every call counts, also those of failed attempts
             node.usage = item.usage
-    instances = _tree(nodes, seen, compensated)
+    instances = _tree(nodes, seen, compensated, fold)
     starts = [node.started for node in instances if node.started is not None]
     ends = [node.ended for node in instances if node.ended is not None] + starts
     start = min(starts, default=None)
@@ -324,9 +329,12 @@ def _add_unrecorded(nodes: dict[str, Instance], seen: dict[str, _Seen], meta: di
             node.error = meta.get("error")
 
 
-def _tree(nodes: dict[str, Instance], seen: dict[str, _Seen], compensated: list[str]) -> list[Instance]:
+def _tree(
+    nodes: dict[str, Instance], seen: dict[str, _Seen], compensated: list[str], fold: int | None = None
+) -> list[Instance]:
     """Instances in tree order (siblings by start time), with placeholder rows for the items, iterations and
-    sections between them; a placeholder spans its children and has the status they add up to."""
+    sections between them; a placeholder spans its children and has the status they add up to. Items past
+    ``fold`` are left out as ``gather`` says."""
     children: dict[str, dict[str, None]] = {}  # insertion-ordered sets
     for path in nodes:
         while path:
@@ -351,14 +359,55 @@ def _tree(nodes: dict[str, Instance], seen: dict[str, _Seen], compensated: list[
     ordered: list[Instance] = []
 
     def visit(parent: str, depth: int) -> None:
-        for path in sorted(children.get(parent, ()), key=start_of):
-            node = nodes.get(path) or _placeholder(path, children, nodes, seen)
+        rows = [
+            (path, nodes.get(path) or _placeholder(path, children, nodes, seen))
+            for path in sorted(children.get(parent, ()), key=start_of)
+        ]
+        left_out: list[Instance] = []
+        if fold is not None and len(rows) > 2 * fold and all(path.endswith("]") for path, _ in rows):
+            rows, left_out = _fold(rows, fold)
+        for path, node in rows:
             node.depth, node.compensated = depth, path in done
             ordered.append(node)
             visit(path, depth + 1)
+        if left_out:
+            ordered.append(_folded_row(parent, left_out, depth))
 
     visit("", 0)
     return ordered
+
+
+def _fold(rows: list[tuple[str, Instance]], fold: int) -> tuple[list[tuple[str, Instance]], list[Instance]]:
+    """The item rows kept (the first ``fold``, then up to ``fold`` that did not succeed) and those left out."""
+    kept = rows[:fold]
+    left_out: list[Instance] = []
+    unusual = 0
+    for path, node in rows[fold:]:
+        if unusual < fold and node.status not in ("succeeded", "skipped"):
+            kept.append((path, node))
+            unusual += 1
+        else:
+            left_out.append(node)
+    return kept, left_out
+
+
+def _folded_row(parent: str, left_out: list[Instance], depth: int) -> Instance:
+    """One row for the items left out: their span, the status they add up to and how many have each."""
+    counts: dict[str, int] = {}
+    for node in left_out:
+        counts[node.status] = counts.get(node.status, 0) + 1
+    worst = next((s for s in ("failed", "waiting", "running", "cancelled") if s in counts), None)
+    starts = [node.started for node in left_out if node.started is not None]
+    ends = [node.ended for node in left_out if node.ended is not None]
+    return Instance(
+        path=f"{parent}[…]",
+        status=worst or ("skipped" if set(counts) == {"skipped"} else "succeeded"),
+        started=min(starts, default=None),
+        ended=max(ends, default=None) if worst not in ("running", "waiting") else None,
+        placeholder=True,
+        depth=depth,
+        folded=counts,
+    )
 
 
 def _placeholder(

@@ -153,6 +153,36 @@ def test_show_json_has_the_run_and_its_nodes(shared: Shared) -> None:
     assert by_path["boom"]["status"] == "skipped"
 
 
+def test_show_folds_the_items_of_a_big_map_into_one_row(cli: Cli, workflow: Write) -> None:
+    workflow(
+        """\
+version: 1
+name: wide
+steps:
+  - id: each
+    map:
+      items: "{{ range(100) | list }}"
+      fail_fast: false
+      tolerated_failures: 100%
+      concurrency: 1
+      steps:
+        - id: check
+          fail: "bad {{ item }}"
+          if: item % 25 == 24
+"""
+    )
+    run = cli("run", "flow.yaml", "--json", "-q")
+    assert run.code == 0, run.stderr
+    shown = cli("show", run.json()["run_id"])
+    assert shown.code == 0, shown.stderr
+    items = [line.split()[1] for line in shown.stdout.splitlines() if line.startswith("  ") and "[" in line]
+    # The first 20 items, then the four that failed, then one row for the other 76.
+    assert items == [f"[{index}]" for index in [*range(20), 24, 49, 74, 99]] + ["[…]"]
+    assert shown.stdout.rstrip().endswith("76 more items: 76 skipped")  # the other items skip `check`
+    listed = cli("show", run.json()["run_id"], "--json").json()["nodes"]
+    assert len(listed) == 1 + 100  # the JSON keeps every instance
+
+
 def test_logs_prints_events_readably_and_raw(shared: Shared) -> None:
     good = shared.good
     readable = shared.cli("logs", good).stdout.splitlines()

@@ -25,6 +25,10 @@ async def enter(ms, value=None):
 
 def peak():
     return state["peak"]
+
+
+async def tasks():
+    return len(asyncio.all_tasks())
 """
 
 
@@ -198,6 +202,24 @@ def test_map_concurrency(probe: Flow, settings: str, expected: int) -> None:
         """
     )
     assert summary.outputs == {"peak": expected}
+
+
+def test_a_map_holds_tasks_only_for_the_items_in_flight(probe: Flow) -> None:
+    summary = probe.run(
+        """
+        steps:
+          - id: m
+            map:
+              items: "{{ range(300) | list }}"
+              concurrency: 2
+              steps:
+                - {id: count, python: "probe:tasks"}
+        outputs: {most: "{{ steps.m.output | max }}"}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    # The run's own tasks and two workers, not one task for each of the 300 items.
+    assert summary.outputs["most"] < 20
 
 
 def test_limits_max_concurrency_caps_actions_across_a_map(probe: Flow) -> None:

@@ -128,6 +128,30 @@ def test_map_items_are_each_on_disk_before_the_map_reports_them(flow: Flow, monk
     assert probe.fsyncs < len(flow.journal(summary.run_id))
 
 
+def test_map_items_ending_together_share_fsyncs_under_a_concurrency_limit(
+    flow: Flow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    probe = DurableJournal(monkeypatch, flow)
+    summary = flow.run(
+        """
+        steps:
+          - id: m
+            map:
+              items: "{{ range(100) | list }}"
+              concurrency: 10
+              merge: last
+              steps:
+                - {id: double, set: {d: "{{ item * 2 }}"}}
+        """,
+        sinks=[probe],
+    )
+    assert summary.status == "succeeded", summary.error
+    assert probe.problems == []
+    assert len(flow.journal(summary.run_id)) == 101
+    # Ten items end in each moment and share one fsync: not one fsync per item.
+    assert probe.fsyncs <= 20
+
+
 @pytest.mark.parametrize("durability", ["batch", "none"])
 def test_other_durabilities_journal_the_same_records(flow: Flow, durability: str) -> None:
     strict = flow.run(SEQUENCE)

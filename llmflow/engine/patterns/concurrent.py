@@ -44,42 +44,57 @@ async def run_lanes(lanes: list[Lane], concurrency: int | None, stop: StopRule) 
     Once ``stop`` says so, the lanes still running (or waiting for a slot) are cancelled. A pausing lane
     (approval) never cancels the others: they finish, then the pause wins. Any exception that is neither a
     step failure nor a pause (a run limit, a bug) cancels every other lane and is raised.
+
+    ``concurrency`` workers take the lanes in order, so a map of 100,000 items holds tasks for the items in
+    flight only, and a failure costs the same however many items are still to come (waiting on a task per
+    lane again after each failure made a map with many tolerated failures quadratic).
     """
-    slots = asyncio.Semaphore(concurrency) if concurrency else None
+    if not lanes:
+        return []
+    results: list[Any] = [CANCELLED] * len(lanes)
+    upcoming = iter(range(len(lanes)))
+    failed = 0
+    stopped = False
+    workers: list[asyncio.Task[None]] = []
 
-    async def guarded(lane: Lane) -> tuple[Any, dict[str, Any]]:
-        if slots is None:
-            return await lane()
-        async with slots:
-            return await lane()
+    async def work() -> None:
+        nonlocal failed, stopped
+        for index in upcoming:
+            if stopped:
+                return
+            try:
+                results[index] = await lanes[index]()
+            except (StepError, PauseRun) as error:
+                results[index] = error
+                if isinstance(error, StepError):
+                    failed += 1
+                    if not stopped and stop(failed):
+                        stopped = True
+                        current = asyncio.current_task()
+                        for worker in workers:
+                            if worker is not current:
+                                worker.cancel()
+                        return
+            # Let the other workers finish their lanes before this one starts its next: lanes ending at the
+            # same moment then share one fsync (group commit, ``runner``) instead of each syncing the
+            # record the next lane of its neighbour has just written (~2.5x slower).
+            await asyncio.sleep(0)
 
-    tasks = [asyncio.ensure_future(guarded(lane)) for lane in lanes]
+    count = min(concurrency or len(lanes), len(lanes))
+    workers.extend(asyncio.ensure_future(work()) for _ in range(count))
     try:
-        pending = set(tasks)
-        failed = 0
-        while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
-            errors = [error for task in done if not task.cancelled() and (error := task.exception()) is not None]
-            fatal = [error for error in errors if not isinstance(error, (StepError, PauseRun))]
-            failed += sum(1 for error in errors if isinstance(error, StepError))
-            if fatal or (failed and stop(failed)):
-                for task in pending:
-                    task.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
-                if fatal:
-                    raise fatal[0]
-                break
+        done, pending = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
+        fatal = [error for task in done if not task.cancelled() and (error := task.exception()) is not None]
+        if fatal:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            raise fatal[0]
     except BaseException:
-        for task in tasks:
+        for task in workers:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*workers, return_exceptions=True)
         raise
-    results: list[Any] = []
-    for task in tasks:
-        if task.cancelled():
-            results.append(CANCELLED)
-        else:
-            results.append(task.exception() or task.result())
     return results
 
 
