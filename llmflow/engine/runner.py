@@ -207,66 +207,90 @@ class Engine:
         before = dict(frame.vars) if node.continue_on_error and not leaf else None
         policy = node.retry
         attempts = policy.attempts if policy is not None else 1
-        attempt = 0
-        while True:
-            attempt += 1
-            if attempt > 1 and not leaf:
-                self.retry_afresh(path)
-            state.emit("step.started", path, _started_data(node), attempt)
-            try:
-                outcome = await self._attempt(node, frame, path, attempt, changes)
-                if interceptor is not None:
-                    interception.after(self, node, frame, path, attempt, started, outcome, decisions)
-                break
-            except StepError as error:
-                failure: StepError = error
-            except (TimeoutError, asyncio.TimeoutError) as error:  # two classes before Python 3.11
-                failure = _timeout(node, path, error)
-            except asyncio.CancelledError:
-                state.emit("step.cancelled", path, {"id": node.id, "kind": node.kind}, attempt)
-                raise
-            delay: float | None = None
-            if interceptor is not None:
-                verdict = interception.on_error(self, node, frame, path, attempt, failure, decisions)
-                if isinstance(verdict, Outcome):
-                    outcome = verdict
-                    break
-                if isinstance(verdict, StepError):
-                    return await self._failed(node, frame, path, verdict, attempt, started, before)
-                delay = verdict
-            if delay is None and attempt < attempts and policy is not None and _retryable(failure, policy.on):
-                delay = policy.delay_before(attempt + 1)
-                if policy.jitter:
-                    import random  # here: only retries with jitter need it
-
-                    # max_delay bounds the wait itself, jitter included
-                    delay = min(policy.max_delay, delay * (1 + random.uniform(-policy.jitter, policy.jitter)))
-            if delay is not None:
-                data = {"id": node.id, "error": failure.message, "delay": round(delay, 3), "next_attempt": attempt + 1}
-                state.emit("step.retrying", path, data, attempt)
-                await asyncio.sleep(max(0.0, delay))
-                continue
-            return await self._failed(node, frame, path, failure, attempt, started, before)
-
-        outcome.attempts = attempt
-        outcome.started = started
-        outcome.ended = time.time()
-        if decisions:
-            interception.keep(outcome, decisions)
+        # Only leaf actions take a run-wide slot (limits.max_concurrency), one per attempt: a composite
+        # holding one while its children wait for theirs could deadlock. The step starts (its event, its
+        # start time, its timeout) once it holds the slot; until then it is only waiting, and says nothing.
+        # The slot is held until the attempt's end is announced (step.completed, failed, retrying or
+        # cancelled), so that no more than max_concurrency steps are ever shown running at once.
+        slots = state.action_slots if leaf else None
+        held = False  # whether this attempt holds its slot: until its outcome is announced
         try:
-            size = await self.journal(path, outcome)
-        except UnstorableValue as error:  # e.g. a plugin's integer too long to write: the step fails, not the run
-            failure = ActionError(f"the result of step '{node.id}' cannot be stored: {error.reason}", path=path)
-            return await self._failed(node, frame, path, failure, attempt, started, before)
-        self._finish(node, frame, outcome)
-        data = {"id": node.id, "kind": node.kind, "duration": round(outcome.duration, 6)}
-        if outcome.output is not None:
-            data["preview"] = preview(outcome.output)
-            data["bytes"] = size
-        state.emit("step.completed", path, data, attempt)
-        if leaf and "usage" in outcome.extra:
-            state.check_limits()
-        return outcome
+            attempt = 0
+            while True:
+                attempt += 1
+                if attempt > 1 and not leaf:
+                    self.retry_afresh(path)
+                if slots is not None:
+                    await slots.acquire()  # cancelled while waiting: the step never started, nothing to announce
+                    held = True
+                    if attempt == 1:
+                        started = time.time()
+                state.emit("step.started", path, _started_data(node), attempt)
+                try:
+                    outcome = await self._attempt(node, frame, path, attempt, changes)
+                    if interceptor is not None:
+                        interception.after(self, node, frame, path, attempt, started, outcome, decisions)
+                    break
+                except StepError as error:
+                    failure: StepError = error
+                except (TimeoutError, asyncio.TimeoutError) as error:  # two classes before Python 3.11
+                    failure = _timeout(node, path, error)
+                except asyncio.CancelledError:
+                    state.emit("step.cancelled", path, {"id": node.id, "kind": node.kind}, attempt)
+                    raise
+                delay: float | None = None
+                if interceptor is not None:
+                    verdict = interception.on_error(self, node, frame, path, attempt, failure, decisions)
+                    if isinstance(verdict, Outcome):
+                        outcome = verdict
+                        break
+                    if isinstance(verdict, StepError):
+                        return await self._failed(node, frame, path, verdict, attempt, started, before)
+                    delay = verdict
+                if delay is None and attempt < attempts and policy is not None and _retryable(failure, policy.on):
+                    delay = policy.delay_before(attempt + 1)
+                    if policy.jitter:
+                        import random  # here: only retries with jitter need it
+
+                        # max_delay bounds the wait itself, jitter included
+                        delay = min(policy.max_delay, delay * (1 + random.uniform(-policy.jitter, policy.jitter)))
+                if delay is not None:
+                    data = {
+                        "id": node.id,
+                        "error": failure.message,
+                        "delay": round(delay, 3),
+                        "next_attempt": attempt + 1,
+                    }
+                    state.emit("step.retrying", path, data, attempt)
+                    if held and slots is not None:  # free before the delay: a retry waits for a slot anew
+                        slots.release()
+                        held = False
+                    await asyncio.sleep(max(0.0, delay))
+                    continue
+                return await self._failed(node, frame, path, failure, attempt, started, before)
+
+            outcome.attempts = attempt
+            outcome.started = started
+            outcome.ended = time.time()
+            if decisions:
+                interception.keep(outcome, decisions)
+            try:
+                size = await self.journal(path, outcome)
+            except UnstorableValue as error:  # e.g. a plugin's integer too long to write: the step fails, not the run
+                failure = ActionError(f"the result of step '{node.id}' cannot be stored: {error.reason}", path=path)
+                return await self._failed(node, frame, path, failure, attempt, started, before)
+            self._finish(node, frame, outcome)
+            data = {"id": node.id, "kind": node.kind, "duration": round(outcome.duration, 6)}
+            if outcome.output is not None:
+                data["preview"] = preview(outcome.output)
+                data["bytes"] = size
+            state.emit("step.completed", path, data, attempt)
+            if leaf and "usage" in outcome.extra:
+                state.check_limits()
+            return outcome
+        finally:
+            if held and slots is not None:
+                slots.release()
 
     async def _skipped_by_plugin(self, node: Node, frame: Frame, path: str, outcome: Outcome) -> Outcome:
         """Journal and announce a node a plugin's ``skip`` decided (skipped, or succeeded with its output)."""
@@ -400,11 +424,7 @@ class Engine:
         key = cache_key(context, own_env, action) if node.cache else None
         if key is not None and (hit := cached(state.store, key)) is not None:
             return hit
-        if state.action_slots is not None:
-            async with state.action_slots:
-                result = await guarded(action, context)
-        else:
-            result = await guarded(action, context)
+        result = await guarded(action, context)  # the run-wide slot, if any, is held by ``execute``
         if result.usage:
             state.emit("llm.usage", path, dict(result.usage), attempt)
             state.add_usage(result.usage)

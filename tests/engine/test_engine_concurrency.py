@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from engine_helpers import Flow
@@ -237,6 +238,116 @@ def test_limits_max_concurrency_caps_actions_across_a_map(probe: Flow) -> None:
         """
     )
     assert summary.outputs == {"peak": 2}
+
+
+def _most_running(events: list[dict[str, Any]]) -> int:
+    """The most steps at once between their ``step.started`` and their end, in the order of the events."""
+    running: set[str] = set()
+    most = 0
+    for event in events:
+        if event["type"] == "step.started":
+            running.add(event["path"])
+            most = max(most, len(running))
+        elif event["type"] in ("step.completed", "step.failed", "step.retrying", "step.cancelled"):
+            running.discard(event["path"])
+    return most
+
+
+def test_a_step_waiting_for_a_run_wide_slot_has_not_started(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        limits: {max_concurrency: 2}
+        steps:
+          - id: m
+            map:
+              items: [1, 2, 3, 4, 5, 6]
+              concurrency: 500
+              steps:
+                - {id: nap, wait: 200ms}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    leaves = [event for event in flow.events(summary.run_id) if event["path"].endswith("/nap")]
+    assert len([event for event in leaves if event["type"] == "step.started"]) == 6
+    assert _most_running(leaves) == 2
+
+
+def test_a_steps_timeout_does_not_count_the_wait_for_a_run_wide_slot(flow: Flow) -> None:
+    # One slot, six items of 250ms: the last one waits over a second for its slot, yet runs well within 1s.
+    summary = flow.run(
+        """
+        limits: {max_concurrency: 1}
+        steps:
+          - id: m
+            map:
+              items: [1, 2, 3, 4, 5, 6]
+              steps:
+                - {id: nap, wait: 250ms, timeout: 1s}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    durations = [event["data"]["duration"] for event in flow.events(summary.run_id, "step.completed")]
+    assert len([duration for duration in durations if duration < 1]) >= 6  # the six naps, not their waits
+
+
+def test_each_attempt_takes_a_run_wide_slot_of_its_own(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        limits: {max_concurrency: 1}
+        steps:
+          - id: m
+            map:
+              items: [1, 2, 3]
+              fail_fast: false
+              steps:
+                - {id: boom, fail: "no", retry: {attempts: 2, delay: 10ms}, continue_on_error: true}
+        """
+    )
+    leaves = [event for event in flow.events(summary.run_id) if event["path"].endswith("/boom")]
+    assert len([event for event in leaves if event["type"] == "step.started"]) == 6
+    assert _most_running(leaves) == 1
+
+
+def test_a_step_cancelled_while_waiting_for_a_slot_never_started(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        limits: {max_concurrency: 1}
+        steps:
+          - id: m
+            timeout: 300ms
+            map:
+              items: [1, 2, 3]
+              steps:
+                - {id: nap, wait: 20s}
+        """
+    )
+    assert summary.status == "failed"
+    events = [event for event in flow.events(summary.run_id) if event["path"].endswith("/nap")]
+    started = [event["path"] for event in events if event["type"] == "step.started"]
+    cancelled = [event["path"] for event in events if event["type"] == "step.cancelled"]
+    assert len(started) == 1  # the other two waited for the slot until the map's timeout cancelled them
+    assert cancelled == started
+
+
+def test_nested_maps_share_the_run_wide_slots_without_deadlock(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        limits: {max_concurrency: 1}
+        steps:
+          - id: outer
+            map:
+              items: [1, 2, 3]
+              steps:
+                - id: inner
+                  map:
+                    items: [1, 2, 3]
+                    steps:
+                      - {id: nap, wait: 1ms}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    leaves = [event for event in flow.events(summary.run_id) if event["path"].endswith("/nap")]
+    assert _most_running(leaves) == 1
 
 
 def test_map_fail_fast_cancels_the_other_items(flow: Flow) -> None:
