@@ -24,7 +24,11 @@ def write_report(selector: str | None, *, last: bool, output: Path | None, state
         raise UsageError("give a run id (or a unique prefix of one), or --last")
     store = FileRunStore(find_store_root(override=state_dir))
     handle = store.open_run(store.resolve(selector, last=last))
-    timeline = gather(handle, keep_events=True)
+    from llmflow.cli.runs import ITEMS_SHOWN
+
+    # Folded as ``show`` folds: a page with a section per item of a 100,000-item map weighed 250 MB and took
+    # 2 GB to write; the graph's counts are taken before folding.
+    timeline = gather(handle, keep_events=True, fold=ITEMS_SHOWN)
     workflow, problem = _workflow(store, handle.run_id, timeline.meta)
     sources = _sources(store, handle.run_id, timeline.meta, workflow)
     from llmflow.cli.terminal import terminal_text

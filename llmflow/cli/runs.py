@@ -206,7 +206,7 @@ def _show_tree(timeline: RunTimeline, *, color: bool) -> list[str]:
     """One line per instance: the tree, a bar placed by start and end within the run, then the details."""
     import shutil
 
-    from llmflow.observability.timeline import tokens
+    from llmflow.observability.timeline import folded_summary, tokens
 
     def paint(text: str, status: str) -> str:
         return f"\033[{_ANSI.get(status, '0')}m{text}\033[0m" if color else text
@@ -227,8 +227,7 @@ def _show_tree(timeline: RunTimeline, *, color: bool) -> list[str]:
         bar = f"│{paint(_bar(timeline, node, width), node.status)}│"
         details = "" if node.placeholder else terminal_text(node_details(node, tokens(node.usage)))
         if node.folded:
-            counts = ", ".join(f"{count:,} {status}" for status, count in sorted(node.folded.items()))
-            details = f"{sum(node.folded.values()):,} more items: {counts}"
+            details = folded_summary(node.folded)
         lines.append(f"{head}  {bar}  {details}".rstrip())
     return lines
 

@@ -4,8 +4,6 @@ timeline and every step's details. Everything shown is escaped: outputs are untr
 from __future__ import annotations
 
 import json
-import re
-from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from html import escape
@@ -14,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmflow.observability.graph_view import ICONS, css_status, graph_html
 from llmflow.observability.report_style import STYLE
-from llmflow.observability.timeline import Instance, RunTimeline, tokens
+from llmflow.observability.timeline import Instance, RunTimeline, folded_summary, static_path, tokens
 
 if TYPE_CHECKING:
     from llmflow.compiler.graph import Workflow
@@ -25,7 +23,6 @@ MAX_VALUE_CHARS = 20_000
 MAX_EVENTS = 50
 #: Lines of workflow source shown per step.
 MAX_SOURCE_LINES = 40
-_INDEX = re.compile(r"\[\d+\]")
 #: Scripts are refused outright: the page has none, so an output that slipped past escaping could not run.
 _POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
@@ -107,21 +104,17 @@ def _graph_section(
     if workflow is None:
         note = escape(problem or "the workflow could not be compiled")
         return f'<section id="graph"><h2>Graph</h2><p class="note">No graph: {note}</p></section>\n'
-    statuses: dict[str, Counter[str]] = {}
     first: dict[str, str] = {}
     for node in timeline.instances:
-        if node.placeholder:
-            continue
-        static = _INDEX.sub("", node.path)
-        statuses.setdefault(static, Counter())[node.status] += 1
-        first.setdefault(static, anchors[node.path])
+        if not node.placeholder:
+            first.setdefault(static_path(node.path), anchors[node.path])
     legend = "".join(
         f'<span class="legend-item {css_status(status)}"><span class="swatch"></span>{escape(status)}</span>'
         for status in ("succeeded", "failed", "skipped", "cancelled", "waiting", "running", "pending")
     )
     return (
         f'<section id="graph"><h2>Graph</h2><div class="legend">{legend}</div>'
-        f'<div class="graph">{graph_html(workflow, statuses, first)}</div></section>\n'
+        f'<div class="graph">{graph_html(workflow, timeline.counts, first)}</div></section>\n'
     )
 
 
@@ -140,10 +133,11 @@ def _gantt(timeline: RunTimeline, anchors: Mapping[str, str]) -> str:
 
 
 def _gantt_row(timeline: RunTimeline, node: Instance, anchor: str) -> str:
+    text = f"{node.label} {folded_summary(node.folded)}" if node.folded else node.label
     label = (
         f'<div class="gantt-label" style="padding-left:{node.depth * 1.1:.1f}em">'
         f'<span class="icon">{ICONS.get(node.status, "?")}</span> '
-        f'<a href="#{anchor}" title="{escape(node.path)}">{escape(node.label)}</a></div>'
+        f'<a href="#{anchor}" title="{escape(node.path)}">{escape(text)}</a></div>'
     )
     bar = ""
     start, end = timeline.offset(node.started), timeline.offset(node.ended if node.ended is not None else timeline.end)
@@ -171,12 +165,14 @@ def _step(timeline: RunTimeline, node: Instance, anchor: str, workflow: Workflow
     facts: list[tuple[str, str]] = [("path", _code(node.path)), ("status", escape(node.status))]
     definition = None
     if workflow is not None and not node.placeholder:
-        definition = workflow.nodes.get(_INDEX.sub("", node.path))
+        definition = workflow.nodes.get(static_path(node.path))
     kind = node.kind or (definition.kind if definition is not None else None)
     if node.placeholder:
-        kind = "iteration" if node.path.endswith("]") else "section"
+        kind = "folded items" if node.folded else "iteration" if node.path.endswith("]") else "section"
     if kind:
         facts.append(("kind", escape(kind)))
+    if node.folded:
+        facts.append(("left out", escape(folded_summary(node.folded))))
     if definition is not None and definition.name:
         facts.append(("name", escape(definition.name)))
     if node.started is not None:
@@ -216,6 +212,8 @@ def _step(timeline: RunTimeline, node: Instance, anchor: str, workflow: Workflow
         summary.append(f'<span class="meta">{node.attempts} attempts</span>')
     if tokens(node.usage) and not node.placeholder:
         summary.append(f'<span class="meta">{tokens(node.usage)} tokens</span>')
+    if node.folded:
+        summary.append(f'<span class="meta">{escape(folded_summary(node.folded))}</span>')
     opened = " open" if node.status == "failed" and not node.placeholder else ""
     classes = f"step {css_status(node.status)}{' group' if node.placeholder else ''}"
     return (

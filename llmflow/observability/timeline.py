@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +32,7 @@ _EVENTS_PER_PATH = 200
 _QUANTITY_LIMIT = 1e300
 #: Event stamps are nanoseconds since the epoch in a signed 64-bit integer (until the year 2262).
 _STAMP_LIMIT = 2**63
+_INDEX = re.compile(r"\[\d+\]")
 
 
 def parent_path(path: str) -> str:
@@ -41,6 +44,17 @@ def parent_path(path: str) -> str:
         return path[: path.rindex("[")]
     slash = path.rfind("/")
     return path[:slash] if slash >= 0 else ""
+
+
+def static_path(path: str) -> str:
+    """The workflow node an instance path is an instance of: ``label[3]/classify`` → ``label/classify``."""
+    return _INDEX.sub("", path)
+
+
+def folded_summary(counts: Mapping[str, int]) -> str:
+    """What a folded row stands for: ``99,980 more items: 99,970 succeeded, 10 failed``."""
+    spread = ", ".join(f"{count:,} {status}" for status, count in sorted(counts.items()))
+    return f"{sum(counts.values()):,} more items: {spread}"
 
 
 def segment_label(path: str) -> str:
@@ -119,6 +133,9 @@ class RunTimeline:
     compensated: list[str]
     start: float | None
     end: float | None
+    #: Per static node path, how many instances ended with each status; counted before folding, so every
+    #: instance counts, also those a folded row stands for.
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
 
     @property
     def duration(self) -> float:
@@ -275,6 +292,9 @@ def gather(handle: RunHandle, *, keep_events: bool = False, fold: int | None = N
         node.kind, node.name, node.preview, node.events = item.kind, item.name, item.preview, item.events
         if item.usage:  # every call counts, also those of failed attempts
             node.usage = item.usage
+    counts: dict[str, Counter[str]] = {}
+    for path, node in nodes.items():
+        counts.setdefault(static_path(path), Counter())[node.status] += 1
     instances = _tree(nodes, seen, compensated, fold)
     starts = [node.started for node in instances if node.started is not None]
     ends = [node.ended for node in instances if node.ended is not None] + starts
@@ -285,7 +305,7 @@ def gather(handle: RunHandle, *, keep_events: bool = False, fold: int | None = N
     end = max(ends, default=None)
     if run_end is not None and (end is None or run_end > end):
         end = run_end
-    return RunTimeline(meta=meta, instances=instances, compensated=compensated, start=start, end=end)
+    return RunTimeline(meta=meta, instances=instances, compensated=compensated, start=start, end=end, counts=counts)
 
 
 def _moment(stamp: object) -> float | None:

@@ -169,3 +169,43 @@ def test_terminal_controls_and_bidi_overrides_in_an_output_are_shown_escaped(pro
     page = done.stdout if to == "-" else (project.root / to).read_text(encoding="utf-8")
     assert not any(character in page for character in "\x1b\x07\x9b\u202e")
     assert "\\x1b]0;owned\\x07\\x1b[2J\\x9b31m\\u202eevil" in page
+
+
+def test_report_folds_the_items_of_a_big_map_and_still_counts_them_all(project: Project) -> None:
+    summary = project.run(
+        project.workflow(
+            """\
+steps:
+  - id: each
+    map:
+      items: "{{ range(101) | list }}"
+      fail_fast: false
+      tolerated_failures: 100%
+      concurrency: 1
+      steps:
+        - id: note
+          set: {seen: 1}
+        - id: check
+          fail: "bad {{ item }}"
+          if: item % 25 == 24
+"""
+        )
+    )
+    assert summary.status == "succeeded", summary.error
+    done = cli(project, "report", summary.run_id, "-o", "report.html")
+    assert done.returncode == 0, done.stderr
+    page = (project.root / "report.html").read_text(encoding="utf-8")
+    graph = page[page.index('id="graph"') : page.index('id="timeline"')]
+    timeline = page[page.index('id="timeline"') : page.index('id="steps"')]
+    steps = page[page.index('id="steps"') :]
+    # The graph counts every instance, also those the folded row stands for.
+    assert re.search(r'data-path="each/note">.*?<span class="tally">101×</span>', graph)
+    assert re.search(r'data-path="each/check">.*?<span class="tally">101× 4 ✗ 97 –</span>', graph)
+    # The timeline and the details keep the first 20 items and the four that failed, then one row for the rest.
+    kept = [f"each[{index}]" for index in [*range(20), 24, 49, 74, 99]] + ["each[…]"]
+    rows = re.findall(r'title="(each\[[^\]]*\])">', timeline)
+    assert rows == kept
+    assert re.findall(r"<summary>.*?<code>(each\[[^\]]*\])</code>", steps) == kept
+    assert "[…] 77 more items: 77 succeeded</a>" in timeline
+    assert '<span class="meta">77 more items: 77 succeeded</span>' in steps
+    assert "each[20]" not in page and "each[100]" not in page
