@@ -85,6 +85,7 @@ class FileRunHandle:
         # member so that the next reader need not check those lines one by one (``sealed_lines``).
         self._seal: tuple[int, int] | None = None
         self._marking: Background | None = None  # the thread writing ``run.json`` for ``mark``
+        self._journal_waits = False  # whether the next journal record waits for that write (new inputs)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -139,7 +140,9 @@ class FileRunHandle:
         When durable, the file is written by a thread of its own, so its fsync (most of the cost: ~1 ms of
         every run's and resume's start) overlaps the run instead of delaying it; ``meta`` has the fields at
         once, and the next ``update`` and ``close`` wait for the write first. A write that fails is left to the
-        next ``update``, which writes every field again (the run's end always does).
+        next ``update``, which writes every field again (the run's end always does). A mark that changes the
+        run's ``inputs`` (``resume -i``) is waited for by the next journal record as well: the steps that saw
+        them must not be journaled beside a ``run.json`` with the old ones.
         """
         merged = self._merged(fields)
         data = dump_meta(merged)
@@ -149,6 +152,7 @@ class FileRunHandle:
             write_atomically(self.directory / RUN_FILE, data, durable=False)
             return
         self._marking = Background(self._write_mark, data)
+        self._journal_waits = "inputs" in fields
 
     def _merged(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         merged = {**self._meta, **fields}
@@ -171,11 +175,11 @@ class FileRunHandle:
         """Append one checksummed record to the journal and return the size in bytes of its ``output``'s JSON
         (``None`` without one); a sizeable output is stored compressed, one over 64 KiB goes to artifacts.
 
-        ``deferred`` (``strict`` only): write now, fsync at the next ``sync()`` (group commit). The first
-        record of a drive waits for ``mark``'s ``run.json`` (its status and any new inputs), so a process
-        killed at any moment never leaves a record without the ``run.json`` of the drive that wrote it.
+        ``deferred`` (``strict`` only): write now, fsync at the next ``sync()`` (group commit). After a ``mark``
+        that changed the inputs, the first record waits for its ``run.json``, so a process killed at any moment
+        never leaves a record of a step that saw new inputs beside a ``run.json`` with the old ones.
         """
-        if self._marking is not None:
+        if self._journal_waits and self._marking is not None:
             self._wait_for_mark()
         line, size = encode_journal_line(record, self._artifacts.put)
         with self._guard:
