@@ -81,13 +81,11 @@ def _start_time(pid: int) -> str | None:
 _LIVE_GROUPS: set[int] = set()
 
 
-def kill_live_groups() -> int:
-    """SIGKILL every process group this process started that still runs (before exiting at once); how many."""
-    groups = list(_LIVE_GROUPS)
-    for pgid in groups:
+def kill_live_groups() -> None:
+    """SIGKILL every process group this process started that still runs (before exiting at once)."""
+    for pgid in list(_LIVE_GROUPS):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
-    return len(groups)
 
 
 class ProcessRecord:

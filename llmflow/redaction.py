@@ -199,8 +199,7 @@ def run_secrets(
         value
         for name, value in (inputs or {}).items()
         # A default is written in the workflow file for anyone to read: masking it would hide nothing.
-        if name in workflow.inputs and workflow.inputs[name].secret and isinstance(value, str)
-        if not (workflow.inputs[name].has_default and value == workflow.inputs[name].default)
+        if name in workflow.inputs and workflow.inputs[name].hides(value) and isinstance(value, str)
         # Masking every "a" or "no" in every output would corrupt the journal: a value this short is kept
         # out of run.json (``***``) but not searched for in what the steps produce.
         if len(value) >= MIN_SECRET_INPUT_LENGTH

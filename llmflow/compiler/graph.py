@@ -367,6 +367,11 @@ class InputSpec(Frozen):
     secret: bool = False
     constraints: Mapping[str, Any] = EMPTY
 
+    def hides(self, value: Any) -> bool:
+        """Whether ``value`` of this input is kept out of what a run stores and shows: a secret's, unless it is
+        the default (which the workflow file shows anyway)."""
+        return self.secret and not (self.has_default and value == self.default)
+
 
 class ModelSpec(Frozen):
     """A model alias: ``provider/model`` and default call options."""

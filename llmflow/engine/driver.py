@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from llmflow.compiler.graph import InputSpec, Workflow
+from llmflow.compiler.graph import Workflow
 from llmflow.engine.compensation import compensate
 from llmflow.engine.events import Sink
 from llmflow.engine.hooks import HookRunner
@@ -114,11 +114,7 @@ def now() -> str:
 def redacted_inputs(workflow: Workflow, inputs: Mapping[str, Any]) -> dict[str, Any]:
     """Inputs as stored and shown: secret ones replaced by ``***``, unless they hold their default (which the
     workflow file shows anyway, and which a resume can then go on with without asking for it again)."""
-    return {name: ("***" if _hidden(workflow.inputs[name], value) else value) for name, value in inputs.items()}
-
-
-def _hidden(spec: InputSpec, value: Any) -> bool:
-    return spec.secret and not (spec.has_default and value == spec.default)
+    return {name: ("***" if workflow.inputs[name].hides(value) else value) for name, value in inputs.items()}
 
 
 _END_EVENTS = {

@@ -198,10 +198,7 @@ class Engine:
                 try:
                     return await self._skipped_by_plugin(node, frame, path, early)
                 except UnstorableValue as error:  # e.g. an integer too long to write: the step fails, not the run
-                    unstored = ActionError(
-                        f"the result of step '{node.id}' cannot be stored: {error.reason}", path=path
-                    )
-                    return await self._failed(node, frame, path, unstored, 1, started, None)
+                    return await self._failed(node, frame, path, _unstored(node, path, error), 1, started, None)
             changes, decisions = early
         leaf = isinstance(node, ActionNode)
         before = dict(frame.vars) if node.continue_on_error and not leaf else None
@@ -277,8 +274,7 @@ class Engine:
             try:
                 size = await self.journal(path, outcome)
             except UnstorableValue as error:  # e.g. a plugin's integer too long to write: the step fails, not the run
-                failure = ActionError(f"the result of step '{node.id}' cannot be stored: {error.reason}", path=path)
-                return await self._failed(node, frame, path, failure, attempt, started, before)
+                return await self._failed(node, frame, path, _unstored(node, path, error), attempt, started, before)
             self._finish(node, frame, outcome)
             data = {"id": node.id, "kind": node.kind, "duration": round(outcome.duration, 6)}
             if outcome.output is not None:
@@ -534,6 +530,11 @@ def _same_scope_children(node: Node, extra: Mapping[str, Any]) -> Iterator[Node]
     elif isinstance(node, ParallelNode):
         for lane in node.branches:
             yield from lane.steps
+
+
+def _unstored(node: Node, path: str, error: UnstorableValue) -> ActionError:
+    """The failure of a step whose result the journal cannot hold."""
+    return ActionError(f"the result of step '{node.id}' cannot be stored: {error.reason}", path=path)
 
 
 def _retryable(error: StepError, on: frozenset[str]) -> bool:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from llmflow.engine.outcome import record_times
+from llmflow.store.run_folder import is_quantity
 
 if TYPE_CHECKING:
     from llmflow.engine.ports import RunHandle
@@ -28,8 +29,6 @@ _OPENINGS = ("map.item", "loop.iteration", "parallel.branch")
 _USAGE_KEYS = ("input_tokens", "output_tokens", "cost", "calls")
 #: Events kept per instance for the report (a step retried a thousand times keeps its first ones).
 _EVENTS_PER_PATH = 200
-#: Beyond any real count, cost or time, and far inside a float's range (``abs(nan) < x`` is false too).
-_QUANTITY_LIMIT = 1e300
 #: Event stamps are nanoseconds since the epoch in a signed 64-bit integer (until the year 2262).
 _STAMP_LIMIT = 2**63
 _INDEX = re.compile(r"\[\d+\]")
@@ -64,17 +63,11 @@ def segment_label(path: str) -> str:
     return path[path.rfind("/") + 1 :]
 
 
-def _is_quantity(value: object) -> bool:
-    """Whether ``value`` is a number that can be added up and shown: not a bool, NaN, infinite, or too large
-    for a float (``events.jsonl`` and ``run.json`` may be damaged, and Python's JSON reads ``Infinity``)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < _QUANTITY_LIMIT
-
-
 def add_usage(total: dict[str, Any], usage: dict[str, Any]) -> None:
     """Add one ``llm.usage`` (or journal ``x.usage``) mapping into ``total``."""
     for key in _USAGE_KEYS:
         value = usage.get(key)
-        if _is_quantity(value):
+        if is_quantity(value):
             total[key] = total.get(key, 0) + value
     if usage.get("model"):
         total["model"] = usage["model"]

@@ -448,9 +448,10 @@ def read_meta(directory: Path, run_id: str) -> dict[str, Any]:
     return meta
 
 
-def _is_number(value: object) -> bool:
-    # Python's JSON reads NaN and Infinity, and integers no float can hold: no count, cost or time llmflow
-    # writes is one of them (``abs(nan) < x`` is false).
+def is_quantity(value: object) -> bool:
+    """Whether ``value`` read from ``run.json`` or ``events.jsonl`` is a number that can be added up and shown:
+    not a bool, NaN, infinite or too large for a float. Python's JSON reads NaN and Infinity, and integers no
+    float can hold; no count, cost or time llmflow writes is one of them (``abs(nan) < x`` is false)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < 1e300
 
 
@@ -459,7 +460,7 @@ _SHAPE_CHECKS: dict[str, Callable[[object], bool]] = {
     "a string": lambda value: isinstance(value, str),
     "a string or null": lambda value: value is None or isinstance(value, str),
     "an object": lambda value: isinstance(value, dict),
-    "an object of numbers": lambda value: isinstance(value, dict) and all(map(_is_number, value.values())),
+    "an object of numbers": lambda value: isinstance(value, dict) and all(map(is_quantity, value.values())),
     "a list of strings": lambda value: isinstance(value, list) and all(isinstance(item, str) for item in value),
     "an integer": lambda value: type(value) is int,
     f"one of {', '.join(RUN_STATUSES)}": lambda value: value in RUN_STATUSES,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from llmflow.engine.outcome import SUCCEEDED, NodeFailed, Outcome, PauseRun
@@ -26,6 +27,15 @@ def _caught(failure: StepError) -> dict[str, Any]:
     info.setdefault("step", failure.path)
     info.pop("output", None)
     return info
+
+
+async def _finally_of_unfinished(engine: Engine, node: TryNode, frame: Frame, path: str) -> None:
+    """Run ``finally`` for a try that failed or was stopped, then reset it in the journal however it ended: a
+    resume runs the try again, and the whole of its ``finally`` after it."""
+    try:
+        await engine.sequence(node.finally_, frame)
+    finally:
+        engine.reset(f"{path}/finally")
 
 
 async def execute_try(engine: Engine, node: TryNode, frame: Frame, path: str) -> Outcome:
@@ -59,21 +69,14 @@ async def execute_try(engine: Engine, node: TryNode, frame: Frame, path: str) ->
             output, writes = await engine.sequence(node.catch, frame.with_locals(error=caught))
     except (StepError, RunError):
         if node.finally_:
-            try:
-                await engine.sequence(node.finally_, frame)
-            finally:  # a finally that failed too: a resume runs the whole of it again all the same
-                engine.reset(f"{path}/finally")
+            await _finally_of_unfinished(engine, node, frame, path)
         raise
     except asyncio.CancelledError:
         if node.finally_:
-            try:
-                # The try was stopped, and says so: a failure (or an approval) in its finally does not
-                # replace the cancellation. A second Ctrl-C does not wait for the finally.
-                await engine.sequence(node.finally_, frame)
-            except (StepError, RunError, PauseRun):
-                pass
-            finally:
-                engine.reset(f"{path}/finally")
+            # The try was stopped, and says so: a failure (or an approval) in its finally does not replace the
+            # cancellation. A second Ctrl-C does not wait for the finally.
+            with contextlib.suppress(StepError, RunError, PauseRun):
+                await _finally_of_unfinished(engine, node, frame, path)
         raise
     if node.finally_:
         _, finally_writes = await engine.sequence(node.finally_, frame)
