@@ -79,6 +79,13 @@ def retry_note(path: str, data: dict[str, Any], attempts: AttemptsLookup | None)
     return f"retry {attempt} in {float(data.get('delay') or 0):.1f}s"
 
 
+def compensation_note(kind: str, data: dict[str, Any]) -> str:
+    """``compensating``, ``compensated``, or ``compensation failed`` when a ``compensate`` step failed."""
+    if kind == "step.compensated" and data.get("ok") is False:
+        return "compensation failed"
+    return kind.removeprefix("step.")
+
+
 #: Output lines longer than this are shown cut, with a count of what is left out (the journal keeps them whole).
 MAX_LINE = 2000
 
@@ -217,7 +224,7 @@ class PlainConsole:
         if kind == "step.cancelled":
             return f"⊘ {path} cancelled"
         if kind in ("step.compensating", "step.compensated"):
-            return f"↺ {path} {kind.removeprefix('step.')}"
+            return f"↺ {path} {compensation_note(kind, data)}"
         if kind == "llm.usage":
             self._tokens[path] = self._tokens.get(path, 0) + tokens_of(data)
             return None
@@ -310,7 +317,7 @@ class LiveConsole:
             elif kind == "llm.retry":
                 node.last_line = ""
             elif kind in ("step.compensating", "step.compensated"):
-                node.note = kind.removeprefix("step.")
+                node.note = compensation_note(kind, data)
 
     def output(self, path: str, stream: str, line: str) -> None:
         """Keep the last output line of a running step to show under it."""
@@ -428,3 +435,4 @@ RunConsole = PlainConsole | LiveConsole
 def make_console(stream: IO[str], *, live: bool, attempts: AttemptsLookup | None = None) -> RunConsole:
     """The console for ``stream``: a live tree when it is a terminal, plain lines otherwise."""
     return LiveConsole(stream, attempts) if live else PlainConsole(stream, attempts)
+

@@ -29,7 +29,8 @@ def _to_compensate(records: list[dict[str, Any]]) -> list[tuple[str, dict[str, A
 async def compensate(engine: Engine, frame: Frame, error: str | None, failed_step: str | None) -> list[str]:
     """Run the ``compensate`` steps of every completed node instance that has them; return the paths undone.
 
-    Each compensation sees the run as it ended (``frame``) plus ``steps.<id>`` of the node it undoes. A
+    Each compensation sees the run as it ended (``frame``) plus ``steps.<id>`` of the node it undoes and the
+    local names that node saw (the map item or loop variable, ``index``, ``loop``), kept in its record. A
     compensated instance gets a ``compensated`` record: it (and the composites around it) counts as not
     done, so a resume runs it again. A compensation that fails is reported by its own ``step.failed`` and
     the others still run; the run stays failed either way.
@@ -52,10 +53,12 @@ async def compensate(engine: Engine, frame: Frame, error: str | None, failed_ste
         steps = StepsView(frame.steps, frame.steps.known)
         if node.named:
             steps.record(node.id, Outcome.from_record(record).view())
+        names = record.get("l")
         child = Frame(
             inputs=frame.inputs,
             vars=frame.vars,
             steps=steps,
+            locals=dict(names) if isinstance(names, dict) else None,
             static_base=node.path + "/",
             instance_base=path + "/",
             workflow_dir=frame.workflow_dir,

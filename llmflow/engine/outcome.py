@@ -180,6 +180,9 @@ class NodeFailed(StepError):
         self.kind = info["kind"]
         self.cause = cause
         self.info = info
+        #: The named nodes that failed because of it, innermost first, each with the steps view its result
+        #: went into: a ``catch`` in the same scope restores them on resume (``steps.<id>.status``).
+        self.failed: list[tuple[object, str, Outcome]] = []
 
 
 class PauseRun(BaseException):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from llmflow.compiler.graph import ActionNode, GroupNode, IfNode, Node, ParallelNode, SwitchNode, TryNode, Workflow
@@ -37,6 +37,7 @@ from llmflow.engine.outcome import (
 )
 from llmflow.engine.patterns import executor_for
 from llmflow.engine.preview import preview
+from llmflow.engine.resume import CAUGHT
 from llmflow.engine.state import RunState
 from llmflow.errors import ActionError, ExpressionError, LlmflowError, StepError, StepTimeout, UnstorableValue
 
@@ -135,18 +136,23 @@ class Engine:
         return output, writes
 
     # -- the journal -------------------------------------------------------------------------------
-    async def journal(self, path: str, outcome: Outcome) -> int | None:
+    async def journal(self, path: str, outcome: Outcome, names: Mapping[str, Any] | None = None) -> int | None:
         """Append the completion record of one node instance; with ``strict`` durability, return once it is
         on disk (group commit with the records of lanes finishing at the same moment: module docstring).
+        ``names``: the local names the instance saw (an item, ``index``, ``loop``), kept with it (``"l"``)
+        for its ``compensate`` steps, which may run in another process after a resume.
         Returns the size in bytes of the output's JSON as journaled (``None`` without an output)."""
         handle = self.state.handle
+        record = outcome.record(path)
+        if names:
+            record["l"] = dict(names)
         if self._group_commit:
-            size = handle.append(outcome.record(path), deferred=True)
+            size = handle.append(record, deferred=True)
             if len(self._lanes) > 1:  # other lanes run: let those ready now write their records first
                 await asyncio.sleep(0)
             handle.sync()
             return size
-        return handle.append(outcome.record(path))
+        return handle.append(record)
 
     def reset(self, instance_path: str) -> None:
         """Forget what completed at or under ``instance_path``: it runs again, now and on any resume."""
@@ -272,7 +278,7 @@ class Engine:
             if decisions:
                 interception.keep(outcome, decisions)
             try:
-                size = await self.journal(path, outcome)
+                size = await self.journal(path, outcome, frame.locals if node.compensate else None)
             except UnstorableValue as error:  # e.g. a plugin's integer too long to write: the step fails, not the run
                 return await self._failed(node, frame, path, _unstored(node, path, error), attempt, started, before)
             self._finish(node, frame, outcome)
@@ -317,10 +323,16 @@ class Engine:
         if info.get("step") != path:
             data["cause"] = info.get("step")  # this node failed because a node inside it did
         self.state.emit("step.failed", path, data, attempt)
-        if not node.continue_on_error:
-            raise failure if isinstance(failure, NodeFailed) else NodeFailed(path, failure)
-        writes = _changed(before, frame.vars) if before is not None else {}
         ended = time.time()
+        if not node.continue_on_error:
+            # Steps after it in the same scope (a ``catch``, a ``finally``) see it as failed, not skipped.
+            error = failure if isinstance(failure, NodeFailed) else NodeFailed(path, failure)
+            if node.named:
+                failed = Outcome(FAILED, output, error=info, attempts=attempt, started=started, ended=ended)
+                frame.steps.record(node.id, failed)
+                error.failed.append((frame.steps, node.id, failed))
+            raise error
+        writes = _changed(before, frame.vars) if before is not None else {}
         outcome = Outcome(FAILED, output, writes, error=info, attempts=attempt, started=started, ended=ended)
         await self.journal(path, outcome)
         self._finish(node, frame, outcome)
@@ -348,7 +360,13 @@ class Engine:
         Only steps that share the composite's scope (groups, the chosen branch, try/catch/finally,
         parallel branches) are visible outside it; loop iterations and map items keep theirs.
         """
-        for child in _same_scope_children(node, outcome.extra):
+        self.restore_results(_same_scope_children(node, outcome.extra), frame)
+        if isinstance(node, TryNode) and outcome.extra.get("branch") == "catch":
+            self.restore_failed(frame, self.state.replay.get(frame.instance_path(node.path) + CAUGHT))
+
+    def restore_results(self, children: Iterable[Node], frame: Frame) -> None:
+        """Make the journaled results of ``children`` (and of the steps in their scope) ``steps.<id>`` again."""
+        for child in children:
             record = self.state.replay.get(frame.instance_path(child.path))
             if record is None:
                 continue
@@ -356,6 +374,14 @@ class Engine:
             if child.named:
                 frame.steps.record(child.id, inner)
             self._restore_scope(child, frame, inner)
+
+    def restore_failed(self, frame: Frame, caught: Mapping[str, Any] | None) -> None:
+        """Show the steps of a try's body that failed as failed again, from its ``caught`` journal record."""
+        failed = caught.get("f") if caught is not None else None
+        if isinstance(failed, dict):
+            for step_id, record in failed.items():
+                if isinstance(record, dict) and isinstance(record.get("s"), str):
+                    frame.steps.record(step_id, Restored(record))
 
     async def _attempt(
         self, node: Node, frame: Frame, path: str, attempt: int, changes: Mapping[str, Any] | None = None

@@ -268,3 +268,17 @@ def test_usage_errors_exit_2(args: list[str], workflow: Write, monkeypatch: pyte
         assert exit_code_for(result.exception) == 2
     else:
         assert result.exit_code == 2, result.output
+
+
+def test_compensation_lines_say_when_a_compensation_failed(cli: Cli, workflow: Write) -> None:
+    workflow(
+        "version: 1\nname: saga\nsteps:\n"
+        "  - id: one\n    run: echo one\n    compensate: [{id: undo-one, run: echo undone}]\n"
+        "  - id: two\n    run: echo two\n    compensate: [{id: undo-two, fail: cannot}]\n"
+        "  - {id: bad, fail: stop}\n"
+    )
+    result = cli("run", "flow.yaml")
+    assert result.code == 1
+    assert "↺ two compensation failed" in result.stderr
+    assert "↺ one compensated" in result.stderr
+    assert "↺ two compensated" not in result.stderr

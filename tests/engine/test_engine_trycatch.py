@@ -300,3 +300,110 @@ def test_finally_runs_in_a_branch_a_fail_fast_sibling_cancels(flow: Flow) -> Non
     assert flow.log() == {"cleanup": 1}
     cancelled = {event["path"] for event in flow.events(summary.run_id, "step.cancelled")}
     assert "p/guarded/t/try/blocked" in cancelled
+
+
+def test_catch_sees_the_failed_steps_as_failed_and_so_does_a_resume_inside_catch(flow: Flow) -> None:
+    body = """
+    steps:
+      - id: t
+        try:
+          - {id: first, set: {a: 1}}
+          - id: g
+            steps: [{id: boom, run: 'echo out; exit 3'}]
+        catch:
+          - {id: ask, approval: {message: go on}}
+          - id: seen
+            set:
+              seen: >-
+                {{ steps.boom.status }} {{ steps.g.status }} {{ steps.first.status }}
+                {{ steps.boom.error.exit_code }}
+    outputs: {seen: "{{ vars.seen }}"}
+    """
+    waiting = flow.run(body)
+    assert waiting.status == "waiting", waiting.error
+    resumed = flow.resume(waiting.run_id, approve=True)
+    assert resumed.status == "succeeded", resumed.error
+    # Before, the failed steps read as skipped, and after a resume inside catch so did the completed one.
+    assert resumed.outputs == {"seen": "failed failed succeeded 3"}
+
+
+def test_steps_after_a_caught_try_see_its_failed_steps_as_failed_before_and_after_a_resume(flow: Flow) -> None:
+    body = """
+    steps:
+      - id: t
+        try:
+          - {id: first, set: {a: 1}}
+          - {id: boom, fail: broken}
+        catch: [{id: handled, set: {h: 1}}]
+      - {id: gate, run: test -f marker}
+      - id: after
+        set: {seen: "{{ steps.boom.status }}/{{ steps.boom.error.message }}/{{ steps.first.status }}"}
+    outputs: {seen: "{{ vars.seen }}"}
+    """
+    failed = flow.run(body)
+    assert failed.status == "failed" and failed.failed_step == "gate"
+    flow.touch("marker")
+    resumed = flow.resume(failed.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs == {"seen": "failed/broken/succeeded"}
+    assert flow.run(body).outputs == {"seen": "failed/broken/succeeded"}
+
+
+def test_finally_sees_the_step_that_failed_an_uncaught_try(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - id: t
+            try: [{id: boom, fail: broken}]
+            finally: [{id: cleanup, run: 'echo "{{ steps.boom.status }}" >> log'}]
+        """
+    )
+    assert summary.status == "failed" and summary.failed_step == "t/try/boom"
+    assert flow.log() == {"failed": 1}
+
+
+def test_compensations_see_the_item_index_and_loop_their_step_saw(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - id: m
+            map:
+              items: [a, b]
+              as: seat
+              steps:
+                - id: book
+                  run: echo "booked-{{ seat }}"
+                  compensate:
+                    - {id: unbook, run: 'echo "unbook-{{ seat }}-{{ index }}-{{ steps.book.output }}" >> log'}
+          - id: l
+            loop:
+              times: 2
+              steps:
+                - id: charge
+                  run: "true"
+                  compensate: [{id: refund, run: 'echo "refund-{{ loop.iteration }}" >> log'}]
+          - {id: bad, fail: stop}
+        """
+    )
+    assert summary.status == "failed"
+    assert summary.compensated == ["l[1]/charge", "l[0]/charge", "m[1]/book", "m[0]/book"]
+    assert flow.log() == {"refund-2": 1, "refund-1": 1, "unbook-b-1-booked-b": 1, "unbook-a-0-booked-a": 1}
+
+
+def test_compensations_after_a_resume_see_the_item_their_step_saw(flow: Flow) -> None:
+    body = """
+    steps:
+      - id: m
+        map:
+          items: [a, b]
+          steps:
+            - id: book
+              run: "true"
+              compensate: [{id: unbook, run: 'echo "unbook-{{ item }}" >> log'}]
+      - {id: confirm, approval: {message: pay now}}
+    """
+    waiting = flow.run(body)
+    assert waiting.status == "waiting", waiting.error
+    rejected = flow.resume(waiting.run_id, reject=True)  # a new process: the items come from the journal
+    assert rejected.status == "failed"
+    assert flow.log() == {"unbook-b": 1, "unbook-a": 1}

@@ -29,6 +29,20 @@ def _caught(failure: StepError) -> dict[str, Any]:
     return info
 
 
+def _failed_here(failure: StepError, frame: Frame) -> dict[str, dict[str, Any]]:
+    """The journal records (without a path) of the named steps in the try's own scope that failed with
+    ``failure``: ``steps.<id>`` shows them as failed inside ``catch``, also after a resume."""
+    if not isinstance(failure, NodeFailed):
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    for steps, step_id, outcome in failure.failed:
+        if steps is frame.steps:
+            record = outcome.record("")
+            del record["p"]
+            found[step_id] = record
+    return found
+
+
 async def _finally_of_unfinished(engine: Engine, node: TryNode, frame: Frame, path: str) -> None:
     """Run ``finally`` for a try that failed or was stopped, then reset it in the journal however it ended: a
     resume runs the try again, and the whole of its ``finally`` after it."""
@@ -64,7 +78,15 @@ async def execute_try(engine: Engine, node: TryNode, frame: Frame, path: str) ->
             if caught is None:
                 assert isinstance(failure, StepError)
                 caught = _caught(failure)
-                engine.state.handle.append({"p": path, "s": "caught", "e": caught})
+                record: dict[str, Any] = {"p": path, "s": "caught", "e": caught}
+                failed = _failed_here(failure, frame)
+                if failed:
+                    record["f"] = failed
+                engine.state.handle.append(record)
+            else:
+                # A resume inside catch: the body's results as catch saw them.
+                engine.restore_results(node.body, frame)
+                engine.restore_failed(frame, earlier)
             engine.state.emit("branch.selected", path, {"id": node.id, "branch": "catch", "error": caught})
             output, writes = await engine.sequence(node.catch, frame.with_locals(error=caught))
     except (StepError, RunError):
