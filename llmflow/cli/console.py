@@ -435,4 +435,3 @@ RunConsole = PlainConsole | LiveConsole
 def make_console(stream: IO[str], *, live: bool, attempts: AttemptsLookup | None = None) -> RunConsole:
     """The console for ``stream``: a live tree when it is a terminal, plain lines otherwise."""
     return LiveConsole(stream, attempts) if live else PlainConsole(stream, attempts)
-

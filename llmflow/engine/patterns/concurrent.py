@@ -214,7 +214,11 @@ async def execute_map(engine: Engine, node: MapNode, frame: Frame, path: str) ->
                 return await engine.sequence(node.steps, child)
             except StepError as error:
                 if tolerant:
-                    engine.state.handle.append({"p": item_path, "s": "tolerated", "e": _item_error(error)})
+                    # Written now (a kill cannot lose it), synced with the next completed step's record: should a
+                    # power loss take it, the resume only tries the failed item again. No fsync per failure.
+                    engine.state.handle.append(
+                        {"p": item_path, "s": "tolerated", "e": _item_error(error)}, deferred=True
+                    )
                 raise
 
         return run
