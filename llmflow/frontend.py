@@ -9,7 +9,10 @@ from llmflow.compiler.graph import Workflow
 from llmflow.errors import WorkflowError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from llmflow.diagnostics import Diagnostic
+    from llmflow.spec.document import Document
 
 
 def check_workflow(path: str | Path, *, display_name: str | None = None) -> tuple[Workflow | None, list[Diagnostic]]:
@@ -31,15 +34,28 @@ def check_workflow(path: str | Path, *, display_name: str | None = None) -> tupl
     return workflow, diagnostics
 
 
+def check_text(source: bytes, display_name: str, *, directory: str) -> tuple[Workflow | None, list[Diagnostic]]:
+    """As :func:`check_workflow`, for a workflow that is not a file (standard input): shown as ``display_name``,
+    its sub-workflow paths resolved against ``directory``, and never cached."""
+    from llmflow.spec.loader import load_text
+
+    return _compile(lambda: load_text(source, display_name, directory=directory))
+
+
 def _compile_file(path: str | Path, display_name: str | None) -> tuple[Workflow | None, list[Diagnostic]]:
+    from llmflow.spec.loader import load_file
+
+    return _compile(lambda: load_file(path, display_name=display_name))
+
+
+def _compile(load: Callable[[], Document]) -> tuple[Workflow | None, list[Diagnostic]]:
     from llmflow.compiler.core import Compiler
     from llmflow.compiler.subworkflows import CompileSession
     from llmflow.diagnostics import sort_key
-    from llmflow.spec.loader import load_file
     from llmflow.spec.validator import validate_document
 
     try:
-        doc = load_file(path, display_name=display_name)
+        doc = load()
     except WorkflowError as error:
         return None, sorted(error.diagnostics, key=sort_key)
     problems = validate_document(doc)

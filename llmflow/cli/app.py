@@ -111,9 +111,13 @@ DurabilityOption = Annotated[
 
 @app.command(cls=Command)
 def validate(
-    files: Annotated[
-        list[Path],
-        typer.Argument(help="Workflow files to check.", exists=True, dir_okay=False, readable=True),
+    paths: Annotated[
+        list[str],  # not Path, which reads ``./-`` (a file named ``-``) as ``-`` (standard input)
+        typer.Argument(
+            help="Workflow files, folders to search for workflow files, or - for standard input.",
+            metavar="PATH...",
+            show_default=False,
+        ),
     ],
     output_format: Annotated[
         DiagnosticFormat, typer.Option("--format", "-f", help="How to print problems.")
@@ -122,11 +126,17 @@ def validate(
 ) -> None:
     """Check workflow files without running them (offline: no keys, no network).
 
-    Exit status: 0 when every file is valid, 1 when any is not, 2 for usage errors.
+    A folder is searched recursively for workflow files: .yaml and .yml files with a top-level
+    'steps:' key or 'version: 1'. Hidden folders (.git, .venv ...), node_modules and __pycache__ are
+    skipped. A file named on the command line is always checked. - reads one workflow from standard
+    input, shown as <stdin>; its sub-workflows are found from the current folder.
+
+    Exit status: 0 when every file is valid; 1 when any is not, a path cannot be read, or a folder
+    holds no workflow file; 2 for usage errors.
     """
     from llmflow.cli.validate import validate_files
 
-    raise typer.Exit(validate_files(files, output_format.value, strict=strict))
+    raise typer.Exit(validate_files(paths, output_format.value, strict=strict))
 
 
 @app.command(cls=Command)

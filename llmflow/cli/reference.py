@@ -13,8 +13,9 @@ _HEADER = """# Command-line reference
 This page is generated from `llmflow --help` and the help of every command
 (`python -m llmflow.cli.reference > docs/cli.md`); a test fails when it is out of date.
 
-Exit codes: 0 succeeded; 1 the run failed (for `validate`: a file is invalid); 2 usage error or invalid
-workflow; 3 the run is waiting for approval; 130 interrupted.
+Exit codes: 0 succeeded; 1 the run failed (for `validate`: a file is invalid or cannot be read, or a folder
+holds no workflow file); 2 usage error or invalid workflow; 3 the run is waiting for approval; 130
+interrupted.
 
 A mistake on the command line (an unknown option or command, a missing argument, a value that is not one of
 the choices) is one line on stderr, `error: COMMAND: WHAT (see 'COMMAND --help')`, with exit code 2.
@@ -23,6 +24,25 @@ the choices) is one line on stderr, `error: COMMAND: WHAT (see 'COMMAND --help')
 counts characters (Unicode code points), not bytes, and a tab is one character: GitHub annotations (`col=`)
 and SARIF (`columnKind: unicodeCodePoints`) get the same numbers. In the text format the caret under the
 quoted line allows for wide characters (CJK, emoji), which take two cells of a terminal.
+
+`llmflow validate` takes files, folders and `-`:
+
+- A **file** named on the command line is always checked, whatever it holds.
+- A **folder** is searched recursively, in name order, for workflow files: `.yaml` and `.yml` files with a
+  line that starts with the top-level key `steps:` or is `version: 1` (a line test, so a workflow with a YAML
+  syntax error is still checked). Hidden files and folders (`.git`, `.llmflow`, `.venv`, `.github` …),
+  `node_modules` and `__pycache__` are skipped, and so is anything that is not a regular file; links to
+  folders are followed. Compose files, CI configurations and data files are passed over; to check one
+  anyway, name it.
+- `-` reads one workflow from standard input, shown as `<stdin>`; its `workflow:` paths are found from the
+  current folder.
+
+Each file is checked once, however many ways it is reached. What cannot be checked is reported like any
+other problem, in every format, and makes the exit status 1: a file that does not exist (`file-not-found`) or
+cannot be read (`file-unreadable`, `file-too-large`, `invalid-utf8`, `nul-byte`), a folder without workflow
+files (`no-workflows`) or that cannot be read (`folder-unreadable`), a link that leads back to a folder it is
+in (`symlink-loop`). The text format ends with a count on stderr: `3 files valid`, `1 of 3 files invalid: 2
+errors`, `no workflow files checked: 1 error`.
 """
 
 
