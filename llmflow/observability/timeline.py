@@ -33,6 +33,7 @@ _EVENTS_PER_PATH = 200
 #: Event stamps are nanoseconds since the epoch in a signed 64-bit integer (until the year 2262).
 _STAMP_LIMIT = 2**63
 _INDEX = re.compile(r"\[\d+\]")
+#: ``json.loads`` of a str, without its checks of the arguments.
 _decode = json.JSONDecoder().decode
 #: The ``path`` member of an event line as the event bus writes it (no space after the colon).
 _PATH_MEMBER = re.compile(rb'"path":"((?:[^"\\]|\\.)*)"')
