@@ -34,6 +34,8 @@ _POLL = 0.15
 #: A run marked running whose lock nobody holds for this long lost its process (``logs --follow`` stops).
 _STALE_AFTER = 1.0
 _CANCEL_WAIT = 10.0
+#: Bytes of ``events.jsonl`` ``logs`` reads at a time.
+_READ_SIZE = 1 << 20
 
 
 def _store(state_dir: str | None) -> FileRunStore:
@@ -272,17 +274,21 @@ def node_details(node: Instance, token_count: int) -> str:
 
 
 # -- logs ------------------------------------------------------------------------------------------------
-def _lines(path: str, position: int) -> tuple[list[bytes], int]:
-    """Complete lines added to ``path`` after byte ``position``, and the position after them."""
+def _lines(path: str, position: int, limit: int = _READ_SIZE) -> tuple[list[bytes], int]:
+    """Complete lines added to ``path`` after byte ``position`` (about ``limit`` bytes of them, or one longer
+    line), and the position after them."""
     try:
         with open(path, "rb") as stream:
             stream.seek(position)
-            data = stream.read()
+            pieces = [stream.read(limit)]
+            while len(pieces[-1]) == limit and b"\n" not in pieces[-1]:  # a line longer than the limit
+                pieces.append(stream.read(limit))
+            data = b"".join(pieces)
     except FileNotFoundError:
         return [], position
     except OSError as error:
         raise StoreError(f"cannot read {path}: {error.strerror}") from None
-    end = data.rfind(b"\n") + 1  # a line still being written waits for the next look
+    end = data.rfind(b"\n") + 1  # a line still being written (or cut by the limit) waits for the next look
     return data[:end].splitlines(), position + end
 
 
@@ -302,10 +308,13 @@ def show_logs(selector: str | None, *, last: bool, follow: bool, as_json: bool, 
                 ended = status != "running" or time.monotonic() - unlocked_since > _STALE_AFTER
             else:
                 unlocked_since = None
-            lines, position = _lines(path, position)
-            for line in _printable(lines, as_json, shown + 1):
-                sys.stdout.write(line + "\n")
-            shown += len(lines)
+            while True:  # a piece at a time: a run's events can run to gigabytes
+                lines, position = _lines(path, position)
+                if not lines:
+                    break
+                for line in _printable(lines, as_json, shown + 1):
+                    sys.stdout.write(line + "\n")
+                shown += len(lines)
             sys.stdout.flush()
             if not follow or ended:
                 if not shown and not os.path.exists(path):  # say why nothing was shown

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,10 @@ _EVENTS_PER_PATH = 200
 #: Event stamps are nanoseconds since the epoch in a signed 64-bit integer (until the year 2262).
 _STAMP_LIMIT = 2**63
 _INDEX = re.compile(r"\[\d+\]")
+#: ``json.loads`` of a str, without its checks of the arguments.
+_decode = json.JSONDecoder().decode
+#: The ``path`` member of an event line as the event bus writes it (no space after the colon).
+_PATH_MEMBER = re.compile(rb'"path":"((?:[^"\\]|\\.)*)"')
 
 
 def parent_path(path: str) -> str:
@@ -157,22 +162,50 @@ class _Seen:
     name: str | None = None
     preview: str | None = None
     error: dict[str, Any] | None = None
-    events: list[Event] = field(default_factory=list)
 
 
-def read_events(handle: RunHandle) -> Iterator[Event]:
-    """The run's events from ``events.jsonl``; damaged lines are passed over."""
+def read_events(handle: RunHandle, paths: Set[str] | None = None) -> Iterator[Event]:
+    """The run's events from ``events.jsonl``, read a line at a time (a big run's events would take hundreds
+    of megabytes held at once); damaged lines are passed over.
+
+    With ``paths``, only lines whose ``path`` member may be one of them are parsed (a cheap look at the raw
+    line first): the caller still checks each event's path, this only spares parsing the others.
+    """
     try:
-        data = handle.events_path().read_bytes()
+        stream = handle.events_path().open("rb")
     except OSError:
         return
-    for line in data.splitlines():
+    with stream:
         try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if _is_event(event):
-            yield event
+            for raw in stream:
+                # A line holding a bare CR is split there, as ``bytes.splitlines`` did.
+                for line in raw.splitlines() if b"\r" in raw else (raw,):
+                    if paths is not None and not _may_hold(line, paths):
+                        continue
+                    try:
+                        # As ``json.loads(line)`` reads UTF-8 bytes, without its guess at the encoding.
+                        event = _decode(line.removeprefix(codecs.BOM_UTF8).decode("utf-8", "surrogatepass"))
+                    except ValueError:
+                        continue
+                    if _is_event(event):
+                        yield event
+        except OSError:
+            return
+
+
+def _may_hold(line: bytes, paths: Set[str]) -> bool:
+    """Whether the event on ``line`` may have one of ``paths`` as its ``path``. The event bus writes ``path``
+    before ``data``, so the first ``"path":"…"`` is the event's own; a line that does not look so is parsed."""
+    found = _PATH_MEMBER.search(line)
+    if found is None:
+        return True
+    text = found.group(1)
+    if b"\\" in text:
+        return True  # escaped characters: let the parser read it
+    try:
+        return text.decode("utf-8") in paths
+    except UnicodeDecodeError:
+        return True
 
 
 def _is_event(event: object) -> bool:
@@ -204,24 +237,31 @@ def opening_path(event: Event) -> str | None:
     return None
 
 
-def summarise_events(events: Iterable[Event], *, keep: bool = False) -> dict[str, _Seen]:
-    """Per instance path: first start, end, status, attempts, usage (summed over every call) and kind."""
+def _instance_path(event: Event) -> str | None:
+    """The instance path an event tells about, for the events ``show`` and ``report`` read (else None)."""
+    kind = str(event.get("type", ""))
+    if kind in _OPENINGS:
+        return opening_path(event)
+    if kind.startswith(("step.", "llm.usage")):
+        return str(event.get("path", "")) or None
+    return None
+
+
+def summarise_events(events: Iterable[Event]) -> dict[str, _Seen]:
+    """Per instance path: first start, end, status, attempts, usage (summed over every call) and kind. Events
+    are folded in as they come and none is kept, so a run's events are never all held at once."""
     seen: dict[str, _Seen] = {}
     for event in events:
-        kind = str(event.get("type", ""))
-        if not (kind.startswith(("step.", "llm.usage")) or kind in _OPENINGS):
-            continue
-        path = opening_path(event) if kind in _OPENINGS else str(event.get("path", ""))
+        path = _instance_path(event)
         if not path:
             continue
+        kind = str(event.get("type", ""))
         item = seen.get(path)
         if item is None:
             item = seen[path] = _Seen()
         stamp = float(event.get("ts") or 0) / 1e9
         attempt = int(event.get("attempt") or 0)
         data = event.get("data") or {}
-        if keep and len(item.events) < _EVENTS_PER_PATH:
-            item.events.append(event)
         if kind == "step.started" or kind in _OPENINGS:
             if attempt <= 1 or item.started is None:  # a first attempt, or the instance run again on resume
                 item.started, item.ended, item.status = stamp, None, "running"
@@ -243,15 +283,31 @@ def summarise_events(events: Iterable[Event], *, keep: bool = False) -> dict[str
     return seen
 
 
+def events_of(events: Iterable[Event], paths: Set[str]) -> dict[str, list[Event]]:
+    """The events of each of ``paths`` (the first ``_EVENTS_PER_PATH`` of each), in the order they came; the
+    events of other instances are passed over, not kept."""
+    kept: dict[str, list[Event]] = {}
+    for event in events:
+        path = _instance_path(event)
+        if path is None or path not in paths:
+            continue
+        listed = kept.setdefault(path, [])
+        if len(listed) < _EVENTS_PER_PATH:
+            listed.append(event)
+    return kept
+
+
 def gather(handle: RunHandle, *, keep_events: bool = False, fold: int | None = None) -> RunTimeline:
     """The run's instances: the latest journal record per path, completed by what the events tell (steps
     that failed or paused leave no record; usage counts every call, retries included).
 
     With ``fold``, a map, loop or stream of more items than that keeps the rows of its first ``fold`` items
     and of up to ``fold`` more that did not succeed; one row stands for the rest (``Instance.folded``).
+    With ``keep_events``, the instances listed keep their events (``Instance.events``): the events are read
+    again once the rows are known, so that those of the items folded away are never held.
     """
     meta = handle.meta
-    seen = summarise_events(read_events(handle), keep=keep_events)
+    seen = summarise_events(read_events(handle))
     nodes: dict[str, Instance] = {}
     compensated: list[str] = []
     for record in handle.records():
@@ -282,13 +338,19 @@ def gather(handle: RunHandle, *, keep_events: bool = False, fold: int | None = N
         item = seen.get(path)
         if item is None:
             continue
-        node.kind, node.name, node.preview, node.events = item.kind, item.name, item.preview, item.events
+        node.kind, node.name, node.preview = item.kind, item.name, item.preview
         if item.usage:  # every call counts, also those of failed attempts
             node.usage = item.usage
     counts: dict[str, Counter[str]] = {}
     for path, node in nodes.items():
         counts.setdefault(static_path(path), Counter())[node.status] += 1
     instances = _tree(nodes, seen, compensated, fold)
+    if keep_events:
+        listed = {node.path: node for node in instances if not node.placeholder}
+        # Openings are read from their pattern node's events (``map.item`` at ``label`` opens ``label[3]``).
+        wanted = set(listed) | {parent_path(path) for path in listed}
+        for path, events in events_of(read_events(handle, wanted), listed.keys()).items():
+            listed[path].events = events
     starts = [node.started for node in instances if node.started is not None]
     ends = [node.ended for node in instances if node.ended is not None] + starts
     start = min(starts, default=None)
