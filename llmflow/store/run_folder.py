@@ -445,6 +445,9 @@ def read_meta(directory: Path, run_id: str) -> dict[str, Any]:
         expected = _META_SHAPES.get(key)
         if expected is not None and not _SHAPE_CHECKS[expected](value):
             raise StoreError(f"{path}: run metadata member '{key}' is not {expected}")
+    # The folder's name is the run's id: a copied run folder (a backup put back under a new name) is the run
+    # its name says, so ``gc``, ``cancel`` or ``resume`` of the id ``runs`` shows never reach the original.
+    meta["id"] = run_id
     return meta
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import zlib
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -88,6 +89,19 @@ def test_an_unreadable_run_json_is_listed_and_left_alone_by_gc(store: FileRunSto
     assert "run metadata does not parse" in listed["error"]
     assert store.gc(0, now=datetime(2030, 1, 1, tzinfo=timezone.utc)) == []
     assert handle.directory.is_dir()
+
+
+def test_a_copied_run_folder_is_the_run_its_name_says(store: FileRunStore) -> None:
+    original = store.create_run({"status": "failed", "ended": "2026-11-26T11:48:07.123Z"}, {})
+    original.close()
+    copy = store.runs_dir / "20200101-000000-copy"
+    shutil.copytree(original.directory, copy)  # a backup put back: its run.json names the original
+    meta = json.loads((copy / "run.json").read_text())
+    (copy / "run.json").write_text(json.dumps({**meta, "ended": "2020-01-01T00:00:00.000Z"}))
+    assert sorted(meta["id"] for meta in store.list_runs()) == sorted([original.run_id, copy.name])
+    assert store.open_run(copy.name).meta["id"] == copy.name
+    assert store.gc(86400, now=datetime(2026, 11, 27, tzinfo=timezone.utc)) == [copy.name]
+    assert not copy.exists() and original.directory.is_dir()  # not the run the copy's run.json named
 
 
 def test_gc_sweeps_the_debris_of_an_interrupted_delete(store: FileRunStore) -> None:
