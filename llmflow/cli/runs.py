@@ -16,6 +16,8 @@ from llmflow.cli.terminal import color_for, terminal_json, terminal_text
 from llmflow.errors import StoreError, UsageError
 
 if TYPE_CHECKING:
+    from rich.text import Text
+
     from llmflow.observability.timeline import Instance, RunTimeline
     from llmflow.store import FileRunHandle, FileRunStore
 
@@ -88,26 +90,54 @@ def list_runs(status: str | None, limit: int | None, *, as_json: bool, state_dir
         sys.stderr.write(f"no runs{f' with status {status}' if status else ''} in {store.root}\n")
         return exits.SUCCEEDED
     from rich.console import Console
-    from rich.table import Table
+
+    console = Console(file=sys.stdout) if sys.stdout.isatty() else Console(file=sys.stdout, width=1000)
+    console.print(_runs_table(runs), crop=True, no_wrap=True, overflow="ellipsis")
+    return exits.SUCCEEDED
+
+
+def _runs_table(runs: list[dict[str, Any]]) -> Text:
+    """The runs as aligned columns (what a borderless rich ``Table`` draws), built in one pass: a table of
+    thousands of runs took rich seconds to lay out."""
+    from rich.cells import cell_len
     from rich.text import Text
 
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("ID", "WORKFLOW", "STATUS", "STARTED", "DURATION"):
-        table.add_column(column, no_wrap=True, justify="right" if column == "DURATION" else "left")
+    header = ("ID", "WORKFLOW", "STATUS", "STARTED", "DURATION")
+    rows: list[tuple[str, ...]] = []
     for meta in runs:
-        # Cells are Text, not markup: a run.json (or a folder name) saying ``[bold]`` or holding escape sequences
-        # is shown as it is written, escaped, never acted on.
-        state = str(meta.get("status", "?"))
-        table.add_row(
-            Text(terminal_text(str(meta["id"]))),
-            Text(terminal_text(str(meta.get("workflow", "?")))),
-            Text(terminal_text(state), style=_STATUS_COLORS.get(state, "white")),
-            _local(meta.get("started") or meta.get("created")),
-            _duration(meta),
+        # Shown as written, escaped (a run.json or folder name holding ``[bold]`` or escape sequences is never
+        # acted on): the cells are plain text, never markup.
+        rows.append(
+            (
+                terminal_text(str(meta["id"])),
+                terminal_text(str(meta.get("workflow", "?"))),
+                terminal_text(str(meta.get("status", "?"))),
+                _local(meta.get("started") or meta.get("created")),
+                _duration(meta),
+            )
         )
-    console = Console(file=sys.stdout) if sys.stdout.isatty() else Console(file=sys.stdout, width=1000)
-    console.print(table)
-    return exits.SUCCEEDED
+    widths = [max(map(cell_len, column)) for column in zip(header, *rows, strict=True)]
+    table = Text()
+
+    def add(cells: tuple[str, ...], style: str = "", status_style: str = "") -> None:
+        for index, cell in enumerate(cells):
+            padding = " " * (widths[index] - cell_len(cell))
+            cell_style = status_style if index == 2 and status_style else style
+            if index:
+                table.append("  ", style)
+            if index == len(cells) - 1:  # the durations are right-aligned
+                table.append(padding, style)
+                table.append(cell, cell_style)
+            else:
+                table.append(cell, cell_style)
+                table.append(padding, style)
+        table.append("\n")
+
+    add(header, "bold")
+    for row in rows:
+        add(row, status_style=_STATUS_COLORS.get(row[2], "white"))
+    table.rstrip()
+    return table
 
 
 # -- show ------------------------------------------------------------------------------------------------
