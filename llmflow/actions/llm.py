@@ -207,6 +207,14 @@ async def _call(ctx: ActionContext, choice: ModelChoice, messages: list[dict[str
 
 async def call_model(ctx: ActionContext) -> ActionResult:
     """Call the model (falling back to other models when one is unavailable); validate structured output."""
+    if "history" in ctx.config:
+        # Continuing a session's conversation is part of the language, but sessions are not built yet: fail
+        # rather than send the prompt without the history the workflow asked for.
+        raise ActionError(
+            f"step '{ctx.node.id}': history is not available in this version of llmflow (sessions are not built"
+            " yet); give the earlier turns in messages",
+            path=ctx.path,
+        )
     schema = ctx.node.options.get("schema")
     messages = build_messages(ctx.config)
     if not messages:

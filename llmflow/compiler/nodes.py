@@ -81,6 +81,11 @@ def compile_llm(compiler: Compiler, spec: Spec, frame: NodeFrame, common: dict[s
     schema = config.pop("schema", None)
     if "temperature" in config:
         compiler.finite(config["temperature"], (*frame.doc_path, "llm", "temperature"))
+    if "history" in config:
+        message = "session histories are not available in this version of llmflow: this step fails when it runs"
+        compiler.diagnostics.append(
+            compiler.doc.diagnostic("unsupported", message, (*frame.doc_path, "llm", "history"), severity="warning")
+        )
     model = config.get("model", compiler.default_model)
     options: dict[str, Any] = {"schema": schema}
     if isinstance(model, str) and "{{" not in model:

@@ -89,7 +89,10 @@ _PATTERN_HELP = {
 
 # Explanations for values the schema forbids with ``not``, keyed by the forbidden pattern.
 _NOT_HELP = {
-    r"^(run|step)\.": "event names starting with 'run.' or 'step.' are reserved for built-in events",
+    r"^(run|steps?|branch|loop|map|parallel|stream|llm|checkpoint|hook)\.": (
+        "the prefixes of llmflow's own events (run. step. steps. branch. loop. map. parallel. stream. llm. "
+        "checkpoint. hook.) are reserved"
+    ),
 }
 
 # When several problems share one location, the first kind in this list is the one reported.

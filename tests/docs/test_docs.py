@@ -57,6 +57,58 @@ def test_readme_links_resolve() -> None:
         assert (ROOT / target).exists(), f"README.md links to missing {target}"
 
 
+# Every ```yaml block of the README and of docs/ is checked as `llmflow validate` checks a file:
+# - a block that starts with `version:` (after comment lines) is a whole workflow and is checked as it is;
+# - a block that is a list (`- id: ...`) is taken as the `steps:` of a workflow;
+# - a block of top-level keys (`models:`, `hooks:` ...) gets `version: 1`, a `name` and one step when it
+#   has none of its own.
+# `plugins:` files are created empty beside it (validation never imports them). A block that cannot stand
+# alone — a few keys of one node, `[...]` placeholders, steps it does not show, a template's file — is
+# marked `partial` in its fence info string: ```yaml partial (editors and GitHub still highlight it as YAML).
+_YAML_BLOCK = re.compile(r"^```yaml([^\n]*)\n(.*?)^```", flags=re.DOTALL | re.MULTILINE)
+
+
+def _snippets() -> list[tuple[str, str]]:
+    pages = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+    found = []
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for match in _YAML_BLOCK.finditer(text):
+            if "partial" in match.group(1).split():
+                continue
+            line = text.count("\n", 0, match.start()) + 1
+            found.append((f"{page.name}:{line}", match.group(2)))
+    return found
+
+
+def _as_workflow(block: str) -> str:
+    body = [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
+    if body and body[0].startswith("version:"):
+        return block
+    if body and body[0].startswith("- "):
+        return "version: 1\nname: snippet\nsteps:\n" + "".join(f"  {line}\n" for line in block.splitlines())
+    keys = {line.split(":", 1)[0] for line in body if not line.startswith((" ", "-"))}
+    head = ("" if "version" in keys else "version: 1\n") + ("" if "name" in keys else "name: snippet\n")
+    tail = "" if "steps" in keys else "steps:\n  - run: echo ok\n"
+    return head + block + tail
+
+
+@pytest.mark.parametrize("where, block", _snippets(), ids=[where for where, _ in _snippets()])
+def test_yaml_snippets_validate(where: str, block: str, tmp_path: Path) -> None:
+    from llmflow.frontend import validate_workflow
+
+    source = tmp_path / "snippet.yaml"
+    source.write_text(_as_workflow(block), encoding="utf-8")
+    for entry in re.findall(r"^plugins: \[(.*)\]", block, flags=re.MULTILINE):
+        for name in entry.split(","):
+            (tmp_path / name.strip()).write_text("", encoding="utf-8")
+    errors = [str(d) for d in validate_workflow(source) if d.severity == "error"]
+    assert not errors, (
+        f"the YAML block at docs {where} does not validate (mark it ```yaml partial if it is a fragment):\n"
+        + "\n".join(errors)
+    )
+
+
 def _workflows(page: str) -> list[str]:
     text = (DOCS / page).read_text(encoding="utf-8")
     return [block for block in re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL) if block.startswith("version:")]

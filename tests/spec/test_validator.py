@@ -425,10 +425,24 @@ BAD = {
           - emit: {event: run.started}
         """,
         "bad-value",
-        "'run.started' is not allowed for 'event': event names starting with 'run.' or 'step.' are reserved "
-        "for built-in events",
+        "'run.started' is not allowed for 'event': the prefixes of llmflow's own events (run. step. steps. "
+        "branch. loop. map. parallel. stream. llm. checkpoint. hook.) are reserved",
         4,
         19,
+    ),
+    # Every prefix the emit action refuses at run time is refused by validate too, not only run. and step.
+    "reserved-event-prefix-hook": Bad(
+        """
+        version: 1
+        name: t
+        steps:
+          - emit: hook.failed
+        """,
+        "bad-value",
+        "'hook.failed' is not allowed for 'emit': the prefixes of llmflow's own events (run. step. steps. "
+        "branch. loop. map. parallel. stream. llm. checkpoint. hook.) are reserved",
+        4,
+        11,
     ),
     "integer-or-template": Bad(
         """
@@ -1063,7 +1077,8 @@ def test_no_message_shows_a_raw_regular_expression() -> None:
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
-    patterns.discard(r"^(run|step)\.")  # only used under `not`, explained by its own message
+    # Only used under `not`, explained by its own message.
+    patterns.discard(r"^(run|steps?|branch|loop|map|parallel|stream|llm|checkpoint|hook)\.")
     assert sorted(patterns - set(_PATTERN_HELP)) == []
 
 
