@@ -10,6 +10,7 @@ from pathlib import Path, PurePosixPath
 
 from llmflow.engine.actions import ActionContext, ActionResult
 from llmflow.errors import ActionError
+from llmflow.store.location import STORE_DIRNAME
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -49,6 +50,9 @@ async def write_file(ctx: ActionContext) -> ActionResult:
             f"step '{node.id}': write path {path!r} is inside the run store {state.resolve()}; "
             "use artifact: true to keep a copy with the run"
         )
+    if any(part.casefold() == STORE_DIRNAME for part in target.relative_to(root).parts):
+        # Another folder's run store, or a new one that commands run below it would take for theirs.
+        raise ActionError(f"step '{node.id}': write path {path!r} is inside a {STORE_DIRNAME} folder (a run store)")
     content = ctx.config.get("content", "")
     text = content if isinstance(content, str) else stringify(content)
     data = _encoded(text, node.id)

@@ -688,6 +688,15 @@ def test_write_refuses_the_run_store_inside_the_project(flow: Flow, target: str)
     assert flow.state.is_dir()
 
 
+@pytest.mark.parametrize("target", ["sub/.llmflow/runs/forged.json", ".llmflow/x.txt", "sub/.LLMFLOW/x.txt"])
+def test_write_refuses_any_llmflow_folder(flow: Flow, target: str) -> None:
+    """Not only the run's own store: a new ``.llmflow`` below the project is what commands run there use."""
+    summary = flow.run(f"steps:\n  - {{id: w, write: {{path: '{target}', content: hi}}}}\n")
+    assert summary.status == "failed"
+    assert summary.error == f"step 'w': write path {target!r} is inside a .llmflow folder (a run store)"
+    assert not (flow.root / target).exists()
+
+
 def test_write_with_artifact_keeps_its_copy_in_the_run_store(flow: Flow) -> None:
     summary = flow.run("steps:\n  - {id: w, write: {path: out/note.txt, content: hi, artifact: true}}\n")
     assert summary.status == "succeeded", summary.error
