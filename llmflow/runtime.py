@@ -27,6 +27,7 @@ from llmflow.engine.resume import (
     static_path,
 )
 from llmflow.engine.runner import Engine, RunState
+from llmflow.engine.state import usage_number
 from llmflow.errors import PluginError, StoreError, UsageError
 from llmflow.expressions.extensions import Extensions, Kind, builtin_names, extensions_of_run
 from llmflow.plugins import Plugins, load_plugins
@@ -411,7 +412,7 @@ async def resume_run(request: ResumeRequest, options: RunOptions | None = None) 
         del state.replay[COMPENSATING]
     for key, value in (meta.get("usage") or {}).items():
         if key in state.usage and isinstance(value, (int, float)):
-            state.usage[key] = float(value)
+            state.usage[key] = usage_number(key, value)
     if roots is not None:  # paths in the frozen copy map back to the original folder
         state.frozen_root, state.original_root = roots
     if request.approve or request.reject:

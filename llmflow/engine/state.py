@@ -20,6 +20,12 @@ if TYPE_CHECKING:
 _USAGE_KEYS = ("input_tokens", "output_tokens", "cost")
 
 
+def usage_number(key: str, value: Any) -> float:
+    """A usage count as ``run.usage`` keeps it: tokens whole (as ``steps.<id>.usage`` shows them), cost a float."""
+    number = float(value or 0)
+    return number if key == "cost" else int(number)
+
+
 class RunState:
     """Everything run-wide: identity, services, journal replay index and limits.
 
@@ -90,7 +96,7 @@ class RunState:
         self.approvals = approvals if approvals is not None else {}
         #: When each approval was first asked (epoch seconds), kept in ``run.json`` while the run waits.
         self.approvals_asked = approvals_asked if approvals_asked is not None else {}
-        self.usage = usage if usage is not None else dict.fromkeys(_USAGE_KEYS, 0.0)
+        self.usage = usage if usage is not None else {"input_tokens": 0, "output_tokens": 0, "cost": 0.0}
         self.output_listener = output_listener
         self.action_slots = action_slots
         self.started = started if started is not None else time.time()
@@ -173,7 +179,7 @@ class RunState:
     def add_usage(self, usage: Mapping[str, Any]) -> None:
         """Add one call's tokens and cost (limits are checked once the step is journaled)."""
         for key in _USAGE_KEYS:
-            self.usage[key] += float(usage.get(key) or 0)
+            self.usage[key] += usage_number(key, usage.get(key))
 
     def check_limits(self) -> None:
         """Stop the run cleanly (``LimitExceeded``) when the tokens or cost used cross a limit."""

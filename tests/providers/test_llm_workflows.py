@@ -297,3 +297,24 @@ def test_the_mock_replays_a_replies_file_beside_the_workflow_through_simulated_r
     assert summary.outputs == {"one": "first", "two": '{"x": 1}'}
     retries = project.events(summary.run_id, "llm.retry")
     assert [(e["path"], e["data"]["status"], e["data"]["delay"]) for e in retries] == [("one", 429, 0.01)] * 2
+
+
+def test_run_usage_counts_tokens_in_whole_numbers_also_after_a_resume(project: Project) -> None:
+    body = """
+    steps:
+      - {id: ask, llm: {model: mock/echo, prompt: hello there}}
+      - {id: gate, run: test -f marker}
+      - {id: again, llm: {model: mock/echo, prompt: and again}}
+    outputs:
+      usage: "{{ run.usage }}"
+    """
+    failed = project.run(body)
+    assert failed.status == "failed"
+    assert project.meta(failed.run_id)["usage"] == {"input_tokens": 3, "output_tokens": 3, "cost": 0.0}
+    (project.root / "marker").touch()
+    resumed = project.resume(failed.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    usage = resumed.outputs["usage"]
+    assert usage == {"input_tokens": 6, "output_tokens": 6, "cost": 0.0}
+    assert all(type(usage[key]) is int for key in ("input_tokens", "output_tokens")), usage  # 4.0 before
+    assert type(usage["cost"]) is float
