@@ -364,6 +364,16 @@ def test_list_runs_is_newest_first_and_filters_by_status(store: RunStore) -> Non
     assert all(meta["status"] in RUN_STATUSES for meta in store.list_runs())
 
 
+def test_a_limit_keeps_the_newest_runs_when_it_falls_within_one_second(kit: StoreKit, tmp_path: Path) -> None:
+    store: RunStore = kit.make(tmp_path, TickingClock(step=timedelta(milliseconds=300)))
+    statuses = ["failed", "succeeded", "failed", "succeeded", "failed", "succeeded"]  # seconds 0,0,0,0,1,1
+    ids = [_run(store, status=status).run_id for status in statuses]
+    assert [meta["id"] for meta in store.list_runs(limit=3)] == [ids[5], ids[4], ids[3]]
+    assert [meta["id"] for meta in store.list_runs(limit=5)] == ids[:0:-1]
+    assert [meta["id"] for meta in store.list_runs(limit=2, status="failed")] == [ids[4], ids[2]]
+    assert [meta["id"] for meta in store.list_runs(limit=10)] == ids[::-1]
+
+
 def test_a_running_run_that_nobody_drives_is_listed_as_stale_interrupted(store: RunStore) -> None:
     driven = _run(store, status="running")
     driven.lock()
