@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from llmflow.compiler.graph import ActionNode, GroupNode, IfNode, Node, ParallelNode, SwitchNode, TryNode, Workflow
@@ -348,9 +348,22 @@ class Engine:
         Only steps that share the composite's scope (groups, the chosen branch, try/catch/finally,
         parallel branches) are visible outside it; loop iterations and map items keep theirs.
         """
-        for child in _same_scope_children(node, outcome.extra):
-            record = self.state.replay.get(frame.instance_path(child.path))
+        self.restore_results(_same_scope_children(node, outcome.extra), frame)
+
+    def restore_results(self, nodes: Iterable[Node], frame: Frame) -> None:
+        """Make the results of the completed instances among ``nodes`` visible again as ``steps.<id>``, and
+        those of the steps inside them that share their scope.
+
+        A composite without a record of its own (it failed, say a group whose step failed, or a try body that
+        went to ``catch``) is looked into as well: the steps inside it that completed before the failure
+        showed their results in an unbroken run, so they show them after a resume too.
+        """
+        replay = self.state.replay
+        for child in nodes:
+            record = replay.get(frame.instance_path(child.path))
             if record is None:
+                if not isinstance(child, ActionNode):
+                    self.restore_results(_same_scope_children(child, {}), frame)
                 continue
             inner = Outcome.from_record(record)
             if child.named:

@@ -379,3 +379,63 @@ def test_restored_steps_show_later_steps_what_they_showed_in_the_first_drive(flo
     start_ms, duration_ms = journaled["a"]["m"]
     assert outputs["a"]["started"] == start_ms / 1000
     assert outputs["a"]["ended"] == (start_ms + duration_ms) / 1000
+
+
+
+def unbroken_outputs(flow: Flow, text: str) -> Any:
+    """The outputs of the workflow run without a stop, in a fresh folder beside ``flow``'s (marker present)."""
+    fresh = Flow(flow.root / "fresh")
+    fresh.root.mkdir()
+    fresh.touch("marker")
+    summary = fresh.run(text)
+    assert summary.status == "succeeded", summary.error
+    return summary.outputs
+
+
+def test_a_catch_resumed_after_a_failure_sees_the_body_steps_that_completed(flow: Flow) -> None:
+    """The body's results stay visible to catch and after the try, also when the resume starts in catch."""
+    text = """
+        steps:
+          - id: t
+            try:
+              - {id: a, run: 'echo a >> log; echo A'}
+              - {id: g, steps: [{id: b, run: 'echo b >> log; echo B'}, {fail: boom}]}
+            catch:
+              - {id: h, run: 'echo h >> log; test -f marker && echo "h {{ steps.a.output }} {{ steps.b.status }}"'}
+          - {id: after, run: 'echo "{{ steps.a.output }}{{ steps.b.output }}"'}
+        outputs: {h: "{{ steps.h.output }}", after: "{{ steps.after.output }}"}
+    """
+    expected = unbroken_outputs(flow, text)
+    assert expected == {"h": "h A succeeded", "after": "AB"}
+    first = flow.run(text)
+    assert first.status == "failed"
+    assert first.failed_step == "t/catch/h"
+    flow.touch("marker")
+    resumed = flow.resume(first.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs == expected
+    assert flow.log() == {"a": 1, "b": 1, "h": 2}
+
+
+def test_steps_inside_a_failed_nested_group_that_was_continued_stay_visible_after_a_resume(flow: Flow) -> None:
+    """``g`` failed (continued) because its inner group did: ``a`` inside that completed and shows its output."""
+    text = """
+        steps:
+          - id: g
+            continue_on_error: true
+            steps:
+              - {id: inner, steps: [{id: a, run: 'echo a >> log; echo A'}, {fail: boom}]}
+          - {id: gate, run: 'echo gate >> log; test -f marker'}
+          - {id: after, run: 'echo "{{ steps.a.output }} {{ steps.a.status }} {{ steps.inner.status }}"'}
+        outputs: {after: "{{ steps.after.output }}"}
+    """
+    expected = unbroken_outputs(flow, text)
+    assert expected == {"after": "A succeeded skipped"}
+    first = flow.run(text)
+    assert first.status == "failed"
+    assert first.failed_step == "gate"
+    flow.touch("marker")
+    resumed = flow.resume(first.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs == expected
+    assert flow.log() == {"a": 1, "gate": 2}

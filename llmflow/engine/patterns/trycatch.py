@@ -65,6 +65,8 @@ async def execute_try(engine: Engine, node: TryNode, frame: Frame, path: str) ->
                 assert isinstance(failure, StepError)
                 caught = _caught(failure)
                 engine.state.handle.append({"p": path, "s": "caught", "e": caught})
+            else:  # catch sees the results of the body's steps that completed before it failed, as it did then
+                engine.restore_results(node.body, frame)
             engine.state.emit("branch.selected", path, {"id": node.id, "branch": "catch", "error": caught})
             output, writes = await engine.sequence(node.catch, frame.with_locals(error=caught))
     except (StepError, RunError):
