@@ -37,6 +37,7 @@ from llmflow.engine.outcome import (
 )
 from llmflow.engine.patterns import executor_for
 from llmflow.engine.preview import preview
+from llmflow.engine.resume import ATTEMPT
 from llmflow.engine.state import RunState
 from llmflow.errors import ActionError, ExpressionError, LlmflowError, StepError, StepTimeout, UnstorableValue
 
@@ -153,11 +154,18 @@ class Engine:
         self.forget(instance_path)
         self.state.handle.append({"p": instance_path, "s": "reset"})
 
-    def retry_afresh(self, instance_path: str) -> None:
+    def retry_afresh(self, instance_path: str, attempt: int, carried: Mapping[str, Any]) -> None:
         """A retried composite starts afresh, as in an unbroken run: what completed inside it in an earlier
-        attempt runs again, now and on any resume (a resume must not mix the records of two attempts)."""
+        attempt runs again, now and on any resume (a resume must not mix the records of two attempts). The
+        record keeps the attempt's number and the variables the earlier attempts left (``carried``), which a
+        resume of this attempt starts from."""
         self.forget(instance_path)
-        self.state.handle.append({"p": instance_path, "s": "retry"})
+        self.state.handle.append({"p": instance_path, "s": "retry", "a": attempt, "w": dict(carried)})
+
+    def _attempts_over(self, instance_path: str, attempt: int, leaf: bool) -> None:
+        """A retried composite failed for good: a resume of the failed run gives it all its attempts again."""
+        if not leaf and (attempt > 1 or instance_path + ATTEMPT in self.state.replay):
+            self.state.handle.append({"p": instance_path + ATTEMPT, "s": "reset"})
 
     def forget(self, instance_path: str) -> None:
         """Drop replay records at or under ``instance_path`` for this drive only."""
@@ -204,6 +212,21 @@ class Engine:
         before = dict(frame.vars) if node.continue_on_error and not leaf else None
         policy = node.retry
         attempts = policy.attempts if policy is not None else 1
+        attempt = 0
+        # A retried composite's later attempt starts with the variables its earlier attempts left (they are
+        # not rolled back): ``carried`` holds them, and the journal keeps them with the attempt's number, so a
+        # run stopped in that attempt resumes it with the same variables and the attempts it has left.
+        first_vars: dict[str, Any] | None = None
+        carried: dict[str, Any] = {}
+        resumed_attempt = False
+        if not leaf and policy is not None:
+            first_vars = dict(frame.vars)
+            earlier = state.replay.get(path + ATTEMPT) if state.replay else None
+            if earlier is not None:
+                attempt = int(earlier.get("a", 1)) - 1
+                carried = dict(earlier.get("w") or {})
+                frame.vars.update(carried)
+                resumed_attempt = attempt > 0
         # Only leaf actions take a run-wide slot (limits.max_concurrency), one per attempt: a composite
         # holding one while its children wait for theirs could deadlock. The step starts (its event, its
         # start time, its timeout) once it holds the slot; until then it is only waiting, and says nothing.
@@ -212,11 +235,14 @@ class Engine:
         slots = state.action_slots if leaf else None
         held = False  # whether this attempt holds its slot: until its outcome is announced
         try:
-            attempt = 0
             while True:
                 attempt += 1
-                if attempt > 1 and not leaf:
-                    self.retry_afresh(path)
+                if resumed_attempt:
+                    resumed_attempt = False  # the journal's attempt goes on: what it completed stays done
+                elif attempt > 1 and not leaf:
+                    if first_vars is not None:
+                        carried = {k: v for k, v in frame.vars.items() if k not in first_vars or first_vars[k] != v}
+                    self.retry_afresh(path, attempt, carried)
                 if slots is not None:
                     await slots.acquire()  # cancelled while waiting: the step never started, nothing to announce
                     held = True
@@ -242,6 +268,7 @@ class Engine:
                         outcome = verdict
                         break
                     if isinstance(verdict, StepError):
+                        self._attempts_over(path, attempt, leaf)
                         return await self._failed(node, frame, path, verdict, attempt, started, before)
                     delay = verdict
                 if delay is None and attempt < attempts and policy is not None and _retryable(failure, policy.on):
@@ -264,9 +291,12 @@ class Engine:
                         held = False
                     await asyncio.sleep(max(0.0, delay))
                     continue
+                self._attempts_over(path, attempt, leaf)
                 return await self._failed(node, frame, path, failure, attempt, started, before)
 
             outcome.attempts = attempt
+            if carried:  # what earlier attempts set and this one did not set again stays set, as in frame.vars
+                outcome.writes = {**carried, **outcome.writes}
             outcome.started = started
             outcome.ended = time.time()
             if decisions:

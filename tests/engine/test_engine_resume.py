@@ -381,7 +381,6 @@ def test_restored_steps_show_later_steps_what_they_showed_in_the_first_drive(flo
     assert outputs["a"]["ended"] == (start_ms + duration_ms) / 1000
 
 
-
 def unbroken_outputs(flow: Flow, text: str) -> Any:
     """The outputs of the workflow run without a stop, in a fresh folder beside ``flow``'s (marker present)."""
     fresh = Flow(flow.root / "fresh")
@@ -439,3 +438,50 @@ def test_steps_inside_a_failed_nested_group_that_was_continued_stay_visible_afte
     assert resumed.status == "succeeded", resumed.error
     assert resumed.outputs == expected
     assert flow.log() == {"a": 1, "gate": 2}
+
+
+def test_a_retried_group_that_failed_for_good_gets_all_its_attempts_again_on_resume(flow: Flow) -> None:
+    """'b' passes from its fourth run on: two attempts fail the run, the resume's two attempts finish it (its
+    first attempt keeps 'a', which the run's last attempt completed)."""
+    summary = flow.run(
+        """
+        steps:
+          - id: g
+            retry: {attempts: 2, delay: 0}
+            steps:
+              - {id: a, run: 'echo a >> log'}
+              - {id: b, run: 'echo b >> log; test "$(grep -c b log)" -ge 4'}
+        outputs: {attempts: "{{ steps.g.attempts }}"}
+        """
+    )
+    assert summary.status == "failed"
+    assert flow.log() == {"a": 2, "b": 2}
+    resumed = flow.resume(summary.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs == {"attempts": 2}
+    assert flow.log() == {"a": 3, "b": 4}
+
+
+def test_a_variable_only_an_earlier_attempt_of_a_retried_group_set_is_restored_with_the_group(flow: Flow) -> None:
+    """Attempt 1 sets x and fails; attempt 2 does not set it: x stays set, after a resume too."""
+    text = """
+        vars: {x: 0}
+        steps:
+          - id: g
+            retry: {attempts: 2, delay: 0}
+            steps:
+              - {id: a, run: 'echo a >> log; grep -c a log'}
+              - {id: first, if: "steps.a.output == '1'", set: {x: 7}}
+              - {id: b, run: 'test "{{ steps.a.output }}" = 2'}
+          - {id: gate, run: 'echo gate >> log; test -f marker'}
+        outputs: {x: "{{ vars.x }}"}
+    """
+    assert unbroken_outputs(flow, text) == {"x": 7}
+    first = flow.run(text)
+    assert first.status == "failed"
+    assert first.failed_step == "gate"
+    flow.touch("marker")
+    resumed = flow.resume(first.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs == {"x": 7}
+    assert flow.log() == {"a": 2, "gate": 2}
