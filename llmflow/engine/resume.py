@@ -14,6 +14,12 @@ Journal records that are not completions change what counts as done, in journal 
     ``P`` goes on with attempt ``n`` and the variables the earlier attempts left (``w``), as the stopped run
     did (kept in the index under ``P/#attempt``; a ``reset`` of ``P/#attempt``, written when ``P`` failed
     for good, drops it, so that a resume of the failed run gives ``P`` all its attempts again).
+``{"s": "unfinished", "p": P}``
+    try ``P`` failed or was stopped and its ``finally`` began: a resume that runs ``P`` again (it has no
+    completion record and no enclosing ``catch`` took over) first resets ``P/finally``, so that the
+    ``finally`` runs whole again; until then the ``finally`` steps that completed keep their records, so
+    that an enclosing ``catch`` and the steps after a failed try see their results (kept in the index under
+    ``P/finally/#unfinished``, which that reset drops).
 ``{"s": "caught", "p": P, "e": error}``
     the body of try ``P`` failed and its ``catch`` began: a resume goes straight to ``catch`` with the same
     ``error`` instead of trying the body again (kept in the index under ``P/#caught``).
@@ -52,16 +58,19 @@ CAUGHT = "/#caught"
 DECIDED = "/#decided"
 #: Where the index keeps the attempt a retried composite instance began last, with the variables it began with.
 ATTEMPT = "/#attempt"
+#: Where the index keeps the "finally began after a failure" marker of a try instance.
+UNFINISHED = "/finally/#unfinished"
 #: Where the index keeps the failure of a map item its map tolerated.
 FAILED_ITEM = "/#failed"
 #: Where the index keeps the failure of the run whose compensation began (a run-wide marker: no node's).
 COMPENSATING = "#compensating"
-_MARKERS = (CAUGHT, DECIDED, FAILED_ITEM, ATTEMPT)
+_MARKERS = (CAUGHT, DECIDED, FAILED_ITEM, ATTEMPT, UNFINISHED)
 #: Statuses of records that complete a node instance.
 REPLAYABLE = frozenset({SUCCEEDED, SKIPPED, FAILED})
 #: Every status the engine journals: completions, then the records above that change what counts as done.
 RECORD_STATUSES = REPLAYABLE | {
     "caught",
+    "unfinished",
     "decided",
     "tolerated",
     "compensating",
@@ -123,6 +132,8 @@ def replay_index(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, An
             index[path] = record
         elif status == "caught":
             index[path + CAUGHT] = record
+        elif status == "unfinished":
+            index[path + UNFINISHED] = record
         elif status == "decided":
             index[path + DECIDED] = record
         elif status == "tolerated":

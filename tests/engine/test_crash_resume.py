@@ -842,3 +842,38 @@ def test_a_run_killed_in_a_later_attempt_of_a_retried_group_resumes_with_the_var
     assert resumed.code == 0, resumed.stderr
     assert resumed.json()["outputs"] == unbroken.json()["outputs"]
     assert project.lines() == reference_run.lines() + Counter(["hold 2"])
+
+
+# The body fails while the gate is missing; the run is killed in the second step of the finally that follows.
+FINALLY_AFTER_FAILURE = workflow(
+    "finally-after-failure",
+    """
+steps:
+  - id: guarded
+    try:
+      - id: body
+        run: echo "body -" >> "{{ inputs.log }}"; test -e "{{ inputs.gate }}" || exit 3
+    finally:
+      - id: f1
+        run: echo "f1 -" >> "{{ inputs.log }}"; echo F1
+      - id: f2
+        run: echo "f2 -" >> "{{ inputs.log }}"; BLOCK; echo F2
+  - id: after
+    run: echo "after -" >> "{{ inputs.log }}"; echo "{{ steps.f1.output }}{{ steps.f2.output }}"
+outputs:
+  after: "{{ steps.after.output }}"
+""",
+)
+
+
+def test_a_run_killed_in_the_finally_of_a_failed_try_runs_the_whole_finally_again(tmp_path: Path) -> None:
+    """The resume runs the try again (its body passes now), and after it the whole finally, f1 included."""
+    project = Project(tmp_path / "crashed", {"flow.yaml": FINALLY_AFTER_FAILURE})
+    crash(project, Scenario({}, in_flight=("f2 -",)))
+
+    project.gate.touch()
+    resumed = project.cli("resume", "--last", "--json")
+
+    assert resumed.code == 0, resumed.stderr
+    assert resumed.json()["outputs"] == {"after": "F1F2"}
+    assert project.lines() == Counter({"body -": 2, "f1 -": 2, "f2 -": 2, "after -": 1})

@@ -485,3 +485,52 @@ def test_a_variable_only_an_earlier_attempt_of_a_retried_group_set_is_restored_w
     assert resumed.status == "succeeded", resumed.error
     assert resumed.outputs == {"x": 7}
     assert flow.log() == {"a": 2, "gate": 2}
+
+
+def test_the_finally_of_a_failed_inner_try_stays_visible_to_an_outer_catch_resumed_after_a_failure(flow: Flow) -> None:
+    """The inner try never runs again (the outer catch took over): its finally's results are still there."""
+    text = """
+        steps:
+          - id: outer
+            try:
+              - id: inner
+                try: [{id: a, run: 'echo a >> log; echo A'}, {fail: boom}]
+                finally: [{id: f, run: 'echo f >> log; echo F'}]
+            catch:
+              - {id: h, run: 'echo h >> log; test -f marker && echo "h {{ steps.f.output }}{{ steps.a.output }}"'}
+          - {id: after, run: 'echo "{{ steps.f.output }} {{ steps.f.status }}"'}
+        outputs: {h: "{{ steps.h.output }}", after: "{{ steps.after.output }}"}
+    """
+    expected = unbroken_outputs(flow, text)
+    assert expected == {"h": "h FA", "after": "F succeeded"}
+    first = flow.run(text)
+    assert first.status == "failed"
+    assert first.failed_step == "outer/catch/h"
+    flow.touch("marker")
+    resumed = flow.resume(first.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs == expected
+    assert flow.log() == {"a": 1, "f": 1, "h": 2}
+
+
+def test_the_finally_of_a_continued_failed_try_stays_visible_after_a_resume(flow: Flow) -> None:
+    text = """
+        steps:
+          - id: t
+            continue_on_error: true
+            try: [{fail: boom}]
+            finally: [{id: f, run: 'echo f >> log; echo F'}]
+          - {id: gate, run: 'echo gate >> log; test -f marker'}
+          - {id: after, run: 'echo "{{ steps.f.output }} {{ steps.t.status }}"'}
+        outputs: {after: "{{ steps.after.output }}"}
+    """
+    expected = unbroken_outputs(flow, text)
+    assert expected == {"after": "F failed"}
+    first = flow.run(text)
+    assert first.status == "failed"
+    assert first.failed_step == "gate"
+    flow.touch("marker")
+    resumed = flow.resume(first.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs == expected
+    assert flow.log() == {"f": 1, "gate": 2}

@@ -7,7 +7,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from llmflow.engine.outcome import SUCCEEDED, NodeFailed, Outcome, PauseRun
-from llmflow.engine.resume import CAUGHT
+from llmflow.engine.resume import CAUGHT, UNFINISHED
 from llmflow.errors import RunError, StepError
 
 if TYPE_CHECKING:
@@ -30,12 +30,10 @@ def _caught(failure: StepError) -> dict[str, Any]:
 
 
 async def _finally_of_unfinished(engine: Engine, node: TryNode, frame: Frame, path: str) -> None:
-    """Run ``finally`` for a try that failed or was stopped, then reset it in the journal however it ended: a
-    resume runs the try again, and the whole of its ``finally`` after it."""
-    try:
-        await engine.sequence(node.finally_, frame)
-    finally:
-        engine.reset(f"{path}/finally")
+    """Run ``finally`` for a try that failed or was stopped. The journal says so first: a resume that runs the
+    try again runs the whole of its ``finally`` after it (``execute_try``), even if this one is cut short."""
+    engine.state.handle.append({"p": path, "s": "unfinished"})
+    await engine.sequence(node.finally_, frame)
 
 
 async def execute_try(engine: Engine, node: TryNode, frame: Frame, path: str) -> Outcome:
@@ -44,9 +42,13 @@ async def execute_try(engine: Engine, node: TryNode, frame: Frame, path: str) ->
     ``finally`` runs after the body or catch however they ended, a pause aside (the try goes on when the run
     resumes): also when they were cancelled (the try's or an enclosing ``timeout``, a ``fail_fast``
     sibling's failure, Ctrl-C, the run's timeout), before the cancellation goes on. When the try fails or
-    is cancelled, its ``finally`` steps are reset in the journal (whether or not they failed as well), so
-    that a resume, which runs the try again, runs its ``finally`` again too.
+    is cancelled, the journal marks it ``unfinished`` before its ``finally`` runs, so that a resume, which
+    runs the try again, runs the whole of its ``finally`` again too (whether or not it failed as well).
     """
+    if node.finally_ and path + UNFINISHED in engine.state.replay:
+        # The try failed or was stopped before, and its finally began: now it runs again, and so does the
+        # whole of its finally (its records were kept until now for the steps that read their results).
+        engine.reset(f"{path}/finally")
     snapshot = dict(frame.vars)
     writes: dict[str, Any] = {}
     earlier = engine.state.replay.get(path + CAUGHT)
