@@ -243,6 +243,9 @@ class Engine:
                     if first_vars is not None:
                         carried = {k: v for k, v in frame.vars.items() if k not in first_vars or first_vars[k] != v}
                     self.retry_afresh(path, attempt, carried)
+                    # The results of the earlier attempt's steps are gone, as from the journal: after the
+                    # composite, a step that only an earlier attempt ran reads as not run (also after a resume).
+                    frame.steps.forget(_scope_ids(node))
                 if slots is not None:
                     await slots.acquire()  # cancelled while waiting: the step never started, nothing to announce
                     held = True
@@ -573,6 +576,14 @@ def _same_scope_children(node: Node, extra: Mapping[str, Any]) -> Iterator[Node]
     elif isinstance(node, ParallelNode):
         for lane in node.branches:
             yield from lane.steps
+
+
+def _scope_ids(node: Node) -> Iterator[str]:
+    """The ids of the steps inside ``node`` that record their results in its own steps view (every branch)."""
+    for child in _same_scope_children(node, {}):
+        if child.named:
+            yield child.id
+        yield from _scope_ids(child)
 
 
 def _unstored(node: Node, path: str, error: UnstorableValue) -> ActionError:

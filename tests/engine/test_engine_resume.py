@@ -534,3 +534,35 @@ def test_the_finally_of_a_continued_failed_try_stays_visible_after_a_resume(flow
     assert resumed.status == "succeeded", resumed.error
     assert resumed.outputs == expected
     assert flow.log() == {"f": 1, "gate": 2}
+
+
+def test_steps_only_an_earlier_attempt_of_a_retried_group_ran_read_as_not_run_before_and_after_a_resume(
+    flow: Flow,
+) -> None:
+    """Attempt 1 takes 'then', attempt 2 'else': after the group, 'x' reads as not run, resumed or not (the
+    journal keeps only the last attempt's records, so a resume could not show attempt 1's anyway)."""
+    text = """
+        steps:
+          - id: g
+            retry: {attempts: 2, delay: 0}
+            steps:
+              - {id: a, run: "echo a >> log; grep -c '^a$' log"}
+              - id: pick
+                if: "steps.a.output == '1'"
+                then: [{id: x, run: 'echo X'}]
+                else: [{id: y, run: 'echo Y'}]
+              - {id: b, run: 'test "{{ steps.a.output }}" = 2'}
+          - {id: gate, run: 'echo gate >> log; test -f marker'}
+          - {id: after, run: 'echo "{{ steps.x.status }} {{ steps.x.output }} {{ steps.y.output }}"'}
+        outputs: {after: "{{ steps.after.output }}"}
+    """
+    expected = unbroken_outputs(flow, text)
+    assert expected == {"after": "skipped  Y"}
+    first = flow.run(text)
+    assert first.status == "failed"
+    assert first.failed_step == "gate"
+    flow.touch("marker")
+    resumed = flow.resume(first.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs == expected
+    assert flow.log() == {"a": 2, "gate": 2}
