@@ -6,8 +6,8 @@ Journal records that are not completions change what counts as done, in journal 
     the node instance ``P`` was undone by its ``compensate`` steps: ``P`` and everything under it runs again,
     and the composites around it are re-entered (their records are dropped too).
 ``{"s": "reset", "p": P}``
-    ``P`` and everything under it runs again (the ``finally`` steps of a try that failed; a ``P/#failed``
-    marker of a map that failed beyond its tolerance).
+    ``P`` and everything under it runs again (the ``finally`` steps of a try that failed, once a resume runs
+    it again; a ``P/#failed`` marker of a map that failed beyond its tolerance; a ``P/#attempt`` marker).
 ``{"s": "retry", "p": P, "a": n, "w": variables}``
     composite ``P`` begins attempt ``n`` (its ``retry``): what completed under ``P`` in earlier attempts
     runs again. Compensation still undoes it (``engine.compensation``): it did happen. A resume re-entering
