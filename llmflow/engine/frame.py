@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from llmflow.records import Record
@@ -39,6 +39,11 @@ class StepsView(Mapping[str, Any]):
     def record(self, step_id: str, result: dict[str, Any] | Viewable) -> None:
         """Make a finished step visible (its view, or a result that makes its view when first read)."""
         self._own[step_id] = result
+
+    def forget(self, step_ids: Iterable[str]) -> None:
+        """Make steps of this scope read as not run again (a retried composite's earlier attempt)."""
+        for step_id in step_ids:
+            self._own.pop(step_id, None)
 
     def __getitem__(self, key: str) -> Any:
         scope: StepsView | None = self

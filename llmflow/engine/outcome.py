@@ -185,6 +185,21 @@ class NodeFailed(StepError):
         self.failed: list[tuple[object, str, Outcome]] = []
 
 
+def failed_records(failure: BaseException, steps: object) -> dict[str, dict[str, Any]]:
+    """The journal records (without a path) of the named nodes that failed with ``failure`` and showed their
+    result in ``steps`` (a frame's steps view): kept with the record of the try that caught the failure, or of
+    the composite that failed and was continued, so that a resume shows them as failed again."""
+    if not isinstance(failure, NodeFailed):
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    for scope, step_id, outcome in failure.failed:
+        if scope is steps:
+            record = outcome.record("")
+            del record["p"]
+            found[step_id] = record
+    return found
+
+
 class PauseRun(BaseException):
     """Raised by an action (``approval``) to stop the run in status ``waiting``; resumable."""
 

@@ -6,11 +6,20 @@ Journal records that are not completions change what counts as done, in journal 
     the node instance ``P`` was undone by its ``compensate`` steps: ``P`` and everything under it runs again,
     and the composites around it are re-entered (their records are dropped too).
 ``{"s": "reset", "p": P}``
-    ``P`` and everything under it runs again (the ``finally`` steps of a try that failed; a ``P/#failed``
-    marker of a map that failed beyond its tolerance).
-``{"s": "retry", "p": P}``
-    composite ``P`` begins another attempt (its ``retry``): what completed under ``P`` in earlier attempts
-    runs again. Compensation still undoes it (``engine.compensation``): it did happen.
+    ``P`` and everything under it runs again (the ``finally`` steps of a try that failed, once a resume runs
+    it again; a ``P/#failed`` marker of a map that failed beyond its tolerance; a ``P/#attempt`` marker).
+``{"s": "retry", "p": P, "a": n, "w": variables}``
+    composite ``P`` begins attempt ``n`` (its ``retry``): what completed under ``P`` in earlier attempts
+    runs again. Compensation still undoes it (``engine.compensation``): it did happen. A resume re-entering
+    ``P`` goes on with attempt ``n`` and the variables the earlier attempts left (``w``), as the stopped run
+    did (kept in the index under ``P/#attempt``; a ``reset`` of ``P/#attempt``, written when ``P`` failed
+    for good, drops it, so that a resume of the failed run gives ``P`` all its attempts again).
+``{"s": "unfinished", "p": P}``
+    try ``P`` failed or was stopped and its ``finally`` began: a resume that runs ``P`` again (it has no
+    completion record and no enclosing ``catch`` took over) first resets ``P/finally``, so that the
+    ``finally`` runs whole again; until then the ``finally`` steps that completed keep their records, so
+    that an enclosing ``catch`` and the steps after a failed try see their results (kept in the index under
+    ``P/finally/#unfinished``, which that reset drops).
 ``{"s": "caught", "p": P, "e": error}``
     the body of try ``P`` failed and its ``catch`` began: a resume goes straight to ``catch`` with the same
     ``error`` instead of trying the body again (kept in the index under ``P/#caught``).
@@ -47,16 +56,21 @@ _TRAILING_INDEX = re.compile(r"\[\d+\]$")
 CAUGHT = "/#caught"
 #: Where the index keeps a plugin's decision about a composite instance (``engine.interception``).
 DECIDED = "/#decided"
+#: Where the index keeps the attempt a retried composite instance began last, with the variables it began with.
+ATTEMPT = "/#attempt"
+#: Where the index keeps the "finally began after a failure" marker of a try instance.
+UNFINISHED = "/finally/#unfinished"
 #: Where the index keeps the failure of a map item its map tolerated.
 FAILED_ITEM = "/#failed"
 #: Where the index keeps the failure of the run whose compensation began (a run-wide marker: no node's).
 COMPENSATING = "#compensating"
-_MARKERS = (CAUGHT, DECIDED, FAILED_ITEM)
+_MARKERS = (CAUGHT, DECIDED, FAILED_ITEM, ATTEMPT, UNFINISHED)
 #: Statuses of records that complete a node instance.
 REPLAYABLE = frozenset({SUCCEEDED, SKIPPED, FAILED})
 #: Every status the engine journals: completions, then the records above that change what counts as done.
 RECORD_STATUSES = REPLAYABLE | {
     "caught",
+    "unfinished",
     "decided",
     "tolerated",
     "compensating",
@@ -118,6 +132,8 @@ def replay_index(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, An
             index[path] = record
         elif status == "caught":
             index[path + CAUGHT] = record
+        elif status == "unfinished":
+            index[path + UNFINISHED] = record
         elif status == "decided":
             index[path + DECIDED] = record
         elif status == "tolerated":
@@ -130,6 +146,8 @@ def replay_index(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, An
                 dropped += [done for done in instance_ancestors(path) if done in index]
             for done in dropped:
                 index.pop(done, None)
+            if status == "retry" and "a" in record:
+                index[path + ATTEMPT] = record
         elif status == "rewind":
             drop = set(record.get("drop") or ())
             reopen = set(record.get("reopen") or ())

@@ -32,12 +32,13 @@ from llmflow.engine.outcome import (
     Outcome,
     Restored,
     error_info,
+    failed_records,
     jsonable,
     record_writes,
 )
 from llmflow.engine.patterns import executor_for
 from llmflow.engine.preview import preview
-from llmflow.engine.resume import CAUGHT
+from llmflow.engine.resume import ATTEMPT, CAUGHT
 from llmflow.engine.state import RunState
 from llmflow.errors import ActionError, ExpressionError, LlmflowError, StepError, StepTimeout, UnstorableValue
 
@@ -136,16 +137,17 @@ class Engine:
         return output, writes
 
     # -- the journal -------------------------------------------------------------------------------
-    async def journal(self, path: str, outcome: Outcome, names: Mapping[str, Any] | None = None) -> int | None:
+    async def journal(self, path: str, outcome: Outcome, more: Mapping[str, Any] | None = None) -> int | None:
         """Append the completion record of one node instance; with ``strict`` durability, return once it is
         on disk (group commit with the records of lanes finishing at the same moment: module docstring).
-        ``names``: the local names the instance saw (an item, ``index``, ``loop``), kept with it (``"l"``)
-        for its ``compensate`` steps, which may run in another process after a resume.
+        ``more``: members added to the record (``"l"``: the local names the instance saw, an item, ``index``,
+        ``loop``, for its ``compensate`` steps, which may run in another process after a resume; ``"f"``: the
+        nodes inside a failed, continued composite that failed with it, ``failed_records``).
         Returns the size in bytes of the output's JSON as journaled (``None`` without an output)."""
         handle = self.state.handle
         record = outcome.record(path)
-        if names:
-            record["l"] = dict(names)
+        if more:
+            record.update(more)
         if self._group_commit:
             size = handle.append(record, deferred=True)
             if len(self._lanes) > 1:  # other lanes run: let those ready now write their records first
@@ -159,11 +161,18 @@ class Engine:
         self.forget(instance_path)
         self.state.handle.append({"p": instance_path, "s": "reset"})
 
-    def retry_afresh(self, instance_path: str) -> None:
+    def retry_afresh(self, instance_path: str, attempt: int, carried: Mapping[str, Any]) -> None:
         """A retried composite starts afresh, as in an unbroken run: what completed inside it in an earlier
-        attempt runs again, now and on any resume (a resume must not mix the records of two attempts)."""
+        attempt runs again, now and on any resume (a resume must not mix the records of two attempts). The
+        record keeps the attempt's number and the variables the earlier attempts left (``carried``), which a
+        resume of this attempt starts from."""
         self.forget(instance_path)
-        self.state.handle.append({"p": instance_path, "s": "retry"})
+        self.state.handle.append({"p": instance_path, "s": "retry", "a": attempt, "w": dict(carried)})
+
+    def _attempts_over(self, instance_path: str, attempt: int, leaf: bool) -> None:
+        """A retried composite failed for good: a resume of the failed run gives it all its attempts again."""
+        if not leaf and (attempt > 1 or instance_path + ATTEMPT in self.state.replay):
+            self.state.handle.append({"p": instance_path + ATTEMPT, "s": "reset"})
 
     def forget(self, instance_path: str) -> None:
         """Drop replay records at or under ``instance_path`` for this drive only."""
@@ -210,6 +219,21 @@ class Engine:
         before = dict(frame.vars) if node.continue_on_error and not leaf else None
         policy = node.retry
         attempts = policy.attempts if policy is not None else 1
+        attempt = 0
+        # A retried composite's later attempt starts with the variables its earlier attempts left (they are
+        # not rolled back): ``carried`` holds them, and the journal keeps them with the attempt's number, so a
+        # run stopped in that attempt resumes it with the same variables and the attempts it has left.
+        first_vars: dict[str, Any] | None = None
+        carried: dict[str, Any] = {}
+        resumed_attempt = False
+        if not leaf and policy is not None:
+            first_vars = dict(frame.vars)
+            earlier = state.replay.get(path + ATTEMPT) if state.replay else None
+            if earlier is not None:
+                attempt = int(earlier.get("a", 1)) - 1
+                carried = dict(earlier.get("w") or {})
+                frame.vars.update(carried)
+                resumed_attempt = attempt > 0
         # Only leaf actions take a run-wide slot (limits.max_concurrency), one per attempt: a composite
         # holding one while its children wait for theirs could deadlock. The step starts (its event, its
         # start time, its timeout) once it holds the slot; until then it is only waiting, and says nothing.
@@ -218,11 +242,17 @@ class Engine:
         slots = state.action_slots if leaf else None
         held = False  # whether this attempt holds its slot: until its outcome is announced
         try:
-            attempt = 0
             while True:
                 attempt += 1
-                if attempt > 1 and not leaf:
-                    self.retry_afresh(path)
+                if resumed_attempt:
+                    resumed_attempt = False  # the journal's attempt goes on: what it completed stays done
+                elif attempt > 1 and not leaf:
+                    if first_vars is not None:
+                        carried = {k: v for k, v in frame.vars.items() if k not in first_vars or first_vars[k] != v}
+                    self.retry_afresh(path, attempt, carried)
+                    # The results of the earlier attempt's steps are gone, as from the journal: after the
+                    # composite, a step that only an earlier attempt ran reads as not run (also after a resume).
+                    frame.steps.forget(_scope_ids(node))
                 if slots is not None:
                     await slots.acquire()  # cancelled while waiting: the step never started, nothing to announce
                     held = True
@@ -248,6 +278,7 @@ class Engine:
                         outcome = verdict
                         break
                     if isinstance(verdict, StepError):
+                        self._attempts_over(path, attempt, leaf)
                         return await self._failed(node, frame, path, verdict, attempt, started, before)
                     delay = verdict
                 if delay is None and attempt < attempts and policy is not None and _retryable(failure, policy.on):
@@ -270,15 +301,20 @@ class Engine:
                         held = False
                     await asyncio.sleep(max(0.0, delay))
                     continue
+                self._attempts_over(path, attempt, leaf)
                 return await self._failed(node, frame, path, failure, attempt, started, before)
 
             outcome.attempts = attempt
+            if carried:  # what earlier attempts set and this one did not set again stays set, as in frame.vars
+                outcome.writes = {**carried, **outcome.writes}
             outcome.started = started
             outcome.ended = time.time()
             if decisions:
                 interception.keep(outcome, decisions)
             try:
-                size = await self.journal(path, outcome, frame.locals if node.compensate else None)
+                size = await self.journal(
+                    path, outcome, {"l": frame.locals} if node.compensate and frame.locals else None
+                )
             except UnstorableValue as error:  # e.g. a plugin's integer too long to write: the step fails, not the run
                 return await self._failed(node, frame, path, _unstored(node, path, error), attempt, started, before)
             self._finish(node, frame, outcome)
@@ -334,7 +370,8 @@ class Engine:
             raise error
         writes = _changed(before, frame.vars) if before is not None else {}
         outcome = Outcome(FAILED, output, writes, error=info, attempts=attempt, started=started, ended=ended)
-        await self.journal(path, outcome)
+        inside = failed_records(failure, frame.steps)  # a resume shows them as failed, as this run does
+        await self.journal(path, outcome, {"f": inside} if inside else None)
         self._finish(node, frame, outcome)
         return outcome
 
@@ -346,6 +383,7 @@ class Engine:
         self._finish(node, frame, outcome)
         if not isinstance(node, ActionNode):
             self._restore_scope(node, frame, outcome)
+            self.restore_failed(frame, record)
         return outcome
 
     def _finish(self, node: Node, frame: Frame, outcome: Outcome) -> None:
@@ -364,20 +402,31 @@ class Engine:
         if isinstance(node, TryNode) and outcome.extra.get("branch") == "catch":
             self.restore_failed(frame, self.state.replay.get(frame.instance_path(node.path) + CAUGHT))
 
-    def restore_results(self, children: Iterable[Node], frame: Frame) -> None:
-        """Make the journaled results of ``children`` (and of the steps in their scope) ``steps.<id>`` again."""
-        for child in children:
-            record = self.state.replay.get(frame.instance_path(child.path))
+    def restore_results(self, nodes: Iterable[Node], frame: Frame) -> None:
+        """Make the results of the completed instances among ``nodes`` visible again as ``steps.<id>``, and
+        those of the steps inside them that share their scope.
+
+        A composite without a record of its own (it failed, say a group whose step failed, or a try body that
+        went to ``catch``) is looked into as well: the steps inside it that completed before the failure
+        showed their results in an unbroken run, so they show them after a resume too.
+        """
+        replay = self.state.replay
+        for child in nodes:
+            record = replay.get(frame.instance_path(child.path))
             if record is None:
+                if not isinstance(child, ActionNode):
+                    self.restore_results(_same_scope_children(child, {}), frame)
                 continue
             inner = Outcome.from_record(record)
             if child.named:
                 frame.steps.record(child.id, inner)
             self._restore_scope(child, frame, inner)
+            self.restore_failed(frame, record)
 
-    def restore_failed(self, frame: Frame, caught: Mapping[str, Any] | None) -> None:
-        """Show the steps of a try's body that failed as failed again, from its ``caught`` journal record."""
-        failed = caught.get("f") if caught is not None else None
+    def restore_failed(self, frame: Frame, record: Mapping[str, Any] | None) -> None:
+        """Show the nodes that failed inside a try's body or a continued composite as failed again, from the
+        ``caught`` record or the composite's own (``"f"``: ``failed_records``)."""
+        failed = record.get("f") if record is not None else None
         if isinstance(failed, dict):
             for step_id, record in failed.items():
                 if isinstance(record, dict) and isinstance(record.get("s"), str):
@@ -556,6 +605,14 @@ def _same_scope_children(node: Node, extra: Mapping[str, Any]) -> Iterator[Node]
     elif isinstance(node, ParallelNode):
         for lane in node.branches:
             yield from lane.steps
+
+
+def _scope_ids(node: Node) -> Iterator[str]:
+    """The ids of the steps inside ``node`` that record their results in its own steps view (every branch)."""
+    for child in _same_scope_children(node, {}):
+        if child.named:
+            yield child.id
+        yield from _scope_ids(child)
 
 
 def _unstored(node: Node, path: str, error: UnstorableValue) -> ActionError:

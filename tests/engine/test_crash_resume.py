@@ -793,3 +793,87 @@ def test_a_run_killed_while_compensating_finishes_the_compensation_without_tryin
 
     assert again.code == 0, again.stderr
     assert project.lines() == Counter({"a -": 2, "b -": 2, "c -": 2, "ub -": 2, "ua -": 1})
+
+
+# Attempt 1 sets n and fails at 'b'; attempt 2 is killed in 'hold', before it sets n again.
+RETRIED_GROUP_WITH_VARIABLES = workflow(
+    "retried-vars",
+    """
+vars: {n: 0}
+steps:
+  - id: group
+    retry: {attempts: 2, delay: 0}
+    steps:
+      - id: a
+        run: echo "a -" >> "{{ inputs.log }}"; grep -c '^a -' "{{ inputs.log }}"
+      - id: hold
+        run: >-
+          echo "hold {{ steps.a.output }}" >> "{{ inputs.log }}";
+          if [ "{{ steps.a.output }}" = 2 ]; then BLOCK; fi
+      - id: inc
+        set: {n: "{{ vars.n + 1 }}"}
+      - id: b
+        run: >-
+          echo "b {{ steps.a.output }}" >> "{{ inputs.log }}";
+          test "{{ steps.a.output }}" -ge 2 && echo "n={{ vars.n }}"
+  - id: after
+    run: echo "after -" >> "{{ inputs.log }}"; echo "{{ vars.n }} {{ steps.group.output }} {{ steps.group.attempts }}"
+outputs:
+  after: "{{ steps.after.output }}"
+""",
+)
+
+
+def test_a_run_killed_in_a_later_attempt_of_a_retried_group_resumes_with_the_variables_it_began_with(
+    tmp_path: Path,
+) -> None:
+    """Attempt 2 began with the n that attempt 1 set, and is attempt 2: the resume goes on from there."""
+    reference_run = Project(tmp_path / "reference", {"flow.yaml": RETRIED_GROUP_WITH_VARIABLES})
+    reference_run.gate.touch()
+    unbroken = reference_run.cli(*reference_run.run_args(), "--json")
+    assert unbroken.code == 0, unbroken.stderr
+    assert unbroken.json()["outputs"] == {"after": "2 n=2 2"}
+    project = Project(tmp_path / "crashed", {"flow.yaml": RETRIED_GROUP_WITH_VARIABLES})
+    crash(project, Scenario({}, in_flight=("hold 2",)))
+
+    project.gate.touch()
+    resumed = project.cli("resume", "--last", "--json")
+
+    assert resumed.code == 0, resumed.stderr
+    assert resumed.json()["outputs"] == unbroken.json()["outputs"]
+    assert project.lines() == reference_run.lines() + Counter(["hold 2"])
+
+
+# The body fails while the gate is missing; the run is killed in the second step of the finally that follows.
+FINALLY_AFTER_FAILURE = workflow(
+    "finally-after-failure",
+    """
+steps:
+  - id: guarded
+    try:
+      - id: body
+        run: echo "body -" >> "{{ inputs.log }}"; test -e "{{ inputs.gate }}" || exit 3
+    finally:
+      - id: f1
+        run: echo "f1 -" >> "{{ inputs.log }}"; echo F1
+      - id: f2
+        run: echo "f2 -" >> "{{ inputs.log }}"; BLOCK; echo F2
+  - id: after
+    run: echo "after -" >> "{{ inputs.log }}"; echo "{{ steps.f1.output }}{{ steps.f2.output }}"
+outputs:
+  after: "{{ steps.after.output }}"
+""",
+)
+
+
+def test_a_run_killed_in_the_finally_of_a_failed_try_runs_the_whole_finally_again(tmp_path: Path) -> None:
+    """The resume runs the try again (its body passes now), and after it the whole finally, f1 included."""
+    project = Project(tmp_path / "crashed", {"flow.yaml": FINALLY_AFTER_FAILURE})
+    crash(project, Scenario({}, in_flight=("f2 -",)))
+
+    project.gate.touch()
+    resumed = project.cli("resume", "--last", "--json")
+
+    assert resumed.code == 0, resumed.stderr
+    assert resumed.json()["outputs"] == {"after": "F1F2"}
+    assert project.lines() == Counter({"body -": 2, "f1 -": 2, "f2 -": 2, "after -": 1})

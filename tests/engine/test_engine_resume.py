@@ -379,3 +379,190 @@ def test_restored_steps_show_later_steps_what_they_showed_in_the_first_drive(flo
     start_ms, duration_ms = journaled["a"]["m"]
     assert outputs["a"]["started"] == start_ms / 1000
     assert outputs["a"]["ended"] == (start_ms + duration_ms) / 1000
+
+
+def unbroken_outputs(flow: Flow, text: str) -> Any:
+    """The outputs of the workflow run without a stop, in a fresh folder beside ``flow``'s (marker present)."""
+    fresh = Flow(flow.root / "fresh")
+    fresh.root.mkdir()
+    fresh.touch("marker")
+    summary = fresh.run(text)
+    assert summary.status == "succeeded", summary.error
+    return summary.outputs
+
+
+def test_a_catch_resumed_after_a_failure_sees_the_body_steps_that_completed(flow: Flow) -> None:
+    """The body's results stay visible to catch and after the try, also when the resume starts in catch."""
+    text = """
+        steps:
+          - id: t
+            try:
+              - {id: a, run: 'echo a >> log; echo A'}
+              - {id: g, steps: [{id: b, run: 'echo b >> log; echo B'}, {fail: boom}]}
+            catch:
+              - {id: h, run: 'echo h >> log; test -f marker && echo "h {{ steps.a.output }} {{ steps.b.status }}"'}
+          - {id: after, run: 'echo "{{ steps.a.output }}{{ steps.b.output }}"'}
+        outputs: {h: "{{ steps.h.output }}", after: "{{ steps.after.output }}"}
+    """
+    expected = unbroken_outputs(flow, text)
+    assert expected == {"h": "h A succeeded", "after": "AB"}
+    first = flow.run(text)
+    assert first.status == "failed"
+    assert first.failed_step == "t/catch/h"
+    flow.touch("marker")
+    resumed = flow.resume(first.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs == expected
+    assert flow.log() == {"a": 1, "b": 1, "h": 2}
+
+
+def test_steps_inside_a_failed_nested_group_that_was_continued_stay_visible_after_a_resume(flow: Flow) -> None:
+    """``g`` failed (continued) because its inner group did: ``a`` inside that completed and shows its output."""
+    text = """
+        steps:
+          - id: g
+            continue_on_error: true
+            steps:
+              - {id: inner, steps: [{id: a, run: 'echo a >> log; echo A'}, {fail: boom}]}
+          - {id: gate, run: 'echo gate >> log; test -f marker'}
+          - {id: after, run: 'echo "{{ steps.a.output }} {{ steps.a.status }} {{ steps.inner.status }}"'}
+        outputs: {after: "{{ steps.after.output }}"}
+    """
+    expected = unbroken_outputs(flow, text)
+    assert expected == {"after": "A succeeded failed"}
+    first = flow.run(text)
+    assert first.status == "failed"
+    assert first.failed_step == "gate"
+    flow.touch("marker")
+    resumed = flow.resume(first.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs == expected
+    assert flow.log() == {"a": 1, "gate": 2}
+
+
+def test_a_retried_group_that_failed_for_good_gets_all_its_attempts_again_on_resume(flow: Flow) -> None:
+    """'b' passes from its fourth run on: two attempts fail the run, the resume's two attempts finish it (its
+    first attempt keeps 'a', which the run's last attempt completed)."""
+    summary = flow.run(
+        """
+        steps:
+          - id: g
+            retry: {attempts: 2, delay: 0}
+            steps:
+              - {id: a, run: 'echo a >> log'}
+              - {id: b, run: 'echo b >> log; test "$(grep -c b log)" -ge 4'}
+        outputs: {attempts: "{{ steps.g.attempts }}"}
+        """
+    )
+    assert summary.status == "failed"
+    assert flow.log() == {"a": 2, "b": 2}
+    resumed = flow.resume(summary.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs == {"attempts": 2}
+    assert flow.log() == {"a": 3, "b": 4}
+
+
+def test_a_variable_only_an_earlier_attempt_of_a_retried_group_set_is_restored_with_the_group(flow: Flow) -> None:
+    """Attempt 1 sets x and fails; attempt 2 does not set it: x stays set, after a resume too."""
+    text = """
+        vars: {x: 0}
+        steps:
+          - id: g
+            retry: {attempts: 2, delay: 0}
+            steps:
+              - {id: a, run: 'echo a >> log; grep -c a log'}
+              - {id: first, if: "steps.a.output == '1'", set: {x: 7}}
+              - {id: b, run: 'test "{{ steps.a.output }}" = 2'}
+          - {id: gate, run: 'echo gate >> log; test -f marker'}
+        outputs: {x: "{{ vars.x }}"}
+    """
+    assert unbroken_outputs(flow, text) == {"x": 7}
+    first = flow.run(text)
+    assert first.status == "failed"
+    assert first.failed_step == "gate"
+    flow.touch("marker")
+    resumed = flow.resume(first.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs == {"x": 7}
+    assert flow.log() == {"a": 2, "gate": 2}
+
+
+def test_the_finally_of_a_failed_inner_try_stays_visible_to_an_outer_catch_resumed_after_a_failure(flow: Flow) -> None:
+    """The inner try never runs again (the outer catch took over): its finally's results are still there."""
+    text = """
+        steps:
+          - id: outer
+            try:
+              - id: inner
+                try: [{id: a, run: 'echo a >> log; echo A'}, {fail: boom}]
+                finally: [{id: f, run: 'echo f >> log; echo F'}]
+            catch:
+              - {id: h, run: 'echo h >> log; test -f marker && echo "h {{ steps.f.output }}{{ steps.a.output }}"'}
+          - {id: after, run: 'echo "{{ steps.f.output }} {{ steps.f.status }}"'}
+        outputs: {h: "{{ steps.h.output }}", after: "{{ steps.after.output }}"}
+    """
+    expected = unbroken_outputs(flow, text)
+    assert expected == {"h": "h FA", "after": "F succeeded"}
+    first = flow.run(text)
+    assert first.status == "failed"
+    assert first.failed_step == "outer/catch/h"
+    flow.touch("marker")
+    resumed = flow.resume(first.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs == expected
+    assert flow.log() == {"a": 1, "f": 1, "h": 2}
+
+
+def test_the_finally_of_a_continued_failed_try_stays_visible_after_a_resume(flow: Flow) -> None:
+    text = """
+        steps:
+          - id: t
+            continue_on_error: true
+            try: [{fail: boom}]
+            finally: [{id: f, run: 'echo f >> log; echo F'}]
+          - {id: gate, run: 'echo gate >> log; test -f marker'}
+          - {id: after, run: 'echo "{{ steps.f.output }} {{ steps.t.status }}"'}
+        outputs: {after: "{{ steps.after.output }}"}
+    """
+    expected = unbroken_outputs(flow, text)
+    assert expected == {"after": "F failed"}
+    first = flow.run(text)
+    assert first.status == "failed"
+    assert first.failed_step == "gate"
+    flow.touch("marker")
+    resumed = flow.resume(first.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs == expected
+    assert flow.log() == {"f": 1, "gate": 2}
+
+
+def test_steps_only_an_earlier_attempt_of_a_retried_group_ran_read_as_not_run_before_and_after_a_resume(
+    flow: Flow,
+) -> None:
+    """Attempt 1 takes 'then', attempt 2 'else': after the group, 'x' reads as not run, resumed or not (the
+    journal keeps only the last attempt's records, so a resume could not show attempt 1's anyway)."""
+    text = """
+        steps:
+          - id: g
+            retry: {attempts: 2, delay: 0}
+            steps:
+              - {id: a, run: "echo a >> log; grep -c '^a$' log"}
+              - id: pick
+                if: "steps.a.output == '1'"
+                then: [{id: x, run: 'echo X'}]
+                else: [{id: y, run: 'echo Y'}]
+              - {id: b, run: 'test "{{ steps.a.output }}" = 2'}
+          - {id: gate, run: 'echo gate >> log; test -f marker'}
+          - {id: after, run: 'echo "{{ steps.x.status }} {{ steps.x.output }} {{ steps.y.output }}"'}
+        outputs: {after: "{{ steps.after.output }}"}
+    """
+    expected = unbroken_outputs(flow, text)
+    assert expected == {"after": "skipped  Y"}
+    first = flow.run(text)
+    assert first.status == "failed"
+    assert first.failed_step == "gate"
+    flow.touch("marker")
+    resumed = flow.resume(first.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs == expected
+    assert flow.log() == {"a": 2, "gate": 2}

@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from llmflow.engine.outcome import SUCCEEDED, NodeFailed, Outcome, PauseRun
-from llmflow.engine.resume import CAUGHT
+from llmflow.engine.outcome import SUCCEEDED, NodeFailed, Outcome, PauseRun, failed_records
+from llmflow.engine.resume import CAUGHT, UNFINISHED
 from llmflow.errors import RunError, StepError
 
 if TYPE_CHECKING:
@@ -29,27 +29,11 @@ def _caught(failure: StepError) -> dict[str, Any]:
     return info
 
 
-def _failed_here(failure: StepError, frame: Frame) -> dict[str, dict[str, Any]]:
-    """The journal records (without a path) of the named steps in the try's own scope that failed with
-    ``failure``: ``steps.<id>`` shows them as failed inside ``catch``, also after a resume."""
-    if not isinstance(failure, NodeFailed):
-        return {}
-    found: dict[str, dict[str, Any]] = {}
-    for steps, step_id, outcome in failure.failed:
-        if steps is frame.steps:
-            record = outcome.record("")
-            del record["p"]
-            found[step_id] = record
-    return found
-
-
 async def _finally_of_unfinished(engine: Engine, node: TryNode, frame: Frame, path: str) -> None:
-    """Run ``finally`` for a try that failed or was stopped, then reset it in the journal however it ended: a
-    resume runs the try again, and the whole of its ``finally`` after it."""
-    try:
-        await engine.sequence(node.finally_, frame)
-    finally:
-        engine.reset(f"{path}/finally")
+    """Run ``finally`` for a try that failed or was stopped. The journal says so first: a resume that runs the
+    try again runs the whole of its ``finally`` after it (``execute_try``), even if this one is cut short."""
+    engine.state.handle.append({"p": path, "s": "unfinished"})
+    await engine.sequence(node.finally_, frame)
 
 
 async def execute_try(engine: Engine, node: TryNode, frame: Frame, path: str) -> Outcome:
@@ -58,9 +42,13 @@ async def execute_try(engine: Engine, node: TryNode, frame: Frame, path: str) ->
     ``finally`` runs after the body or catch however they ended, a pause aside (the try goes on when the run
     resumes): also when they were cancelled (the try's or an enclosing ``timeout``, a ``fail_fast``
     sibling's failure, Ctrl-C, the run's timeout), before the cancellation goes on. When the try fails or
-    is cancelled, its ``finally`` steps are reset in the journal (whether or not they failed as well), so
-    that a resume, which runs the try again, runs its ``finally`` again too.
+    is cancelled, the journal marks it ``unfinished`` before its ``finally`` runs, so that a resume, which
+    runs the try again, runs the whole of its ``finally`` again too (whether or not it failed as well).
     """
+    if node.finally_ and path + UNFINISHED in engine.state.replay:
+        # The try failed or was stopped before, and its finally began: now it runs again, and so does the
+        # whole of its finally (its records were kept until now for the steps that read their results).
+        engine.reset(f"{path}/finally")
     snapshot = dict(frame.vars)
     writes: dict[str, Any] = {}
     earlier = engine.state.replay.get(path + CAUGHT)
@@ -79,7 +67,7 @@ async def execute_try(engine: Engine, node: TryNode, frame: Frame, path: str) ->
                 assert isinstance(failure, StepError)
                 caught = _caught(failure)
                 record: dict[str, Any] = {"p": path, "s": "caught", "e": caught}
-                failed = _failed_here(failure, frame)
+                failed = failed_records(failure, frame.steps)
                 if failed:
                     record["f"] = failed
                 engine.state.handle.append(record)
