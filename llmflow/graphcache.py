@@ -65,7 +65,7 @@ def _folder() -> Path | None:
 
 
 @lru_cache(maxsize=1)
-def _fingerprint() -> bytes:
+def fingerprint() -> bytes:
     """llmflow's version, the interpreter's, and the size and time of every module of the package: a graph
     pickled by other code is never read back."""
     from llmflow import __version__
@@ -86,7 +86,7 @@ def _fingerprint() -> bytes:
 
 
 def _key(text: bytes, name: str, display: str) -> str:
-    digest = sha256(_fingerprint())
+    digest = sha256(fingerprint())
     digest.update(f"{name}\0{display}\0".encode("utf-8", "surrogatepass"))
     digest.update(text)
     return digest.hexdigest()
@@ -123,12 +123,12 @@ def entry(path: str | Path, display: str) -> Entry | None:
     return Entry(folder / key[:2] / f"{key}.pickle", resolved.parent, resolved.name, text)
 
 
-def _owned(path: Path) -> bool:
+def owned(path: Path) -> bool:
     """Whether ``path`` belongs to this user and only this user can change it (always true off POSIX)."""
-    return _owned_stat(path) is not None
+    return owned_stat(path) is not None
 
 
-def _owned_stat(path: Path) -> os.stat_result | None:
+def owned_stat(path: Path) -> os.stat_result | None:
     """``path``'s stat when it belongs to this user and only this user can change it (any owner off POSIX)."""
     stat = path.stat()
     if hasattr(os, "getuid") and (stat.st_uid != os.getuid() or stat.st_mode & 0o022):
@@ -232,11 +232,12 @@ def _dependencies(workflow: Workflow) -> set[str]:
 
 
 def prune(folder: Path, *, max_age: float = MAX_AGE, now: float | None = None) -> int:
-    """Delete the entries of ``folder`` (the graph cache, or the sibling ``valid/`` markers) unused for
-    ``max_age`` seconds, so that a cache edited over months does not grow without end; return how many."""
+    """Delete the entries of ``folder`` (the graph cache, and its siblings: the ``valid/`` markers and the
+    ``templates/`` compiled templates) unused for ``max_age`` seconds, so that a cache used over months does
+    not grow without end; return how many."""
     cutoff = (time.time() if now is None else now) - max_age
     removed = 0
-    for kept in (folder, folder.parent / "valid"):
+    for kept in (folder, folder.parent / "valid", folder.parent / "templates"):
         with contextlib.suppress(OSError), os.scandir(kept) as shards:
             for shard in shards:
                 if not shard.is_dir(follow_symlinks=False):
@@ -321,8 +322,8 @@ def _workflow(state: dict[str, Any], sources: dict[str, str]) -> Any:
 def recall(entry: Entry) -> tuple[Workflow, list[Diagnostic]] | None:
     """The workflow and warnings remembered in ``entry``, or None when there is no usable one."""
     try:
-        stat = _owned_stat(entry.file)
-        if stat is None or not _owned(entry.file.parent):
+        stat = owned_stat(entry.file)
+        if stat is None or not owned(entry.file.parent):
             return None
         data = entry.file.read_bytes()
     except OSError:

@@ -177,22 +177,31 @@ def references(tree: nodes.Template) -> frozenset[Reference]:
 
 
 def load(source: str, native: bool, kind: str, tree: nodes.Template | None) -> JinjaTemplate:
-    """The compiled template for ``source``, generated on first use and cached by source."""
+    """The compiled template for ``source``, generated on first use (or read from the code cache, which keeps
+    it across runs) and cached by source."""
     key = (kind, native, source)
     template = _CACHE.get(key)
     if template is not None:
         return template
     env = environment(kind)
-    if tree is None:
-        tree = parse(source, kind, plugins=True)  # checked when compiled: a filter left unknown is a plugin's
-    if native:
-        expression = native_expression(tree, source)
-        assert expression is not None
-        tree = nodes.Template([nodes.Assign(nodes.Name("result", "store"), expression, lineno=1)], lineno=1)
-    try:
-        template = env.from_string(_plugin_dispatch(tree, env))
-    except Exception as exc:  # the static checks should have caught it; report it the same way
-        raise ExpressionError(describe_exception(exc), source=source) from None
+    from llmflow.expressions import codecache
+
+    remembered = codecache.entry(kind, native, source)
+    code = codecache.recall(remembered) if remembered is not None else None
+    if code is None:
+        if tree is None:
+            tree = parse(source, kind, plugins=True)  # checked when compiled: an unknown filter is a plugin's
+        if native:
+            expression = native_expression(tree, source)
+            assert expression is not None
+            tree = nodes.Template([nodes.Assign(nodes.Name("result", "store"), expression, lineno=1)], lineno=1)
+        try:
+            code = env.compile(_plugin_dispatch(tree, env))
+        except Exception as exc:  # the static checks should have caught it; report it the same way
+            raise ExpressionError(describe_exception(exc), source=source) from None
+        if remembered is not None:
+            codecache.remember(remembered, code)
+    template = env.template_class.from_code(env, code, env.make_globals(None))
     if len(_CACHE) >= CACHE_SIZE:
         _CACHE.clear()
     _CACHE[key] = template
