@@ -181,7 +181,8 @@ class NodeFailed(StepError):
         self.cause = cause
         self.info = info
         #: The named nodes that failed because of it, innermost first, each with the steps view its result
-        #: went into: a ``catch`` in the same scope restores them on resume (``steps.<id>.status``).
+        #: went into: the journal keeps those of a scope with the try that caught the failure, or with the
+        #: composite that failed and was continued (``failed_records``), so a resume shows them as failed.
         self.failed: list[tuple[object, str, Outcome]] = []
 
 

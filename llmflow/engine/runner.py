@@ -428,9 +428,9 @@ class Engine:
         ``caught`` record or the composite's own (``"f"``: ``failed_records``)."""
         failed = record.get("f") if record is not None else None
         if isinstance(failed, dict):
-            for step_id, record in failed.items():
-                if isinstance(record, dict) and isinstance(record.get("s"), str):
-                    frame.steps.record(step_id, Restored(record))
+            for step_id, kept in failed.items():
+                if isinstance(kept, dict) and isinstance(kept.get("s"), str):
+                    frame.steps.record(step_id, Restored(kept))
 
     async def _attempt(
         self, node: Node, frame: Frame, path: str, attempt: int, changes: Mapping[str, Any] | None = None

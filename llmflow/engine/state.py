@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,8 +22,14 @@ _USAGE_KEYS = ("input_tokens", "output_tokens", "cost")
 
 
 def usage_number(key: str, value: Any) -> float:
-    """A usage count as ``run.usage`` keeps it: tokens whole (as ``steps.<id>.usage`` shows them), cost a float."""
-    number = float(value or 0)
+    """A usage count as ``run.usage`` keeps it: tokens whole (as ``steps.<id>.usage`` shows them), cost a float;
+    what is not a finite number (a plugin provider's mistake) counts as 0."""
+    try:
+        number = float(value or 0)
+    except (TypeError, ValueError, OverflowError):
+        number = 0.0
+    if not math.isfinite(number):
+        number = 0.0
     return number if key == "cost" else int(number)
 
 
