@@ -162,16 +162,19 @@ class Engine:
         self.state.handle.append({"p": instance_path, "s": "reset"})
 
     def retry_afresh(self, instance_path: str, attempt: int, carried: Mapping[str, Any]) -> None:
-        """A retried composite starts afresh, as in an unbroken run: what completed inside it in an earlier
-        attempt runs again, now and on any resume (a resume must not mix the records of two attempts). The
-        record keeps the attempt's number and the variables the earlier attempts left (``carried``), which a
-        resume of this attempt starts from."""
+        """A retried node begins another attempt. A composite starts afresh, as in an unbroken run: what
+        completed inside it in an earlier attempt runs again, now and on any resume (a resume must not mix the
+        records of two attempts). The record keeps the attempt's number and the variables the earlier attempts
+        left (``carried``), which a resume of this attempt starts from."""
         self.forget(instance_path)
-        self.state.handle.append({"p": instance_path, "s": "retry", "a": attempt, "w": dict(carried)})
+        record: dict[str, Any] = {"p": instance_path, "s": "retry", "a": attempt}
+        if carried:
+            record["w"] = dict(carried)
+        self.state.handle.append(record)
 
-    def _attempts_over(self, instance_path: str, attempt: int, leaf: bool) -> None:
-        """A retried composite failed for good: a resume of the failed run gives it all its attempts again."""
-        if not leaf and (attempt > 1 or instance_path + ATTEMPT in self.state.replay):
+    def _attempts_over(self, instance_path: str, attempt: int) -> None:
+        """A retried node failed for good: a resume of the failed run gives it all its attempts again."""
+        if attempt > 1 or instance_path + ATTEMPT in self.state.replay:
             self.state.handle.append({"p": instance_path + ATTEMPT, "s": "reset"})
 
     def forget(self, instance_path: str) -> None:
@@ -220,14 +223,16 @@ class Engine:
         policy = node.retry
         attempts = policy.attempts if policy is not None else 1
         attempt = 0
-        # A retried composite's later attempt starts with the variables its earlier attempts left (they are
-        # not rolled back): ``carried`` holds them, and the journal keeps them with the attempt's number, so a
-        # run stopped in that attempt resumes it with the same variables and the attempts it has left.
+        # The journal keeps the number of each later attempt of a retried node, so a run stopped in it resumes
+        # that attempt with the attempts it has left (``steps.<id>.attempts`` as in an unbroken run). A
+        # composite's later attempt also starts with the variables its earlier attempts left (they are not
+        # rolled back): ``carried`` holds them, and the journal keeps them with the attempt's number.
         first_vars: dict[str, Any] | None = None
         carried: dict[str, Any] = {}
         resumed_attempt = False
-        if not leaf and policy is not None:
-            first_vars = dict(frame.vars)
+        if policy is not None:
+            if not leaf:
+                first_vars = dict(frame.vars)
             earlier = state.replay.get(path + ATTEMPT) if state.replay else None
             if earlier is not None:
                 attempt = int(earlier.get("a", 1)) - 1
@@ -246,13 +251,14 @@ class Engine:
                 attempt += 1
                 if resumed_attempt:
                     resumed_attempt = False  # the journal's attempt goes on: what it completed stays done
-                elif attempt > 1 and not leaf:
+                elif attempt > 1:
                     if first_vars is not None:
                         carried = {k: v for k, v in frame.vars.items() if k not in first_vars or first_vars[k] != v}
                     self.retry_afresh(path, attempt, carried)
-                    # The results of the earlier attempt's steps are gone, as from the journal: after the
-                    # composite, a step that only an earlier attempt ran reads as not run (also after a resume).
-                    frame.steps.forget(_scope_ids(node))
+                    if not leaf:
+                        # The results of the earlier attempt's steps are gone, as from the journal: after the
+                        # composite, a step only an earlier attempt ran reads as not run (also after a resume).
+                        frame.steps.forget(_scope_ids(node))
                 if slots is not None:
                     await slots.acquire()  # cancelled while waiting: the step never started, nothing to announce
                     held = True
@@ -278,7 +284,7 @@ class Engine:
                         outcome = verdict
                         break
                     if isinstance(verdict, StepError):
-                        self._attempts_over(path, attempt, leaf)
+                        self._attempts_over(path, attempt)
                         return await self._failed(node, frame, path, verdict, attempt, started, before)
                     delay = verdict
                 if delay is None and attempt < attempts and policy is not None and _retryable(failure, policy.on):
@@ -301,7 +307,7 @@ class Engine:
                         held = False
                     await asyncio.sleep(max(0.0, delay))
                     continue
-                self._attempts_over(path, attempt, leaf)
+                self._attempts_over(path, attempt)
                 return await self._failed(node, frame, path, failure, attempt, started, before)
 
             outcome.attempts = attempt

@@ -844,6 +844,40 @@ def test_a_run_killed_in_a_later_attempt_of_a_retried_group_resumes_with_the_var
     assert project.lines() == reference_run.lines() + Counter(["hold 2"])
 
 
+# The step's attempt 1 fails; attempt 2 is killed (it waits for the gate). Each try logs its number.
+RETRIED_STEP = workflow(
+    "retried-step",
+    """
+steps:
+  - id: flaky
+    retry: {attempts: 3, delay: 0}
+    run: >-
+      c=$(grep -c '^try' "{{ inputs.log }}"); n=$((c + 1)); echo "try $n" >> "{{ inputs.log }}";
+      if [ $n = 1 ]; then exit 3; fi; if [ $n = 2 ]; then BLOCK; fi; echo ok
+outputs:
+  attempts: "{{ steps.flaky.attempts }}"
+""",
+)
+
+
+def test_a_step_killed_in_its_second_attempt_resumes_that_attempt(tmp_path: Path) -> None:
+    """As an unbroken run, it took two attempts (the second ran twice: it was in flight at the kill)."""
+    reference_run = Project(tmp_path / "reference", {"flow.yaml": RETRIED_STEP})
+    reference_run.gate.touch()
+    unbroken = reference_run.cli(*reference_run.run_args(), "--json")
+    assert unbroken.code == 0, unbroken.stderr
+    assert unbroken.json()["outputs"] == {"attempts": 2}
+    project = Project(tmp_path / "crashed", {"flow.yaml": RETRIED_STEP})
+    crash(project, Scenario({}, in_flight=("try 2",)))
+
+    project.gate.touch()
+    resumed = project.cli("resume", "--last", "--json")
+
+    assert resumed.code == 0, resumed.stderr
+    assert resumed.json()["outputs"] == unbroken.json()["outputs"]  # it said 1 before: the attempts began again
+    assert project.lines() == Counter(["try 1", "try 2", "try 3"])
+
+
 # The body fails while the gate is missing; the run is killed in the second step of the finally that follows.
 FINALLY_AFTER_FAILURE = workflow(
     "finally-after-failure",

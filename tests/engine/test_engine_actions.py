@@ -204,8 +204,10 @@ def test_retry_backs_off_and_then_succeeds(flow: Flow) -> None:
         (2, 0.03, 3),
     ]
     assert [event["attempt"] for event in flow.events(summary.run_id, "step.started")] == [1, 2, 3]
-    (record,) = flow.journal(summary.run_id)
-    assert record["a"] == 3
+    *retries, record = flow.journal(summary.run_id)
+    assert record["a"] == 3 and record["s"] == "succeeded"
+    # each later attempt is journaled as it begins: a run stopped in it resumes that attempt
+    assert [(retry["s"], retry["a"]) for retry in retries] == [("retry", 2), ("retry", 3)]
 
 
 def test_retry_gives_up_after_the_last_attempt(flow: Flow) -> None:

@@ -119,12 +119,17 @@ def test_journal_of_200_steps_is_lean(flow: Flow) -> None:
 def test_journal_records_hold_only_json_and_omit_empty_fields(flow: Flow) -> None:
     flow.run(EVERYTHING)
     run_id = flow.only_run()
-    lines = (flow.run_dir(run_id) / "journal.jsonl").read_text().splitlines()
-    for line in lines:
+    every = (flow.run_dir(run_id) / "journal.jsonl").read_text().splitlines()
+    for line in every:
         record = _strict_json(line)
         for key in ("output", "w", "e", "x", "a"):
             assert record.get(key, "absent") not in (None, {}, [], 1 if key == "a" else "-")
-        assert record["s"] in ("succeeded", "skipped", "failed")
+    # besides completions, only the later attempts of the retried step, each with its number
+    retries = [_strict_json(line) for line in every if _strict_json(line)["s"] == "retry"]
+    assert [(record["p"], record["a"]) for record in retries] == [("flaky", 2)]
+    lines = [line for line in every if _strict_json(line)["s"] != "retry"]
+    for line in lines:
+        assert _strict_json(line)["s"] in ("succeeded", "skipped", "failed")
     composite = next(_strict_json(line) for line in lines if _strict_json(line)["p"] == "p")
     assert composite["output"] == {"a": "", "b": None}
     paths = [_strict_json(line)["p"] for line in lines]

@@ -462,6 +462,22 @@ def test_a_retried_group_that_failed_for_good_gets_all_its_attempts_again_on_res
     assert flow.log() == {"a": 3, "b": 4}
 
 
+def test_a_retried_step_that_failed_for_good_gets_all_its_attempts_again_on_resume(flow: Flow) -> None:
+    """'b' passes from its fourth run on: its two attempts fail the run, the resume's two attempts finish it."""
+    summary = flow.run(
+        """
+        steps:
+          - {id: b, retry: {attempts: 2, delay: 0}, run: 'echo b >> log; test "$(grep -c b log)" -ge 4'}
+        outputs: {attempts: "{{ steps.b.attempts }}"}
+        """
+    )
+    assert summary.status == "failed"
+    resumed = flow.resume(summary.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs == {"attempts": 2}
+    assert flow.log() == {"b": 4}
+
+
 def test_a_variable_only_an_earlier_attempt_of_a_retried_group_set_is_restored_with_the_group(flow: Flow) -> None:
     """Attempt 1 sets x and fails; attempt 2 does not set it: x stays set, after a resume too."""
     text = """
