@@ -391,6 +391,21 @@ def unbroken_outputs(flow: Flow, text: str) -> Any:
     return summary.outputs
 
 
+def resumes_as_unbroken(flow: Flow, text: str, *, outputs: Any, failed_step: str, log: dict[str, int]) -> None:
+    """Run ``text`` unbroken (``outputs``), then in ``flow`` without the marker (it fails at ``failed_step``)
+    and resume it with the marker: the same outputs, and each step run as ``log`` says."""
+    expected = unbroken_outputs(flow, text)
+    assert expected == outputs
+    first = flow.run(text)
+    assert first.status == "failed"
+    assert first.failed_step == failed_step
+    flow.touch("marker")
+    resumed = flow.resume(first.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs == expected
+    assert flow.log() == log
+
+
 def test_a_catch_resumed_after_a_failure_sees_the_body_steps_that_completed(flow: Flow) -> None:
     """The body's results stay visible to catch and after the try, also when the resume starts in catch."""
     text = """
@@ -404,16 +419,9 @@ def test_a_catch_resumed_after_a_failure_sees_the_body_steps_that_completed(flow
           - {id: after, run: 'echo "{{ steps.a.output }}{{ steps.b.output }}"'}
         outputs: {h: "{{ steps.h.output }}", after: "{{ steps.after.output }}"}
     """
-    expected = unbroken_outputs(flow, text)
-    assert expected == {"h": "h A succeeded", "after": "AB"}
-    first = flow.run(text)
-    assert first.status == "failed"
-    assert first.failed_step == "t/catch/h"
-    flow.touch("marker")
-    resumed = flow.resume(first.run_id)
-    assert resumed.status == "succeeded", resumed.error
-    assert resumed.outputs == expected
-    assert flow.log() == {"a": 1, "b": 1, "h": 2}
+    resumes_as_unbroken(
+        flow, text, outputs={"h": "h A succeeded", "after": "AB"}, failed_step="t/catch/h", log={"a": 1, "b": 1, "h": 2}
+    )
 
 
 def test_steps_inside_a_failed_nested_group_that_was_continued_stay_visible_after_a_resume(flow: Flow) -> None:
@@ -428,16 +436,9 @@ def test_steps_inside_a_failed_nested_group_that_was_continued_stay_visible_afte
           - {id: after, run: 'echo "{{ steps.a.output }} {{ steps.a.status }} {{ steps.inner.status }}"'}
         outputs: {after: "{{ steps.after.output }}"}
     """
-    expected = unbroken_outputs(flow, text)
-    assert expected == {"after": "A succeeded failed"}
-    first = flow.run(text)
-    assert first.status == "failed"
-    assert first.failed_step == "gate"
-    flow.touch("marker")
-    resumed = flow.resume(first.run_id)
-    assert resumed.status == "succeeded", resumed.error
-    assert resumed.outputs == expected
-    assert flow.log() == {"a": 1, "gate": 2}
+    resumes_as_unbroken(
+        flow, text, outputs={"after": "A succeeded failed"}, failed_step="gate", log={"a": 1, "gate": 2}
+    )
 
 
 def test_a_retried_group_that_failed_for_good_gets_all_its_attempts_again_on_resume(flow: Flow) -> None:
@@ -517,16 +518,13 @@ def test_the_finally_of_a_failed_inner_try_stays_visible_to_an_outer_catch_resum
           - {id: after, run: 'echo "{{ steps.f.output }} {{ steps.f.status }}"'}
         outputs: {h: "{{ steps.h.output }}", after: "{{ steps.after.output }}"}
     """
-    expected = unbroken_outputs(flow, text)
-    assert expected == {"h": "h FA", "after": "F succeeded"}
-    first = flow.run(text)
-    assert first.status == "failed"
-    assert first.failed_step == "outer/catch/h"
-    flow.touch("marker")
-    resumed = flow.resume(first.run_id)
-    assert resumed.status == "succeeded", resumed.error
-    assert resumed.outputs == expected
-    assert flow.log() == {"a": 1, "f": 1, "h": 2}
+    resumes_as_unbroken(
+        flow,
+        text,
+        outputs={"h": "h FA", "after": "F succeeded"},
+        failed_step="outer/catch/h",
+        log={"a": 1, "f": 1, "h": 2},
+    )
 
 
 def test_the_finally_of_a_continued_failed_try_stays_visible_after_a_resume(flow: Flow) -> None:
@@ -540,16 +538,7 @@ def test_the_finally_of_a_continued_failed_try_stays_visible_after_a_resume(flow
           - {id: after, run: 'echo "{{ steps.f.output }} {{ steps.t.status }}"'}
         outputs: {after: "{{ steps.after.output }}"}
     """
-    expected = unbroken_outputs(flow, text)
-    assert expected == {"after": "F failed"}
-    first = flow.run(text)
-    assert first.status == "failed"
-    assert first.failed_step == "gate"
-    flow.touch("marker")
-    resumed = flow.resume(first.run_id)
-    assert resumed.status == "succeeded", resumed.error
-    assert resumed.outputs == expected
-    assert flow.log() == {"f": 1, "gate": 2}
+    resumes_as_unbroken(flow, text, outputs={"after": "F failed"}, failed_step="gate", log={"f": 1, "gate": 2})
 
 
 def test_steps_only_an_earlier_attempt_of_a_retried_group_ran_read_as_not_run_before_and_after_a_resume(
@@ -572,13 +561,4 @@ def test_steps_only_an_earlier_attempt_of_a_retried_group_ran_read_as_not_run_be
           - {id: after, run: 'echo "{{ steps.x.status }} {{ steps.x.output }} {{ steps.y.output }}"'}
         outputs: {after: "{{ steps.after.output }}"}
     """
-    expected = unbroken_outputs(flow, text)
-    assert expected == {"after": "skipped  Y"}
-    first = flow.run(text)
-    assert first.status == "failed"
-    assert first.failed_step == "gate"
-    flow.touch("marker")
-    resumed = flow.resume(first.run_id)
-    assert resumed.status == "succeeded", resumed.error
-    assert resumed.outputs == expected
-    assert flow.log() == {"a": 2, "gate": 2}
+    resumes_as_unbroken(flow, text, outputs={"after": "skipped  Y"}, failed_step="gate", log={"a": 2, "gate": 2})
