@@ -187,14 +187,7 @@ def show_run(selector: str | None, *, last: bool, as_json: bool, state_dir: str 
     timeline = gather(handle, fold=None if as_json else ITEMS_SHOWN)
     meta = timeline.meta
     if as_json:
-        listed = [
-            {k: v for k, v in _node_document(node, timeline).items() if k != "depth"}
-            for node in timeline.instances
-            if not node.placeholder
-        ]
-        window = {"start": timeline.start, "end": timeline.end, "duration": round(timeline.duration, 6)}
-        document = {"run": meta, "nodes": listed, "timeline": window}
-        sys.stdout.write(terminal_json(json.dumps(document, indent=2, ensure_ascii=False, default=str)) + "\n")
+        _write_show_json(timeline)
         return exits.SUCCEEDED
     # The ruler's window holds the run's start and end (stored to the millisecond) and every event (stored to
     # the microsecond), so a finished run's header quotes the ruler's length: the two never disagree.
@@ -206,6 +199,26 @@ def show_run(selector: str | None, *, last: bool, as_json: bool, state_dir: str 
     lines.extend(_show_tree(timeline, color=color))
     sys.stdout.write("\n".join(lines) + "\n")
     return exits.SUCCEEDED
+
+
+def _write_show_json(timeline: RunTimeline) -> None:
+    """``show --json``: ``{"run", "nodes", "timeline"}`` as ``json.dumps(indent=2)`` would write it, a node at a
+    time (a run of 100,000 steps would otherwise be held as documents, then as one string, then escaped)."""
+
+    def encoded(value: Any, depth: int) -> str:
+        text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+        return terminal_json(text.replace("\n", "\n" + " " * depth))
+
+    write = sys.stdout.write
+    write('{\n  "run": ' + encoded(timeline.meta, 2) + ',\n  "nodes": [')
+    listed = False
+    for node in timeline.instances:
+        if not node.placeholder:
+            document = {k: v for k, v in _node_document(node, timeline).items() if k != "depth"}
+            write((",\n    " if listed else "\n    ") + encoded(document, 4))
+            listed = True
+    window = {"start": timeline.start, "end": timeline.end, "duration": round(timeline.duration, 6)}
+    write(("\n  ]" if listed else "]") + ',\n  "timeline": ' + encoded(window, 2) + "\n}\n")
 
 
 def _show_header(meta: dict[str, Any], compensated: list[str], duration: str) -> list[str]:
