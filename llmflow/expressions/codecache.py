@@ -77,7 +77,7 @@ def recall(file: Path) -> CodeType | None:
 
 def remember(file: Path, code: CodeType) -> None:
     """Store ``code`` in ``file`` (best effort: a read-only or full cache folder just leaves no entry)."""
-    temporary = file.with_name(f"{file.name}.{os.getpid()}.tmp")
+    temporary = file.with_name(f"{file.name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")  # two writers never share it
     try:
         file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with open(temporary, "wb") as handle:
