@@ -686,21 +686,28 @@ outputs:
 )
 
 
-def test_a_run_killed_in_a_later_attempt_of_a_retried_group_keeps_to_that_attempt(tmp_path: Path) -> None:
-    """What the group's first attempt completed is not restored into the attempt that was killed."""
-    reference_run = Project(tmp_path / "reference", {"flow.yaml": RETRIED_GROUP})
+def killed_then_resumed(tmp_path: Path, flow: str, outputs: Any, in_flight: str) -> tuple[Project, Project]:
+    """Run ``flow`` unbroken (it gives ``outputs``), then again killed while ``in_flight`` runs, and resume
+    it: the same outputs. The unbroken run's project and the resumed one's, to compare their logs."""
+    reference_run = Project(tmp_path / "reference", {"flow.yaml": flow})
     reference_run.gate.touch()
     unbroken = reference_run.cli(*reference_run.run_args(), "--json")
     assert unbroken.code == 0, unbroken.stderr
-    assert unbroken.json()["outputs"] == {"group": "B2C2", "after": "B2C2/B2"}
-    project = Project(tmp_path / "crashed", {"flow.yaml": RETRIED_GROUP})
-    crash(project, Scenario({}, in_flight=("b 2",)))
+    assert unbroken.json()["outputs"] == outputs
+    project = Project(tmp_path / "crashed", {"flow.yaml": flow})
+    crash(project, Scenario({}, in_flight=(in_flight,)))
 
     project.gate.touch()
     resumed = project.cli("resume", "--last", "--json")
 
     assert resumed.code == 0, resumed.stderr
-    assert resumed.json()["outputs"] == unbroken.json()["outputs"]
+    assert resumed.json()["outputs"] == outputs
+    return reference_run, project
+
+
+def test_a_run_killed_in_a_later_attempt_of_a_retried_group_keeps_to_that_attempt(tmp_path: Path) -> None:
+    """What the group's first attempt completed is not restored into the attempt that was killed."""
+    reference_run, project = killed_then_resumed(tmp_path, RETRIED_GROUP, {"group": "B2C2", "after": "B2C2/B2"}, "b 2")
     assert project.lines() == reference_run.lines() + Counter(["b 2"])
 
 
@@ -828,19 +835,7 @@ def test_a_run_killed_in_a_later_attempt_of_a_retried_group_resumes_with_the_var
     tmp_path: Path,
 ) -> None:
     """Attempt 2 began with the n that attempt 1 set, and is attempt 2: the resume goes on from there."""
-    reference_run = Project(tmp_path / "reference", {"flow.yaml": RETRIED_GROUP_WITH_VARIABLES})
-    reference_run.gate.touch()
-    unbroken = reference_run.cli(*reference_run.run_args(), "--json")
-    assert unbroken.code == 0, unbroken.stderr
-    assert unbroken.json()["outputs"] == {"after": "2 n=2 2"}
-    project = Project(tmp_path / "crashed", {"flow.yaml": RETRIED_GROUP_WITH_VARIABLES})
-    crash(project, Scenario({}, in_flight=("hold 2",)))
-
-    project.gate.touch()
-    resumed = project.cli("resume", "--last", "--json")
-
-    assert resumed.code == 0, resumed.stderr
-    assert resumed.json()["outputs"] == unbroken.json()["outputs"]
+    reference_run, project = killed_then_resumed(tmp_path, RETRIED_GROUP_WITH_VARIABLES, {"after": "2 n=2 2"}, "hold 2")
     assert project.lines() == reference_run.lines() + Counter(["hold 2"])
 
 
@@ -862,19 +857,8 @@ outputs:
 
 def test_a_step_killed_in_its_second_attempt_resumes_that_attempt(tmp_path: Path) -> None:
     """As an unbroken run, it took two attempts (the second ran twice: it was in flight at the kill)."""
-    reference_run = Project(tmp_path / "reference", {"flow.yaml": RETRIED_STEP})
-    reference_run.gate.touch()
-    unbroken = reference_run.cli(*reference_run.run_args(), "--json")
-    assert unbroken.code == 0, unbroken.stderr
-    assert unbroken.json()["outputs"] == {"attempts": 2}
-    project = Project(tmp_path / "crashed", {"flow.yaml": RETRIED_STEP})
-    crash(project, Scenario({}, in_flight=("try 2",)))
-
-    project.gate.touch()
-    resumed = project.cli("resume", "--last", "--json")
-
-    assert resumed.code == 0, resumed.stderr
-    assert resumed.json()["outputs"] == unbroken.json()["outputs"]  # it said 1 before: the attempts began again
+    # {"attempts": 1} before: the resume began the attempts again
+    _, project = killed_then_resumed(tmp_path, RETRIED_STEP, {"attempts": 2}, "try 2")
     assert project.lines() == Counter(["try 1", "try 2", "try 3"])
 
 
