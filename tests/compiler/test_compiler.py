@@ -361,6 +361,20 @@ BAD = {
         5,
         9,
     ),
+    "bad-condition-template-braces": Bad(
+        """
+        version: 1
+        name: t
+        inputs: {flag: {type: boolean, default: false}}
+        steps:
+          - run: echo
+            if: "{{ inputs.flag }}"
+        """,
+        "bad-condition",
+        "a condition is an expression, not a template: write inputs.flag, without {{ }}",
+        6,
+        10,
+    ),
     "bad-condition-unknown-function": Bad(
         """
         version: 1
