@@ -38,5 +38,25 @@ def usage_error_line(error: Exception) -> str:
     message = " ".join(str(getattr(error, "format_message", error.__str__)()).split()).rstrip(".")
     context = getattr(error, "ctx", None)
     command = getattr(context, "command_path", "") or "llmflow"
+    misplaced = _commands_taking(error, context)
+    if misplaced:
+        option = getattr(error, "option_name", "")
+        message = (
+            f"no such option: {option}; it is an option of {', '.join(misplaced)}: write it after the command, "
+            f"e.g. {command} {misplaced[0]} ... {option}"
+        )
     line = f"error: {command}: {message[:1].lower()}{message[1:]} (see '{command} --help')"
     return terminal_text(line)  # it may quote what was typed
+
+
+def _commands_taking(error: Exception, context: Any) -> list[str]:
+    """The subcommands that take the unknown option a group was given (``llmflow -i x=1 run f.yaml``)."""
+    option = getattr(error, "option_name", None)
+    commands = getattr(getattr(context, "command", None), "commands", None)
+    if not option or not isinstance(commands, dict):
+        return []
+    return [
+        name
+        for name, sub in commands.items()
+        if any(option in (*param.opts, *param.secondary_opts) for param in getattr(sub, "params", ()))
+    ]

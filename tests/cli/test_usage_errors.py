@@ -36,6 +36,18 @@ from test_validate_cli import llmflow_cli
             "error: python -m llmflow templates search: no such option: --bogus "
             "(see 'python -m llmflow templates search --help')",
         ),
+        (
+            ("-i", "name=Ada", "run", "flow.yaml"),
+            "error: python -m llmflow: no such option: -i; it is an option of run, resume: write it after the command, "
+            "e.g. python -m llmflow run ... -i (see 'python -m llmflow --help')",
+        ),
+        (
+            ("templates", "--json", "list"),
+            "error: python -m llmflow templates: no such option: --json; it is an option of list, search: write it "
+            "after the command, e.g. python -m llmflow templates list ... --json "
+            "(see 'python -m llmflow templates --help')",
+        ),
+        (("--bogus", "runs"), "error: python -m llmflow: no such option: --bogus (see 'python -m llmflow --help')"),
     ],
     ids=[
         "unknown-command",
@@ -44,6 +56,9 @@ from test_validate_cli import llmflow_cli
         "option-without-value",
         "run-i-without-value",
         "subcommand-unknown-option",
+        "option-before-its-command",
+        "option-before-its-subcommand",
+        "option-of-no-command",
     ],
 )
 def test_a_command_line_mistake_is_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...], line: str) -> None:
