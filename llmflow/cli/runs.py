@@ -236,7 +236,9 @@ def _show_header(meta: dict[str, Any], compensated: list[str], duration: str) ->
         else:
             lines.append(f"waiting:  {', '.join(waiting)}: {meta.get('error')}")
     elif meta.get("error"):
-        at = f" (step {meta['failed_step']})" if meta.get("failed_step") else ""
+        step = meta.get("failed_step")
+        # Most errors begin by naming their step already ("step 'fetch': command failed …").
+        at = f" (step {step})" if step and not str(meta["error"]).startswith(f"step '{step}'") else ""
         lines.append(f"error:    {meta['error']}{at}")
     usage = meta.get("usage") or {}
     tokens = int((usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0))

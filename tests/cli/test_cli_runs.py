@@ -143,6 +143,16 @@ def test_show_header_duration_is_the_rulers_even_when_events_outlast_the_stored_
     assert duration.group(1) != "0.00s"
 
 
+def test_show_and_report_name_the_failed_step_once(cli: Cli, workflow: Write, tmp_path: Path) -> None:
+    workflow("version: 1\nname: x\nsteps:\n  - id: fetch\n    run: exit 3\n")
+    assert cli("run", "flow.yaml", "-q").code == 1
+    head = cli("show", "--last").stdout.split("\n\n")[0]
+    assert "error:    step 'fetch': command failed with exit code 3\n" in head + "\n"
+    assert cli("report", "--last", "-o", "page.html").code == 0
+    page = (tmp_path / "page.html").read_text(encoding="utf-8")
+    assert "step &#x27;fetch&#x27;: command failed with exit code 3</span>" in page
+
+
 def test_show_json_has_the_run_and_its_nodes(shared: Shared) -> None:
     good = shared.good
     document = shared.cli("show", good, "--json").json()
