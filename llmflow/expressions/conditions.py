@@ -288,7 +288,18 @@ def _parse(source: str) -> tuple[ast.expr, _Positions]:
         message = f"an integer literal has more than {MAX_INT_DIGITS} digits"
     elif message != "invalid syntax":
         message = f"invalid syntax: {message}"
+    elif _lone_equals(lines[index], column):
+        message = "invalid syntax: '=' assigns; compare with '=='"
     raise ExpressionError(message, source=source, offset=offset)
+
+
+def _lone_equals(line: str, column: int) -> bool:
+    """Whether ``line`` has a single ``=`` at ``column`` (the usual slip for ``==``)."""
+    return (
+        line[column : column + 1] == "="
+        and line[column + 1 : column + 2] != "="
+        and (column == 0 or line[column - 1] not in "=<>!")
+    )
 
 
 class _Checker:

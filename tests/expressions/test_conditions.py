@@ -178,6 +178,8 @@ COMPILE_ERRORS = [
     ("too-long", "1 + " * 3000 + "1", "may not be longer than", None),
     ("deeply-nested", "not " * 2400 + "1", "nested too deeply", None),
     ("deep-attribute-chain", "a." * 4000 + "b", "nested too deeply", None),
+    ("single-equals", "steps.a.output = 'x'", "invalid syntax: '=' assigns; compare with '=='", 15),
+    ("single-equals-after-and", "x == 1 and y = 2", "'=' assigns; compare with '=='", 13),
     ("template-braces", "{{ inputs.flag }}", "not a template: write inputs.flag, without {{ }}", 0),
     ("template-braces-comparison", "{{ index > 1 }} and x", "write index > 1, without {{ }}", 0),
     ("template-braces-mapping", "{{'a': 1}}", "not a template: write it without {{ }}", 0),
