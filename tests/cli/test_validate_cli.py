@@ -103,7 +103,8 @@ def test_an_empty_file_says_what_a_workflow_needs(files: Path) -> None:
     assert (done.returncode, done.stdout) == (
         1,
         "empty.yaml:1:1: error[empty-file]: the file is empty\n"
-        "      = hint: a workflow needs at least version, name and steps; `llmflow new NAME` writes one to start from\n",
+        "      = hint: a workflow needs at least version, name and steps; "
+        "`llmflow new NAME` writes one to start from\n",
     )
 
 
