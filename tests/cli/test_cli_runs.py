@@ -153,6 +153,20 @@ def test_show_and_report_name_the_failed_step_once(cli: Cli, workflow: Write, tm
     assert "step &#x27;fetch&#x27;: command failed with exit code 3</span>" in page
 
 
+def test_show_calls_a_running_run_whose_process_is_gone_interrupted_as_runs_does(
+    cli: Cli, two_runs: tuple[str, str], runs_dir: Path
+) -> None:
+    # What `kill -9` of the driver leaves: run.json still says running, and nobody holds the lock.
+    run_json = runs_dir / two_runs[1] / "run.json"
+    meta = json.loads(run_json.read_text(encoding="utf-8"))
+    meta.update(status="running", ended=None)
+    run_json.write_text(json.dumps(meta), encoding="utf-8")
+    assert cli("runs", "--json").json()[0]["status"] == "interrupted"
+    assert "status:   interrupted\n" in cli("show", two_runs[1]).stdout
+    shown = cli("show", two_runs[1], "--json").json()["run"]
+    assert (shown["status"], shown["stale"]) == ("interrupted", True)
+
+
 def test_show_json_has_the_run_and_its_nodes(shared: Shared) -> None:
     good = shared.good
     document = shared.cli("show", good, "--json").json()
