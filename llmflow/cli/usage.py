@@ -17,11 +17,19 @@ COMMAND_LINE_ERROR: type[Exception] = next(
 
 
 class Command(TyperCommand):
-    """A typer command whose command-line errors all know the command they are about.
+    """A typer command whose command-line errors all know the command they are about, and whose help
+    paragraphs are wrapped to the terminal.
 
     The option parser raises some (an option given without its value) with no context, so the message could
     only name the program; this gives them the command's context, as typer does for the others.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.help:
+            # A docstring is wrapped to fit the source; rich keeps its line breaks, which leaves ragged lines
+            # on a terminal narrower than the source. Each paragraph becomes one line, wrapped to the terminal.
+            self.help = "\n\n".join(" ".join(part.split()) for part in self.help.split("\n\n"))
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         try:
