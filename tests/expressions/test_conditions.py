@@ -26,6 +26,7 @@ def make_context() -> dict[str, Any]:
         "vars": {"a": 1, "names": ["x", "y"]},
         "item": {"title": "  Spaced  ", "n": "42"},
         "index": 2,
+        "secrets": {"OTHER": "value"},
     }
 
 
@@ -225,6 +226,16 @@ RUNTIME_ERRORS = [
     ("float-overflow", "2.0 ** 10000", "the number is too large"),
     ("string-percent-format", "'%999999999d' % 1", "'%' formatting of strings is not supported"),
     ("deep-evaluation", "1 + " * 900 + "1", "recursion is too deep"),
+    (
+        "unset-secret",
+        "secrets.GITHUB_TOKEN != ''",
+        "secret 'GITHUB_TOKEN' is not set: set it in the environment, or in the .env file beside .llmflow/",
+    ),
+    (
+        "unset-secret-subscript",
+        "secrets['GITHUB_TOKEN']",
+        "secret 'GITHUB_TOKEN' is not set: set it in the environment, or in the .env file beside .llmflow/",
+    ),
 ]
 
 
