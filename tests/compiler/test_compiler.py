@@ -408,6 +408,35 @@ BAD = {
         12,
         hint="did you mean 'fetch_all'?",
     ),
+    "llm-schema-with-an-unknown-type": Bad(
+        """
+        version: 1
+        name: t
+        steps:
+          - llm:
+              prompt: Label it
+              schema: {type: object, properties: {label: {type: strng}}}
+        """,
+        "bad-schema",
+        "'schema' is not a valid JSON Schema (draft 2020-12): unknown type 'strng' (did you mean 'string'? types: "
+        "array, boolean, integer, null, number, object, string)",
+        6,
+        57,
+    ),
+    "llm-schema-that-breaks-the-meta-schema": Bad(
+        """
+        version: 1
+        name: t
+        steps:
+          - llm:
+              prompt: Label it
+              schema: {type: object, required: label}
+        """,
+        "bad-schema",
+        "'schema' is not a valid JSON Schema (draft 2020-12): 'label' is not of type 'array'",
+        6,
+        40,
+    ),
     "bad-condition-unknown-function": Bad(
         """
         version: 1
