@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import typer
@@ -46,6 +47,11 @@ def usage_error_line(error: Exception) -> str:
     message = " ".join(str(getattr(error, "format_message", error.__str__)()).split()).rstrip(".")
     context = getattr(error, "ctx", None)
     command = getattr(context, "command_path", "") or "llmflow"
+    extra = re.match(r"got unexpected extra argument(?:\(s\)|s)? \((.*)\)$", message, re.IGNORECASE)
+    params = getattr(getattr(context, "command", None), "params", ())
+    if extra and "=" in extra.group(1) and any("-i" in param.opts for param in params):
+        first = next(word for word in extra.group(1).split() if "=" in word)
+        message += f"; an input is given with -i: -i {first}"  # `llmflow run flow.yaml name=Ada`
     misplaced = _commands_taking(error, context)
     if misplaced:
         option = getattr(error, "option_name", "")

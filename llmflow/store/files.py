@@ -135,7 +135,8 @@ class FileRunStore:
         ]
         if not pool and selector:
             # Say where it looked: a command run from another folder finds another (or a new) run store.
-            raise RunNotFound(f"no run matches '{selector}' in {self.root} (`llmflow runs` lists the runs there)")
+            hint = f"; an input is given with -i: -i {selector}" if "=" in selector else ""  # resume --last n=2
+            raise RunNotFound(f"no run matches '{selector}' in {self.root} (`llmflow runs` lists the runs there){hint}")
         if last:
             if not pool:
                 raise RunNotFound(f"no runs in {self.root}")

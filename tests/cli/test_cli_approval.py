@@ -70,6 +70,11 @@ def test_resume_of_an_unknown_run_is_one_line_naming_the_store_it_searched(cli: 
     assert result.code == 2
     store = runs_dir.parent
     assert result.stderr == f"error: no run matches 'nosuchrun' in {store} (`llmflow runs` lists the runs there)\n"
+    given = cli("resume", "--last", "n=2")
+    assert given.stderr == (
+        f"error: no run matches 'n=2' in {store} (`llmflow runs` lists the runs there); an input is given with -i: "
+        "-i n=2\n"
+    )
 
 
 TIMED = """\

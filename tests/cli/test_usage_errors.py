@@ -50,6 +50,16 @@ from test_validate_cli import llmflow_cli
             "(see 'python -m llmflow templates --help')",
         ),
         (("--bogus", "runs"), "error: python -m llmflow: no such option: --bogus (see 'python -m llmflow --help')"),
+        (
+            ("run", "flow.yaml", "name=Ada"),
+            "error: python -m llmflow run: got unexpected extra argument(s) (name=Ada); an input is given with -i: "
+            "-i name=Ada (see 'python -m llmflow run --help')",
+        ),
+        (
+            ("run", "flow.yaml", "other.yaml"),
+            "error: python -m llmflow run: got unexpected extra argument(s) (other.yaml) "
+            "(see 'python -m llmflow run --help')",
+        ),
     ],
     ids=[
         "unknown-command",
@@ -61,6 +71,8 @@ from test_validate_cli import llmflow_cli
         "option-before-its-command",
         "option-before-its-subcommand",
         "option-of-no-command",
+        "input-without-dash-i",
+        "extra-file",
     ],
 )
 def test_a_command_line_mistake_is_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...], line: str) -> None:
