@@ -500,8 +500,8 @@ def collect_garbage(older_than: str, *, dry_run: bool, state_dir: str | None) ->
         raise UsageError(f"--older-than: {older_than!r} has no unit (say 30d, 12h, 45m or 90s)")
     try:
         age = parse_duration(older_than)
-    except ValueError as error:
-        raise UsageError(f"--older-than: {error}") from None
+    except ValueError:
+        raise UsageError(f"--older-than: {older_than!r} is not an age (say 30d, 12h, 45m, 90s or 1d12h)") from None
     store = _store(state_dir)
     by_id = {str(meta["id"]): meta for meta in store.list_runs()}
     removed = _gc_candidates(store, by_id, age) if dry_run else store.gc(age)

@@ -275,6 +275,16 @@ def test_gc_older_than_without_a_unit_is_refused_and_removes_nothing(
     assert sorted(path.name for path in runs_dir.iterdir()) == sorted(two_runs)
 
 
+@pytest.mark.parametrize("age", ["-1d", "30 days", "soon"])
+def test_gc_older_than_that_is_no_age_is_refused_without_offering_bare_seconds(
+    cli: Cli, two_runs: tuple[str, str], runs_dir: Path, age: str
+) -> None:
+    result = cli("gc", "--older-than", age)
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr == f"error: --older-than: {age!r} is not an age (say 30d, 12h, 45m, 90s or 1d12h)\n"
+    assert sorted(path.name for path in runs_dir.iterdir()) == sorted(two_runs)
+
+
 def test_show_without_runs_is_a_one_line_error(cli: Cli) -> None:
     result = cli("show", "--last")
     assert result.code == 2
