@@ -9,20 +9,7 @@ from llmflow.durations import format_duration, format_moment
 from llmflow.engine.actions import ActionContext, ActionResult
 from llmflow.engine.outcome import PauseRun
 from llmflow.errors import ActionError, StepTimeout
-
-_RESERVED = (
-    "run.",
-    "step.",
-    "steps.",
-    "branch.",
-    "loop.",
-    "map.",
-    "parallel.",
-    "stream.",
-    "llm.",
-    "checkpoint.",
-    "hook.",
-)
+from llmflow.event_types import RESERVED_PREFIXES
 
 
 async def wait(ctx: ActionContext) -> ActionResult:
@@ -39,7 +26,7 @@ async def fail(ctx: ActionContext) -> ActionResult:
 async def emit(ctx: ActionContext) -> ActionResult:
     """Emit a custom event."""
     event = str(ctx.config.get("event", ""))
-    if event.startswith(_RESERVED):
+    if event.startswith(RESERVED_PREFIXES):
         raise ActionError(f"step '{ctx.node.id}': event name {event!r} is reserved for llmflow's own events")
     data = ctx.config.get("data")
     ctx.services.emit(event, ctx.path, {"data": data} if not isinstance(data, dict) else dict(data), ctx.attempt)

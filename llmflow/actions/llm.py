@@ -172,8 +172,13 @@ async def _call(ctx: ActionContext, choice: ModelChoice, messages: list[dict[str
     try:
         provider = registry.get(provider_name)
     except KeyError:
-        known = ", ".join(registry.names())
-        raise ActionError(f"step '{ctx.node.id}': unknown model provider '{provider_name}' (known: {known})") from None
+        import difflib
+
+        names = list(registry.names())
+        close = difflib.get_close_matches(provider_name, names, n=1)
+        meant = f"did you mean '{close[0]}'? " if close else ""
+        message = f"unknown model provider '{provider_name}' ({meant}known: {', '.join(names)})"
+        raise ActionError(f"step '{ctx.node.id}': {message}") from None
     if hasattr(registry, "limiter"):
         endpoint = (provider_name, request.base_url or "")
         limiter = registry.limiter(endpoint, policy.max_concurrency, policy.requests_per_minute)

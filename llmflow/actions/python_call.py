@@ -63,14 +63,30 @@ def resolve_callable(target: str, directory: str, step_id: str) -> Any:
         if module is None:
             module = importlib.import_module(module_name)
     except ImportError as error:
-        raise ActionError(f"step '{step_id}': cannot import {module_name!r}: {error}") from None
+        missing = isinstance(error, ModuleNotFoundError) and error.name == module_name.split(".")[0]
+        why = (
+            f"there is no {module_name.split('.')[0]}.py (or package) beside the workflow, in {directory}, "
+            "nor an installed module of that name"
+            if missing
+            else str(error)
+        )
+        raise ActionError(f"step '{step_id}': cannot import {module_name!r}: {why}") from None
     except Exception as error:  # the module itself raised while importing
         raise ActionError(
             f"step '{step_id}': importing {module_name!r} failed: {type(error).__name__}: {error}"
         ) from None
     function = getattr(module, function_name, None)
     if not callable(function):
-        raise ActionError(f"step '{step_id}': {module_name!r} has no function {function_name!r}")
+        import difflib
+
+        functions = sorted(name for name, value in vars(module).items() if callable(value) and not name.startswith("_"))
+        close = difflib.get_close_matches(function_name, functions, n=1)
+        hint = (
+            f" (did you mean {close[0]!r}?)"
+            if close
+            else (f" (it has {', '.join(functions[:10])})" if functions else "")
+        )
+        raise ActionError(f"step '{step_id}': {module_name!r} has no function {function_name!r}{hint}")
     return function
 
 

@@ -36,8 +36,8 @@ def as_text(diagnostics: Sequence[Diagnostic], source_line: SourceLines, *, colo
             lines.append(f"{dim}{gutter}{reset}{terminal_text(shown)}")
             offset = _cells(terminal_text(shown[:caret]))
             lines.append(f"{dim}{' ' * (len(gutter) - 2)}| {reset}{' ' * offset}{tone}^{reset}")
-        if d.hint:
-            lines.append(f"{' ' * 6}= hint: {terminal_text(d.hint)}")
+        if d.hint:  # the '=' under the gutter's '|', however many digits the line number has
+            lines.append(f"{' ' * (len(f'{d.line:>5}') + 1)}= hint: {terminal_text(d.hint)}")
     return "\n".join(lines)
 
 

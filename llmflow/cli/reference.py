@@ -18,7 +18,9 @@ holds no workflow file); 2 usage error or invalid workflow; 3 the run is waiting
 interrupted.
 
 A mistake on the command line (an unknown option or command, a missing argument, a value that is not one of
-the choices) is one line on stderr, `error: COMMAND: WHAT (see 'COMMAND --help')`, with exit code 2.
+the choices) is one line on stderr, `error: COMMAND: WHAT (see 'COMMAND --help')`, with exit code 2. Options
+go after the command they belong to: `llmflow -i name=Ada run flow.yaml` is refused with the commands that
+take `-i` (`run`, `resume`).
 
 `llmflow validate` places each problem at `FILE:LINE:COLUMN`, both counted from 1, in every format. A column
 counts characters (Unicode code points), not bytes, and a tab is one character: GitHub annotations (`col=`)

@@ -60,27 +60,54 @@ class Reporting(FrozenRecord):
 
 # -- inputs ----------------------------------------------------------------------------------------------
 def read_inputs_file(path: Path) -> dict[str, Any]:
-    """The mapping in a ``--inputs-file``: JSON for ``.json``, YAML otherwise."""
+    """The mapping in a ``--inputs-file``: JSON for ``.json``, YAML otherwise.
+
+    Every problem is one line that starts at ``FILE:LINE:COLUMN`` (the file alone when it cannot be read)."""
+    where = "1:1"
     if path.suffix.lower() == ".json":
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            raw = path.read_bytes()
         except OSError as error:
-            raise UsageError(f"cannot read inputs file {path}: {error.strerror}") from None
+            raise UsageError(f"{path}: cannot read the inputs file: {error.strerror}") from None
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as error:
+            before = raw[: error.start]
+            line = before.count(b"\n") + 1
+            column = len(before.rpartition(b"\n")[2].decode("utf-8", errors="replace")) + 1
+            raise UsageError(
+                f"{path}:{line}:{column}: the inputs file is not valid UTF-8 "
+                f"(byte 0x{raw[error.start]:02x}); save it as UTF-8"
+            ) from None
+        except json.JSONDecodeError as error:
+            raise UsageError(
+                f"{path}:{error.lineno}:{error.colno}: the inputs file is not valid JSON: {error.msg}"
+            ) from None
         except ValueError as error:
-            raise UsageError(f"inputs file {path} is not valid JSON: {error}") from None
+            raise UsageError(f"{path}:1:1: the inputs file is not valid JSON: {error}") from None
         except RecursionError:
-            raise UsageError(f"inputs file {path} is not valid JSON: it is nested too deeply") from None
+            raise UsageError(f"{path}:1:1: the inputs file is not valid JSON: it is nested too deeply") from None
     else:
         from llmflow.errors import WorkflowError
         from llmflow.spec.loader import load_file
 
         try:
-            data = load_file(path, expect_mapping=False).data  # its own message for a non-mapping, below
+            document = load_file(path, expect_mapping=False)  # its own message for a non-mapping, below
         except WorkflowError as error:
             first = error.diagnostics[0]
-            raise UsageError(f"inputs file {first.file}:{first.line}:{first.column}: {first.message}") from None
+            raise UsageError(
+                f"{first.file}:{first.line}:{first.column}: {first.message} (in the inputs file)"
+            ) from None
+        data = document.data
+        position = document.position(())
+        where = f"{position.line}:{position.column}"
     if not isinstance(data, dict):
-        raise UsageError(f"inputs file {path} must hold a mapping of input names to values")
+        from llmflow.spec.validator import describe_value
+
+        raise UsageError(
+            f"{path}:{where}: the inputs file must hold a mapping of input names to values (NAME: VALUE), "
+            f"not {describe_value(data)}"
+        )
     return data
 
 

@@ -236,7 +236,9 @@ def _show_header(meta: dict[str, Any], compensated: list[str], duration: str) ->
         else:
             lines.append(f"waiting:  {', '.join(waiting)}: {meta.get('error')}")
     elif meta.get("error"):
-        at = f" (step {meta['failed_step']})" if meta.get("failed_step") else ""
+        step = meta.get("failed_step")
+        # Most errors begin by naming their step already ("step 'fetch': command failed …").
+        at = f" (step {step})" if step and not str(meta["error"]).startswith(f"step '{step}'") else ""
         lines.append(f"error:    {meta['error']}{at}")
     usage = meta.get("usage") or {}
     tokens = int((usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0))
@@ -498,8 +500,8 @@ def collect_garbage(older_than: str, *, dry_run: bool, state_dir: str | None) ->
         raise UsageError(f"--older-than: {older_than!r} has no unit (say 30d, 12h, 45m or 90s)")
     try:
         age = parse_duration(older_than)
-    except ValueError as error:
-        raise UsageError(f"--older-than: {error}") from None
+    except ValueError:
+        raise UsageError(f"--older-than: {older_than!r} is not an age (say 30d, 12h, 45m, 90s or 1d12h)") from None
     store = _store(state_dir)
     by_id = {str(meta["id"]): meta for meta in store.list_runs()}
     removed = _gc_candidates(store, by_id, age) if dry_run else store.gc(age)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import astuple, dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -500,6 +500,7 @@ class Compiler:
         condition = self.condition(spec["if"], (*path, "if"), frame, timing="hook") if "if" in spec else None
         on = spec.get("on", ())
         step_globs = spec.get("steps", "*")
+        self._check_hook_filters(on, step_globs, path)
         return HookNode(
             kind=built.kind,
             id=hook_id,
@@ -517,6 +518,33 @@ class Compiler:
             timeout=self.duration(spec["timeout"], frame, "timeout") if "timeout" in spec else None,
         )
 
+    def _check_hook_filters(self, on: Any, step_globs: Any, path: DocPath) -> None:
+        """Refuse a hook that could never run: it waits for an event of llmflow's own that llmflow never emits
+        (``step.faild``), or names a step (without glob characters) that the file does not have."""
+        from fnmatch import fnmatchcase
+
+        from llmflow.event_types import EVENT_TYPES, RESERVED_PREFIXES
+
+        for where, pattern in _listed(on, (*path, "on")):
+            if pattern.startswith(RESERVED_PREFIXES) and not any(fnmatchcase(kind, pattern) for kind in EVENT_TYPES):
+                close = suggest(pattern, EVENT_TYPES)
+                self.error_at(
+                    "unknown-event",
+                    f"llmflow emits no event '{pattern}', so this hook would never run",
+                    where,
+                    hint=f"did you mean '{close}'?" if close else "see the event types in docs/observability.md",
+                )
+        names = _step_names(self.nodes)
+        for where, pattern in _listed(step_globs, (*path, "steps")):
+            if not any(char in pattern for char in "*?[") and pattern not in names:
+                close = suggest(pattern, names)
+                self.error_at(
+                    "unknown-step",
+                    f"the hook is for step '{pattern}', which this file does not have",
+                    where,
+                    hint=f"did you mean '{close}'?" if close else None,
+                )
+
     def _plugins(self, plugins: Any) -> tuple[tuple[str, ...], tuple[Location, ...]]:
         found, locations = [], []
         for index, plugin in enumerate(plugins):
@@ -532,6 +560,27 @@ class Compiler:
 def compile_document(doc: Document, *, session: CompileSession | None = None) -> Workflow:
     """Compile a validated document into a Workflow (raises WorkflowError with every problem)."""
     return Compiler(doc, session or CompileSession()).compile()
+
+
+def _step_names(nodes: Mapping[str, Node], prefix: str = "") -> set[str]:
+    """The ids and static paths a hook's ``steps`` may name, sub-workflows' steps included."""
+    names: set[str] = set()
+    for path, node in nodes.items():
+        names.update((node.id, prefix + path))
+        sub = getattr(node, "workflow", None)
+        if isinstance(sub, Workflow):
+            names |= _step_names(sub.nodes, f"{prefix}{path}/")
+    return names
+
+
+def _listed(value: Any, path: DocPath) -> Iterator[tuple[DocPath, str]]:
+    """A string or a list of strings, each with its place in the document."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            if isinstance(item, str):
+                yield (*path, index), item
 
 
 def _written_at(node: Node) -> tuple[int, int]:

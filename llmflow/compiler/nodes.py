@@ -26,6 +26,7 @@ from llmflow.compiler.graph import (
 
 if TYPE_CHECKING:
     from llmflow.compiler.core import Compiler, NodeFrame
+    from llmflow.spec.document import DocPath
 
 Spec = dict[str, Any]
 Builder = Callable[["Compiler", Spec, "NodeFrame", dict[str, Any]], Node]
@@ -75,6 +76,31 @@ def compile_run(compiler: Compiler, spec: Spec, frame: NodeFrame, common: dict[s
     return _action(compiler, frame, common, config, field="run", options=options, shell=shell)
 
 
+def _check_reply_schema(compiler: Compiler, schema: dict[str, Any], path: DocPath) -> None:
+    """Refuse an ``llm.schema`` that is no JSON Schema (``type: objekt``): it would fail the step only when the
+    model has answered, with the validator's multi-line message."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+
+    try:
+        problem = best_match(Draft202012Validator(Draft202012Validator.META_SCHEMA).iter_errors(schema))
+    except RecursionError:  # nested beyond what the validator can walk: the loader's depth limit is higher
+        problem = None
+    if problem is not None:
+        where = (*path, *problem.absolute_path)
+        message = " ".join(problem.message.split())
+        if problem.absolute_path and problem.absolute_path[-1] == "type" and isinstance(problem.instance, str):
+            from llmflow.spec.validator import suggest
+
+            types = ("array", "boolean", "integer", "null", "number", "object", "string")
+            close = suggest(problem.instance, types)
+            meant = f"did you mean '{close}'? " if close else ""
+            message = f"unknown type '{problem.instance}' ({meant}types: {', '.join(types)})"
+        if len(message) > 200:
+            message = message[:199] + "…"
+        compiler.error_at("bad-schema", f"'schema' is not a valid JSON Schema (draft 2020-12): {message}", where)
+
+
 def compile_llm(compiler: Compiler, spec: Spec, frame: NodeFrame, common: dict[str, Any]) -> Node:
     call = spec["llm"]
     config: dict[str, Any] = {"prompt": call} if isinstance(call, str) else dict(call)
@@ -86,6 +112,8 @@ def compile_llm(compiler: Compiler, spec: Spec, frame: NodeFrame, common: dict[s
         compiler.diagnostics.append(
             compiler.doc.diagnostic("unsupported", message, (*frame.doc_path, "llm", "history"), severity="warning")
         )
+    if isinstance(schema, dict):
+        _check_reply_schema(compiler, schema, (*frame.doc_path, "llm", "schema"))
     model = config.get("model", compiler.default_model)
     options: dict[str, Any] = {"schema": schema}
     if isinstance(model, str) and "{{" not in model:

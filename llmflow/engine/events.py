@@ -6,40 +6,11 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from llmflow.event_types import EVENT_TYPES as EVENT_TYPES
+
 #: Version of the event format.
 EVENT_VERSION = 1
 
-#: Event types the engine emits (plugins and ``emit`` steps add their own).
-EVENT_TYPES = (
-    "run.started",
-    "run.completed",
-    "run.failed",
-    "run.paused",
-    "run.interrupted",
-    "run.cancelled",
-    "run.resumed",
-    "step.started",
-    "step.completed",
-    "step.failed",
-    "step.skipped",
-    "step.retrying",
-    "step.cancelled",
-    "step.compensating",
-    "step.compensated",
-    "steps.restored",
-    "step.output",
-    "branch.selected",
-    "loop.iteration",
-    "map.item",
-    "parallel.branch",
-    "stream.metrics",
-    "llm.usage",
-    "llm.chunk",
-    "llm.retry",
-    "checkpoint.saved",
-    "hook.failed",
-    "hook.decision",
-)
 
 Event = dict[str, Any]
 

@@ -19,6 +19,8 @@ _TYPE_WORDS = {
     "array": "a list",
     "object": "a mapping",
 }
+#: How a list or a mapping is written after ``-i name=``.
+_JSON_EXAMPLES = {"array": '["a", "b"]', "object": '{"key": "value"}'}
 _TRUE = {"true", "yes", "on", "1"}
 #: The longest a value quoted in an error message may be.
 _SHOWN = 80
@@ -53,8 +55,10 @@ def parse_text(spec: InputSpec, text: str) -> Any:
     except RecursionError:
         raise InputError(f"input '{spec.name}': the JSON value is nested too deeply") from None
     except (ValueError, json.JSONDecodeError):
+        example = _JSON_EXAMPLES.get(kind)
+        how = f" (write it as JSON: -i {spec.name}='{example}')" if example else ""
         raise InputError(
-            f"input '{spec.name}': expected {_TYPE_WORDS.get(kind, kind)}, got {cut_value(repr(text))}"
+            f"input '{spec.name}': expected {_TYPE_WORDS.get(kind, kind)}, got {cut_value(repr(text))}{how}"
         ) from None
 
 

@@ -222,4 +222,7 @@ def check_edited(workflow: Workflow, records: Iterable[Mapping[str, Any]]) -> No
     if missing:
         shown = sorted(missing)
         listed = ", ".join(shown[:10]) + (f" and {len(shown) - 10} more" if len(shown) > 10 else "")
-        raise UsageError(f"the edited workflow no longer has these completed steps: {listed}")
+        raise UsageError(
+            f"the edited workflow no longer has these completed steps: {listed}; keep them (with the same ids) "
+            "to resume, or start a new run with `llmflow run`"
+        )

@@ -288,7 +288,18 @@ def _parse(source: str) -> tuple[ast.expr, _Positions]:
         message = f"an integer literal has more than {MAX_INT_DIGITS} digits"
     elif message != "invalid syntax":
         message = f"invalid syntax: {message}"
+    elif _lone_equals(lines[index], column):
+        message = "invalid syntax: '=' assigns; compare with '=='"
     raise ExpressionError(message, source=source, offset=offset)
+
+
+def _lone_equals(line: str, column: int) -> bool:
+    """Whether ``line`` has a single ``=`` at ``column`` (the usual slip for ``==``)."""
+    return (
+        line[column : column + 1] == "="
+        and line[column + 1 : column + 2] != "="
+        and (column == 0 or line[column - 1] not in "=<>!")
+    )
 
 
 class _Checker:
@@ -342,6 +353,15 @@ class _Checker:
         if any(isinstance(arg, ast.Starred) for arg in node.args) or any(k.arg is None for k in node.keywords):
             raise self.fail("* and ** arguments are not supported", node)
 
+    def check_Set(self, node: ast.Set, parent: ast.AST | None) -> None:
+        # ``{{ x }}`` parses as a set holding a set, which would fail only when the run reaches it
+        # ("unhashable type"): it is a template written where an expression belongs, so say so at once.
+        inner = node.elts[0] if len(node.elts) == 1 else None
+        if isinstance(inner, (ast.Set, ast.Dict)):
+            written = ast.unparse(inner.elts[0]) if isinstance(inner, ast.Set) and len(inner.elts) == 1 else None
+            fix = f"write {written}, without {{{{ }}}}" if written else "write it without {{ }}"
+            raise self.fail(f"a condition is an expression, not a template: {fix}", node)
+
     def check_Starred(self, node: ast.Starred, parent: ast.AST | None) -> None:
         if isinstance(parent, ast.Call):
             raise self.fail("* and ** arguments are not supported", node)
@@ -380,6 +400,7 @@ class _Checker:
 _CHECKS: dict[type[ast.AST], Callable[[_Checker, Any, ast.AST | None], None]] = {
     ast.Attribute: _Checker.check_Attribute,
     ast.Call: _Checker.check_Call,
+    ast.Set: _Checker.check_Set,
     ast.Starred: _Checker.check_Starred,
     ast.comprehension: _Checker.check_comprehension,
     ast.Constant: _Checker.check_Constant,

@@ -28,6 +28,7 @@ from llmflow.expressions.values import (
     describe_exception,
     logical_size,
     one_line,
+    unset_secret,
 )
 
 #: Most loop iterations (over all comprehensions) in one evaluation.
@@ -227,7 +228,10 @@ class Evaluator(EvalWithCompoundTypes):  # type: ignore[misc]
             except KeyError:
                 if node.attr in MAPPING_METHODS:
                     return getattr(base, node.attr)
-                raise ExpressionError(f"{_text(node.value)} has no key '{node.attr}'{_keys_hint(base)}") from None
+                unset = unset_secret(_text(node.value), node.attr)
+                raise ExpressionError(
+                    unset or f"{_text(node.value)} has no key '{node.attr}'{_keys_hint(base)}"
+                ) from None
         return self._method(base, node.attr, node.value)
 
     def _method(self, base: Any, name: str, base_node: ast.AST) -> Any:
@@ -253,7 +257,8 @@ class Evaluator(EvalWithCompoundTypes):  # type: ignore[misc]
             result = container[key]
         except KeyError:
             hint = _keys_hint(container) if isinstance(container, Mapping) else ""
-            raise ExpressionError(f"{_text(node.value)} has no key {key!r}{hint}") from None
+            unset = unset_secret(_text(node.value), key)
+            raise ExpressionError(unset or f"{_text(node.value)} has no key {key!r}{hint}") from None
         except IndexError:
             size = len(container) if hasattr(container, "__len__") else "?"
             raise ExpressionError(f"index {key!r} is out of range for {_text(node.value)} ({size} items)") from None

@@ -32,6 +32,7 @@ from llmflow.expressions.values import (
     one_line,
     stringify,
     to_json,
+    unset_secret,
 )
 
 # Attributes templates may read on values of builtin types; everything else on them is refused.
@@ -129,6 +130,9 @@ class LlmflowUndefined(StrictUndefined):
         state = CURRENT.get()
         path = _path_to(obj, state.context) if state is not None else None
         if isinstance(obj, Mapping):
+            unset = unset_secret(path, name)
+            if unset is not None:
+                return unset
             keys = [one_line(str(key), 40) for key in list(obj.keys())[:10]]
             hint = f" (keys: {', '.join(keys)}{', ...' if len(obj) > 10 else ''})" if keys else " (it is empty)"
             return f"{path or 'the mapping'} has no key {name!r}{hint}"

@@ -312,3 +312,11 @@ def describe_exception(exc: BaseException) -> str:
         return one_line(str(exc)) or type(exc).__name__
     text = one_line(str(exc))
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def unset_secret(path: str | None, name: Any) -> str | None:
+    """The message for ``secrets.NAME`` read while NAME is not set (the compiler has checked it is declared),
+    else ``None``: "secrets has no key" would not say what to do."""
+    if path != "secrets":
+        return None
+    return f"secret {str(name)!r} is not set: set it in the environment, or in the .env file beside .llmflow/"

@@ -42,7 +42,8 @@ def sinks_from_environment(
         from llmflow.observability.webhook import DEFAULT_EVENT_TYPES, WebhookSink
 
         if not url.startswith(("http://", "https://")):
-            raise UsageError(f"the webhook URL must start with http:// or https://, got {url!r}")
+            given = "--webhook" if webhook_url else "LLMFLOW_WEBHOOK_URL"
+            raise UsageError(f"{given}: the webhook URL must start with http:// or https://, got {url!r}")
         chosen = [part.strip() for part in env.get("LLMFLOW_WEBHOOK_EVENTS", "").split(",") if part.strip()]
         sinks.append(WebhookSink(url, event_types=chosen or DEFAULT_EVENT_TYPES, warn=say))
     if env.get("LLMFLOW_OTEL", "").strip().lower() in _TRUE:

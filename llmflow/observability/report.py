@@ -81,7 +81,9 @@ def _header(timeline: RunTimeline) -> str:
             )
         )
     if meta.get("error"):
-        where = f" (step {meta['failed_step']})" if meta.get("failed_step") else ""
+        step = meta.get("failed_step")
+        named = step and str(meta["error"]).startswith(f"step '{step}'")  # "step 'fetch': command failed …"
+        where = f" (step {step})" if step and not named else ""
         rows.append(("error", f'<span class="error">{escape(str(meta["error"]) + where)}</span>'))
     if meta.get("waiting_for"):
         rows.append(("waiting for", escape(", ".join(map(str, meta["waiting_for"])))))

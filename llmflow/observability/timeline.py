@@ -307,6 +307,9 @@ def gather(handle: RunHandle, *, keep_events: bool = False, fold: int | None = N
     again once the rows are known, so that those of the items folded away are never held.
     """
     meta = handle.meta
+    if meta.get("status") == "running" and handle.lock_holder() is None:
+        # Its process died (kill -9, power loss) before it could say so: shown as `llmflow runs` lists it.
+        meta = {**meta, "status": "interrupted", "stale": True}
     seen = summarise_events(read_events(handle))
     nodes: dict[str, Instance] = {}
     compensated: list[str] = []

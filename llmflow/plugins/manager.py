@@ -133,7 +133,21 @@ class Plugins:
         if unknown:
             manager.unregister(plugin)
             named = ", ".join(f"'{hook}'" for hook in unknown)
-            raise PluginError(f"plugin {origin.shown}: unknown hook {named} (hooks: {', '.join(hook_names())})")
+            close = _closest(unknown[0], hook_names()) if len(unknown) == 1 else None
+            meant = f"did you mean '{close}'? " if close else ""
+            raise PluginError(f"plugin {origin.shown}: unknown hook {named} ({meant}hooks: {', '.join(hook_names())})")
+        unmarked = [
+            hook
+            for hook in hook_names()
+            if callable(getattr(plugin, hook, None)) and manager.parse_hookimpl_opts(plugin, hook) is None
+        ]
+        if unmarked and origin.source != "builtin":
+            # pluggy passes over a function without the marker: the plugin would load and silently do nothing.
+            manager.unregister(plugin)
+            raise PluginError(
+                f"plugin {origin.shown}: {unmarked[0]} is not marked as a hook: put @hookimpl above it "
+                "(from llmflow.plugins import hookimpl)"
+            )
         self._plugins[name] = plugin
         self.origins[name] = origin
 
@@ -295,6 +309,13 @@ def _function_registries() -> tuple[FunctionRegistry, FunctionRegistry]:
     from llmflow.expressions.extensions import FunctionRegistry
 
     return FunctionRegistry("filter"), FunctionRegistry("function")
+
+
+def _closest(word: str, choices: list[str]) -> str | None:
+    import difflib
+
+    found = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return found[0] if found else None
 
 
 def hook_names() -> list[str]:

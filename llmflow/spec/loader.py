@@ -12,7 +12,7 @@ from typing import Any, Literal, NoReturn
 from llmflow.diagnostics import Diagnostic, sort_key
 from llmflow.errors import WorkflowError
 from llmflow.spec.document import Document
-from llmflow.spec.yaml_events import MULTIPLE_DOCUMENTS, Composer, describe_character
+from llmflow.spec.yaml_events import EMPTY_HINT, MULTIPLE_DOCUMENTS, SPLIT_HINT, Composer, describe_character
 
 Backend = Literal["c", "pure"]
 
@@ -105,7 +105,7 @@ def _refuse(code: str, message: str, file: str, line: int = 1, column: int = 1, 
 
 
 def _refuse_size(size: int, limits: LoadLimits, file: str) -> NoReturn:
-    _refuse("file-too-large", f"the file is {size} bytes; the limit is {limits.max_bytes} bytes", file)
+    _refuse("file-too-large", f"the file is {size} bytes; the limit is {limits.max_bytes} bytes", file, hint=SPLIT_HINT)
 
 
 def _normalise(source: str | bytes, file: str, limits: LoadLimits) -> str:
@@ -210,7 +210,7 @@ def _compose(
     if composer.failure is not None:
         problems.append(_parser_diagnostic(composer.failure, text, file, composer.explicit_end))
     if not problems and (composer.documents == 0 or composer.empty_root):
-        problems.append(Diagnostic("empty-file", "the file is empty", file))
+        problems.append(Diagnostic("empty-file", "the file is empty", file, hint=EMPTY_HINT))
     if not problems and expect_mapping and not isinstance(composer.data, dict):
         where = composer.positions.get(())
         problems.append(

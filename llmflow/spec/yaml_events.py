@@ -35,6 +35,10 @@ _HINTS = {
     "multiple-documents": "remove the second '---' (or '...') or split the file",
     "alias-expansion": "is this a 'billion laughs' file?",
 }
+#: How to bring a workflow under the size limits.
+SPLIT_HINT = "move groups of steps into sub-workflow files (workflow: part.yaml), or data into a file a step reads"
+#: What an empty workflow file lacks.
+EMPTY_HINT = "a workflow needs at least version, name and steps; `llmflow new NAME` writes one to start from"
 MULTIPLE_DOCUMENTS = "the file holds more than one YAML document; a workflow is a single document"
 _MERGE_PROBLEM = "a merge key '<<' takes a mapping or a list of mappings"
 
@@ -437,4 +441,4 @@ class Composer:
         if self._aliases:
             message = f"aliases expand this document to more than {self.max_nodes} nodes"
             self.fail("alias-expansion", message, line, column)
-        self.fail("too-many-nodes", f"the document has more than {self.max_nodes} nodes", line, column)
+        self.fail("too-many-nodes", f"the document has more than {self.max_nodes} nodes", line, column, SPLIT_HINT)

@@ -133,9 +133,13 @@ class FileRunStore:
             for run_id in self._run_ids()
             if run_id.startswith(selector or "") and os.path.lexists(self.runs_dir / run_id / RUN_FILE)
         ]
+        if not pool and selector:
+            # Say where it looked: a command run from another folder finds another (or a new) run store.
+            hint = f"; an input is given with -i: -i {selector}" if "=" in selector else ""  # resume --last n=2
+            raise RunNotFound(f"no run matches '{selector}' in {self.root} (`llmflow runs` lists the runs there){hint}")
         if last:
             if not pool:
-                raise RunNotFound(f"no run matches '{selector}'" if selector else f"no runs in {self.root}")
+                raise RunNotFound(f"no runs in {self.root}")
             return self._newest(pool)
         if not selector:
             raise RunNotFound("no run named: give a run id (or a unique prefix of one) or use --last")

@@ -65,10 +65,16 @@ def test_reject_fails_the_run(cli: Cli, workflow: Write) -> None:
     assert cli("runs", "--json").json()[0]["status"] == "failed"
 
 
-def test_resume_of_an_unknown_run_is_one_line(cli: Cli) -> None:
+def test_resume_of_an_unknown_run_is_one_line_naming_the_store_it_searched(cli: Cli, runs_dir: Path) -> None:
     result = cli("resume", "nosuchrun")
     assert result.code == 2
-    assert result.stderr == "error: no run matches 'nosuchrun'\n"
+    store = runs_dir.parent
+    assert result.stderr == f"error: no run matches 'nosuchrun' in {store} (`llmflow runs` lists the runs there)\n"
+    given = cli("resume", "--last", "n=2")
+    assert given.stderr == (
+        f"error: no run matches 'n=2' in {store} (`llmflow runs` lists the runs there); an input is given with -i: "
+        "-i n=2\n"
+    )
 
 
 TIMED = """\

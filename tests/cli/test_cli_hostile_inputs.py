@@ -46,7 +46,11 @@ def test_a_hostile_dash_i_value_is_a_one_line_error(
 @pytest.mark.parametrize(
     ("name", "text", "message"),
     [
-        ("in.json", '{"o": ' + DEEP + "}", "error: inputs file in.json is not valid JSON: it is nested too deeply\n"),
+        (
+            "in.json",
+            '{"o": ' + DEEP + "}",
+            "error: in.json:1:1: the inputs file is not valid JSON: it is nested too deeply\n",
+        ),
         ("in.json", '{"o": {"a": NaN}}', "error: input 'o': nan is not a finite number (JSON cannot hold it)\n"),
         ("in.yaml", "o: {a: .inf}\n", "error: input 'o': inf is not a finite number (JSON cannot hold it)\n"),
     ],
@@ -57,6 +61,41 @@ def test_a_hostile_inputs_file_is_a_one_line_error(
 ) -> None:
     workflow(FLOW)
     (tmp_path / name).write_text(text, encoding="utf-8")
+    done = cli("run", "flow.yaml", "--inputs-file", name)
+    assert (done.code, done.stderr) == (2, message)
+
+
+NOT_A_MAPPING = "the inputs file must hold a mapping of input names to values (NAME: VALUE)"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("in.json", b"[1, 2]", f"error: in.json:1:1: {NOT_A_MAPPING}, not a list\n"),
+        ("in.yaml", b"# values\n\n- n: 1\n", f"error: in.yaml:3:1: {NOT_A_MAPPING}, not a list\n"),
+        (
+            "in.json",
+            b'{"n": 1,\n "o": {bad}}',
+            "error: in.json:2:8: the inputs file is not valid JSON: Expecting "
+            "property name enclosed in double quotes\n",
+        ),
+        ("in.json", b"", "error: in.json:1:1: the inputs file is not valid JSON: Expecting value\n"),
+        (
+            "in.json",
+            b'{"o":\n {"a": "caf\xe9"}}',
+            "error: in.json:2:12: the inputs file is not valid UTF-8 (byte 0xe9); save it as UTF-8\n",
+        ),
+        ("in.yaml", b"n: [\n", "error: in.yaml:2:1: did not find expected node content (in the inputs file)\n"),
+        ("missing.json", None, "error: missing.json: cannot read the inputs file: No such file or directory\n"),
+    ],
+    ids=["json-list", "yaml-list", "bad-json", "empty-json", "json-not-utf8", "bad-yaml", "missing"],
+)
+def test_a_wrong_inputs_file_is_placed_at_file_line_column(
+    cli: CLI, workflow: Callable[..., Path], tmp_path: Path, name: str, content: bytes | None, message: str
+) -> None:
+    workflow(FLOW)
+    if content is not None:
+        (tmp_path / name).write_bytes(content)
     done = cli("run", "flow.yaml", "--inputs-file", name)
     assert (done.code, done.stderr) == (2, message)
 

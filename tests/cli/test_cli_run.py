@@ -121,6 +121,37 @@ def test_bad_input_is_one_line_exit_2_and_creates_no_run(cli: Cli, workflow: Wri
     assert not runs_dir.exists()
 
 
+LISTS = """\
+version: 1
+name: lists
+inputs:
+  tags: {type: array, default: []}
+  labels: {type: object, default: {}}
+steps:
+  - run: echo "{{ inputs.tags }} {{ inputs.labels }}"
+"""
+
+
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("tags=a,b", """error: input 'tags': expected a list, got 'a,b' (write it as JSON: -i tags='["a", "b"]')"""),
+        (
+            "labels=x",
+            """error: input 'labels': expected a mapping, got 'x' (write it as JSON: -i labels='{"key": "value"}')""",
+        ),
+    ],
+    ids=["list", "mapping"],
+)
+def test_a_list_or_mapping_input_that_is_not_json_says_how_to_write_it(
+    cli: Cli, workflow: Write, runs_dir: Path, assignment: str, message: str
+) -> None:
+    workflow(LISTS)
+    result = cli("run", "flow.yaml", "-i", assignment)
+    assert (result.code, result.stderr) == (2, message + "\n")
+    assert not runs_dir.exists()
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes (os.mkfifo) exist on POSIX only")
 def test_a_workflow_that_is_a_pipe_is_refused_before_it_is_read(cli: Cli, tmp_path: Path, runs_dir: Path) -> None:
     # A pipe can be read once, and a run reads its workflow twice (to compile it, and to keep a copy to resume

@@ -143,6 +143,30 @@ def test_show_header_duration_is_the_rulers_even_when_events_outlast_the_stored_
     assert duration.group(1) != "0.00s"
 
 
+def test_show_and_report_name_the_failed_step_once(cli: Cli, workflow: Write, tmp_path: Path) -> None:
+    workflow("version: 1\nname: x\nsteps:\n  - id: fetch\n    run: exit 3\n")
+    assert cli("run", "flow.yaml", "-q").code == 1
+    head = cli("show", "--last").stdout.split("\n\n")[0]
+    assert "error:    step 'fetch': command failed with exit code 3\n" in head + "\n"
+    assert cli("report", "--last", "-o", "page.html").code == 0
+    page = (tmp_path / "page.html").read_text(encoding="utf-8")
+    assert "step &#x27;fetch&#x27;: command failed with exit code 3</span>" in page
+
+
+def test_show_calls_a_running_run_whose_process_is_gone_interrupted_as_runs_does(
+    cli: Cli, two_runs: tuple[str, str], runs_dir: Path
+) -> None:
+    # What `kill -9` of the driver leaves: run.json still says running, and nobody holds the lock.
+    run_json = runs_dir / two_runs[1] / "run.json"
+    meta = json.loads(run_json.read_text(encoding="utf-8"))
+    meta.update(status="running", ended=None)
+    run_json.write_text(json.dumps(meta), encoding="utf-8")
+    assert cli("runs", "--json").json()[0]["status"] == "interrupted"
+    assert "status:   interrupted\n" in cli("show", two_runs[1]).stdout
+    shown = cli("show", two_runs[1], "--json").json()["run"]
+    assert (shown["status"], shown["stale"]) == ("interrupted", True)
+
+
 def test_show_json_has_the_run_and_its_nodes(shared: Shared) -> None:
     good = shared.good
     document = shared.cli("show", good, "--json").json()
@@ -248,6 +272,16 @@ def test_gc_older_than_without_a_unit_is_refused_and_removes_nothing(
     result = cli("gc", "--older-than", age)
     assert (result.code, result.stdout) == (2, "")
     assert result.stderr == f"error: --older-than: {age!r} has no unit (say 30d, 12h, 45m or 90s)\n"
+    assert sorted(path.name for path in runs_dir.iterdir()) == sorted(two_runs)
+
+
+@pytest.mark.parametrize("age", ["-1d", "30 days", "soon"])
+def test_gc_older_than_that_is_no_age_is_refused_without_offering_bare_seconds(
+    cli: Cli, two_runs: tuple[str, str], runs_dir: Path, age: str
+) -> None:
+    result = cli("gc", "--older-than", age)
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr == f"error: --older-than: {age!r} is not an age (say 30d, 12h, 45m, 90s or 1d12h)\n"
     assert sorted(path.name for path in runs_dir.iterdir()) == sorted(two_runs)
 
 

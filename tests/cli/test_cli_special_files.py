@@ -50,6 +50,8 @@ def test_validate_stops_reading_an_endless_device(cli: Callable[..., Result]) ->
     assert result.code == 1
     assert result.stdout == (
         "/dev/zero:1:1: error[file-too-large]: the file is 5242881 bytes; the limit is 5242880 bytes\n"
+        "      = hint: move groups of steps into sub-workflow files (workflow: part.yaml), "
+        "or data into a file a step reads\n"
     )
 
 

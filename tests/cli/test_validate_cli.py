@@ -85,6 +85,29 @@ def test_text_format_shows_hints(files: Path) -> None:
     )
 
 
+def test_the_hint_lines_up_with_the_gutter_of_a_six_digit_line(files: Path) -> None:
+    filler = "#\n" * 100_000
+    (files / "long.yaml").write_text(f"version: 1\nname: t\n{filler}stepz:\n  - run: echo\n", encoding="utf-8")
+    done = llmflow_cli(files, "validate", "long.yaml")
+    assert done.stdout == (
+        "long.yaml:100003:1: error[unknown-key]: unknown key 'stepz' at the top level\n"
+        "100003 | stepz:\n"
+        "       | ^\n"
+        "       = hint: did you mean 'steps'?\n"
+    )
+
+
+def test_an_empty_file_says_what_a_workflow_needs(files: Path) -> None:
+    (files / "empty.yaml").write_text("", encoding="utf-8")
+    done = llmflow_cli(files, "validate", "empty.yaml")
+    assert (done.returncode, done.stdout) == (
+        1,
+        "empty.yaml:1:1: error[empty-file]: the file is empty\n"
+        "      = hint: a workflow needs at least version, name and steps; "
+        "`llmflow new NAME` writes one to start from\n",
+    )
+
+
 class _Terminal:
     def isatty(self) -> bool:
         return True

@@ -263,7 +263,8 @@ def test_a_huge_workflow_file_in_a_folder_is_refused_in_one_line(tmp_path: Path,
     size = (tmp_path / "big.yaml").stat().st_size
     assert result.stdout == (
         f"::error file=big.yaml,line=1,col=1,title=file-too-large::the file is {size} bytes; "
-        "the limit is 5242880 bytes\n"
+        "the limit is 5242880 bytes (move groups of steps into sub-workflow files (workflow: part.yaml), "
+        "or data into a file a step reads)\n"
     )
 
 
@@ -316,7 +317,11 @@ def test_standard_input_beside_files(tmp_path: Path) -> None:
     write(tmp_path, {"good.yaml": GOOD})
     result = piped(tmp_path, b"", "validate", "good.yaml", "-")
     assert result.code == 1
-    assert result.stdout == "<stdin>:1:1: error[empty-file]: the file is empty\n"
+    assert result.stdout == (
+        "<stdin>:1:1: error[empty-file]: the file is empty\n"
+        "      = hint: a workflow needs at least version, name and steps; "
+        "`llmflow new NAME` writes one to start from\n"
+    )
     assert result.stderr == "1 of 2 files invalid: 1 error\n"
 
 
@@ -334,6 +339,8 @@ def test_endless_standard_input_stops_at_the_size_limit(tmp_path: Path) -> None:
         "<stdin>:1:1: error[file-too-large]: the file is 5242881 bytes; the limit is 5242880 bytes\n"
         "    1 | # filler\n"
         "      | ^\n"
+        "      = hint: move groups of steps into sub-workflow files (workflow: part.yaml), "
+        "or data into a file a step reads\n"
     )
 
 

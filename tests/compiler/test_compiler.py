@@ -361,6 +361,82 @@ BAD = {
         5,
         9,
     ),
+    "bad-condition-template-braces": Bad(
+        """
+        version: 1
+        name: t
+        inputs: {flag: {type: boolean, default: false}}
+        steps:
+          - run: echo
+            if: "{{ inputs.flag }}"
+        """,
+        "bad-condition",
+        "a condition is an expression, not a template: write inputs.flag, without {{ }}",
+        6,
+        10,
+    ),
+    "hook-on-an-event-llmflow-never-emits": Bad(
+        """
+        version: 1
+        name: t
+        hooks:
+          - on: [run.completed, step.faild]
+            run: echo
+        steps:
+          - {id: a, run: echo}
+        """,
+        "unknown-event",
+        "llmflow emits no event 'step.faild', so this hook would never run",
+        4,
+        25,
+        hint="did you mean 'step.failed'?",
+    ),
+    "hook-for-a-step-the-file-does-not-have": Bad(
+        """
+        version: 1
+        name: t
+        hooks:
+          - on: step.failed
+            steps: fetch_al
+            run: echo
+        steps:
+          - {id: fetch_all, run: echo}
+        """,
+        "unknown-step",
+        "the hook is for step 'fetch_al', which this file does not have",
+        5,
+        12,
+        hint="did you mean 'fetch_all'?",
+    ),
+    "llm-schema-with-an-unknown-type": Bad(
+        """
+        version: 1
+        name: t
+        steps:
+          - llm:
+              prompt: Label it
+              schema: {type: object, properties: {label: {type: strng}}}
+        """,
+        "bad-schema",
+        "'schema' is not a valid JSON Schema (draft 2020-12): unknown type 'strng' (did you mean 'string'? types: "
+        "array, boolean, integer, null, number, object, string)",
+        6,
+        57,
+    ),
+    "llm-schema-that-breaks-the-meta-schema": Bad(
+        """
+        version: 1
+        name: t
+        steps:
+          - llm:
+              prompt: Label it
+              schema: {type: object, required: label}
+        """,
+        "bad-schema",
+        "'schema' is not a valid JSON Schema (draft 2020-12): 'label' is not of type 'array'",
+        6,
+        40,
+    ),
     "bad-condition-unknown-function": Bad(
         """
         version: 1
@@ -988,6 +1064,27 @@ def test_sub_workflow_inputs_written_as_literals_are_checked_against_their_types
         (5, 19, "bad-input", f"{prefix} 'limit' is 1.5, which is not of type integer"),
         (5, 31, "bad-input", f"{prefix} 'label' is 7, which is not of type string"),
     ]
+
+
+def test_hooks_may_name_globs_custom_events_and_the_steps_of_sub_workflows(tmp_path: Path) -> None:
+    write(tmp_path, "lib/child.yaml", "version: 1\nname: child\nsteps:\n  - {id: mark_one, run: echo}\n")
+    parent = write(
+        tmp_path,
+        "parent.yaml",
+        """
+        version: 1
+        name: parent
+        hooks:
+          - on: ["step.*", "*", report.ready, llm.fallback]
+            steps: [mark_one, call/mark_one, call, "label[0]/*", "m*"]
+            run: echo
+        steps:
+          - id: call
+            workflow: lib/child.yaml
+        """,
+    )
+    workflow = load_workflow(parent)
+    assert workflow.hooks[0].step_globs == ("mark_one", "call/mark_one", "call", "label[0]/*", "m*")
 
 
 def test_sub_workflow_nodes_have_their_own_relative_paths(tmp_path: Path) -> None:

@@ -365,6 +365,28 @@ def test_python_modules_of_the_same_name_in_two_folders_stay_apart(flow: Flow) -
     assert flow.run(flow.root / "two" / "f.yaml").outputs == {"w": "two"}
 
 
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            "helpres:count",
+            "step 'p': cannot import 'helpres': there is no helpres.py (or package) beside the workflow, in {root}, "
+            "nor an installed module of that name",
+        ),
+        ("helpers:cuont", "step 'p': 'helpers' has no function 'cuont' (did you mean 'count'?)"),
+        ("helpers:total", "step 'p': 'helpers' has no function 'total' (it has count, first)"),
+    ],
+    ids=["missing-module", "misspelt-function", "missing-function"],
+)
+def test_python_step_naming_a_missing_module_or_function_says_where_it_looked(
+    flow: Flow, call: str, message: str
+) -> None:
+    flow.write("helpers.py", "def count(x):\n    return len(x)\n\n\ndef first(x):\n    return x[0]\n")
+    summary = flow.run(f"steps:\n  - {{id: p, python: '{call}'}}\n")
+    assert summary.status == "failed"
+    assert summary.error == message.format(root=flow.root)
+
+
 def test_python_step_returning_an_object_fails_clearly(flow: Flow) -> None:
     flow.write("helpers.py", "def thing():\n    return object()\n")
     summary = flow.run("steps:\n  - {id: t, python: 'helpers:thing'}\n")

@@ -96,6 +96,10 @@ def test_check_edited_accepts_instances_inside_loops_and_sub_workflows(workflow:
 
 
 def test_check_edited_lists_what_is_missing_and_ignores_what_was_rewound(workflow: Workflow) -> None:
-    with pytest.raises(UsageError, match=r"no longer has these completed steps: gone, sub/lost$"):
+    with pytest.raises(
+        UsageError,
+        match=r"no longer has these completed steps: gone, sub/lost; keep them \(with the same ids\) to resume, "
+        r"or start a new run with `llmflow run`$",
+    ):
         check_edited(workflow, _done("a", "gone", "sub/lost"))
     check_edited(workflow, [*_done("a", "gone"), {"p": "gone", "s": "compensated"}])

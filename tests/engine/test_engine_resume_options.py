@@ -207,7 +207,11 @@ def test_an_edited_workflow_that_lost_a_completed_step_is_refused(flow: Flow) ->
     run_id = _failed(flow)
     edited = flow.workflow(THREE.replace("      - {id: b, run: 'echo b >> log; echo B'}\n", ""), name="edited.yaml")
     meta_before = (flow.run_dir(run_id) / "run.json").read_text()
-    with pytest.raises(UsageError, match=r"no longer has these completed steps: g/b$"):
+    with pytest.raises(
+        UsageError,
+        match=r"no longer has these completed steps: g/b; keep them \(with the same ids\) to resume, "
+        r"or start a new run with `llmflow run`$",
+    ):
         flow.resume(run_id, workflow_file=edited)
     assert (flow.run_dir(run_id) / "run.json").read_text() == meta_before
 

@@ -26,6 +26,7 @@ def make_context() -> dict[str, Any]:
         "vars": {"a": 1, "names": ["x", "y"]},
         "item": {"title": "  Spaced  ", "n": "42"},
         "index": 2,
+        "secrets": {"OTHER": "value"},
     }
 
 
@@ -178,6 +179,11 @@ COMPILE_ERRORS = [
     ("too-long", "1 + " * 3000 + "1", "may not be longer than", None),
     ("deeply-nested", "not " * 2400 + "1", "nested too deeply", None),
     ("deep-attribute-chain", "a." * 4000 + "b", "nested too deeply", None),
+    ("single-equals", "steps.a.output = 'x'", "invalid syntax: '=' assigns; compare with '=='", 15),
+    ("single-equals-after-and", "x == 1 and y = 2", "'=' assigns; compare with '=='", 13),
+    ("template-braces", "{{ inputs.flag }}", "not a template: write inputs.flag, without {{ }}", 0),
+    ("template-braces-comparison", "{{ index > 1 }} and x", "write index > 1, without {{ }}", 0),
+    ("template-braces-mapping", "{{'a': 1}}", "not a template: write it without {{ }}", 0),
 ]
 
 
@@ -220,6 +226,16 @@ RUNTIME_ERRORS = [
     ("float-overflow", "2.0 ** 10000", "the number is too large"),
     ("string-percent-format", "'%999999999d' % 1", "'%' formatting of strings is not supported"),
     ("deep-evaluation", "1 + " * 900 + "1", "recursion is too deep"),
+    (
+        "unset-secret",
+        "secrets.GITHUB_TOKEN != ''",
+        "secret 'GITHUB_TOKEN' is not set: set it in the environment, or in the .env file beside .llmflow/",
+    ),
+    (
+        "unset-secret-subscript",
+        "secrets['GITHUB_TOKEN']",
+        "secret 'GITHUB_TOKEN' is not set: set it in the environment, or in the .env file beside .llmflow/",
+    ),
 ]
 
 

@@ -34,6 +34,7 @@ def make_context() -> dict[str, Any]:
         "inputs": {"repo": "owner/name", "limit": 20, "flag": True, "secret": "s3cret"},
         "vars": {"a": 1, "names": ["x", "y"]},
         "issue": {"title": "Crash", "body": "It crashes.\nBadly.", "tags": ["bug", "ui"]},
+        "secrets": {},
     }
 
 
@@ -281,6 +282,16 @@ RUNTIME_ERRORS = [
     ("recursion", "{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}", "recursion is too deep"),
     ("deep-expression", "x {{ " + "1 + " * 600 + "1 }}", "recursion is too deep"),
     ("line-number", "ok\n{{ vars.a }}\n{{ nothing }}", "line 3: 'nothing' is undefined"),
+    (
+        "unset-secret",
+        "Bearer {{ secrets.GITHUB_TOKEN }}",
+        "secret 'GITHUB_TOKEN' is not set: set it in the environment, or in the .env file beside .llmflow/",
+    ),
+    (
+        "unset-secret-filtered",
+        "{{ secrets.GITHUB_TOKEN | upper }}",
+        "secret 'GITHUB_TOKEN' is not set: set it in the environment, or in the .env file beside .llmflow/",
+    ),
 ]
 
 

@@ -146,17 +146,27 @@ def test_the_cli_webhook_option_delivers_the_runs_events(project: Project) -> No
     assert [event["type"] for event in received] == ["run.started", "step.failed", "run.completed"]
 
 
-def test_the_cli_refuses_a_webhook_that_is_not_http(project: Project) -> None:
+@pytest.mark.parametrize(
+    ("option", "environment", "given"),
+    [
+        (["--webhook", "ftp://example.org/x"], {}, "--webhook"),
+        ([], {"LLMFLOW_WEBHOOK_URL": "ftp://example.org/x"}, "LLMFLOW_WEBHOOK_URL"),
+    ],
+    ids=["option", "environment"],
+)
+def test_the_cli_refuses_a_webhook_that_is_not_http_and_names_where_it_came_from(
+    project: Project, option: list[str], environment: dict[str, str], given: str
+) -> None:
     workflow = project.workflow(FLAKY)
     result = subprocess.run(
-        [sys.executable, "-m", "llmflow", "run", str(workflow), "--webhook", "ftp://example.org/x"],
+        [sys.executable, "-m", "llmflow", "run", str(workflow), *option],
         cwd=project.root,
-        env=dict(os.environ, NO_COLOR="1"),
+        env=dict(os.environ, NO_COLOR="1", **environment),
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 2
-    assert (
-        result.stderr.strip() == "error: the webhook URL must start with http:// or https://, got 'ftp://example.org/x'"
+    assert result.stderr == (
+        f"error: {given}: the webhook URL must start with http:// or https://, got 'ftp://example.org/x'\n"
     )

@@ -259,8 +259,14 @@ def test_a_syntax_error_names_the_line(project: Project) -> None:
     [
         (
             "from llmflow.plugins import hookimpl\n@hookimpl\ndef befor_step(step, context):\n    pass\n",
-            "unknown hook 'befor_step' (hooks: after_step, before_iteration, before_step, on_branch, on_error, "
-            "register_actions, register_filters, register_functions, register_providers, register_sinks)",
+            "unknown hook 'befor_step' (did you mean 'before_step'? hooks: after_step, before_iteration, "
+            "before_step, on_branch, on_error, register_actions, register_filters, register_functions, "
+            "register_providers, register_sinks)",
+        ),
+        (
+            "from llmflow.plugins import hookimpl\n@hookimpl\ndef after_step(step, context, result):\n    pass\n"
+            "def before_step(step, context):\n    pass\n",
+            "before_step is not marked as a hook: put @hookimpl above it (from llmflow.plugins import hookimpl)",
         ),
         (
             "from llmflow.plugins import hookimpl\n@hookimpl\ndef before_step(step, ctx):\n    pass\n",
@@ -268,7 +274,7 @@ def test_a_syntax_error_names_the_line(project: Project) -> None:
             "in the hookspec",
         ),
     ],
-    ids=["unknown-hook", "wrong-argument"],
+    ids=["unknown-hook", "unmarked-hook", "wrong-argument"],
 )
 def test_a_hook_that_does_not_fit_is_refused(project: Project, source: str, message: str) -> None:
     path = project.write("odd.py", source)

@@ -318,3 +318,11 @@ def test_run_usage_counts_tokens_in_whole_numbers_also_after_a_resume(project: P
     assert usage == {"input_tokens": 6, "output_tokens": 6, "cost": 0.0}
     assert all(type(usage[key]) is int for key in ("input_tokens", "output_tokens")), usage  # 4.0 before
     assert type(usage["cost"]) is float
+
+
+def test_a_misspelt_provider_is_named_with_the_closest_one(project: Project) -> None:
+    summary = project.run("steps:\n  - {id: ask, llm: {model: opnai/gpt-4o-mini, prompt: hi}}\n")
+    assert summary.status == "failed"
+    assert summary.error == (
+        "step 'ask': unknown model provider 'opnai' (did you mean 'openai'? known: anthropic, mock, openai)"
+    )

@@ -14,6 +14,7 @@ from llmflow.diagnostics import Diagnostic
 from llmflow.errors import WorkflowError
 from llmflow.spec.document import Document, Position
 from llmflow.spec.loader import Backend, LoadLimits, load_file, load_text
+from llmflow.spec.yaml_events import SPLIT_HINT
 
 
 def _has_c_parser() -> bool:
@@ -332,6 +333,15 @@ def test_file_too_large_for_text_and_bytes(backend: Backend) -> None:
 def test_too_many_nodes_without_aliases(backend: Backend) -> None:
     (found,) = refusal("a: [1, 2, 3, 4, 5, 6]\n", backend, limits=LoadLimits(max_nodes=5))
     assert found.code == "too-many-nodes" and "more than 5 nodes" in found.message
+    assert found.hint == SPLIT_HINT
+
+
+def test_a_file_over_the_size_limit_says_how_to_split_it(backend: Backend) -> None:
+    (found,) = refusal("a: 12345678901\n", backend, limits=LoadLimits(max_bytes=10))
+    assert (
+        found.hint
+        == "move groups of steps into sub-workflow files (workflow: part.yaml), or data into a file a step reads"
+    )
 
 
 # -- limits that guard against hostile files --------------------------------------------------------

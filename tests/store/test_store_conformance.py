@@ -334,7 +334,7 @@ def test_resolve_by_exact_id_unique_prefix_ambiguous_prefix_and_last(store: RunS
     assert store.resolve(ids[0][:15]) == ids[0]
     with pytest.raises(RunNotFound, match=r"^run id prefix '20261126-1148' is ambiguous: matches "):
         store.resolve("20261126-1148")
-    with pytest.raises(RunNotFound, match=r"^no run matches '1999'$"):
+    with pytest.raises(RunNotFound, match=r"^no run matches '1999'"):
         store.resolve("1999")
     with pytest.raises(RunNotFound):
         store.resolve(None)
