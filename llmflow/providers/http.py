@@ -295,8 +295,9 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
         return None
     from datetime import datetime, timezone
 
-    now = datetime.now(moment.tzinfo or timezone.utc)
-    return max(0.0, (moment - now).total_seconds())
+    if moment.tzinfo is None:  # "-0000", RFC 5322's "no zone information": the date is UTC all the same
+        moment = moment.replace(tzinfo=timezone.utc)
+    return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
 
 
 def _seconds(value: str | None) -> float | None:

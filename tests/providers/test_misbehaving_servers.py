@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
@@ -157,6 +159,16 @@ def test_a_retry_after_in_seconds_or_milliseconds_is_kept(
 ) -> None:
     openai_server.queue(Reply(status=429, json={"error": "slow down"}, headers=headers))
     assert failure(openai(openai_server)).retry_after == expected
+
+
+def test_a_retry_after_date_in_the_minus_0000_zone_is_read_as_utc(openai_server: FakeServer) -> None:
+    # RFC 5322's "-0000" (no zone information) gives a naive datetime, which cannot be compared with an
+    # aware "now": the 503 failed the step with a TypeError instead of being retried.
+    later = format_datetime(datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(seconds=30))
+    assert later.endswith("-0000")
+    openai_server.queue(Reply(status=503, json={"error": "busy"}, headers={"retry-after": later}))
+    problem = failure(openai(openai_server))
+    assert problem.retryable and 25 <= (problem.retry_after or 0) <= 30
 
 
 def test_a_stream_chunk_with_a_null_error_field_is_not_an_error(openai_server: FakeServer) -> None:
