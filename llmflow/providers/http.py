@@ -17,6 +17,7 @@ from llmflow.config import Config
 from llmflow.errors import ProviderError
 from llmflow.providers import ChatRequest, ChatResponse, ChunkListener
 from llmflow.providers.resilience import POLICY_OPTIONS
+from llmflow.providers.sse import sse_events, sse_lines
 
 #: Options that configure the HTTP call rather than being sent in the request body.
 CALL_OPTIONS = frozenset({*POLICY_OPTIONS, "headers", "timeout"})
@@ -31,6 +32,11 @@ _REASONS = {
     429: "rate limited",
 }
 _MESSAGE_LIMIT = 300
+#: The most a reply may hold, decompressed (a whole JSON reply, or all the events of a stream): a broken or
+#: hostile server, or a small compressed body that inflates to gigabytes, must not exhaust memory.
+MAX_REPLY_BYTES = 64 * 1024 * 1024
+#: The most of an error reply that is read: only its first words are shown.
+_ERROR_BYTES = 64 * 1024
 _Item = TypeVar("_Item")
 
 
@@ -178,11 +184,12 @@ class HttpProvider:
         label = f"{self.name}/{request.model}"
         async with client.stream("POST", url, json=body, headers=headers, timeout=timeout) as response:
             if response.status_code >= 300:
-                await response.aread()
-                raise self._http_error(label, response, url, endpoint)
+                raw = await _head(response.aiter_bytes(), _ERROR_BYTES)
+                raise self._http_error(label, response, url, endpoint, raw)
             if "text/event-stream" in response.headers.get("content-type", ""):  # even when not asked for
                 return await self._read_stream(label, response, url, self.reader(on_chunk or _ignore), timeout.read)
-            data = _decode(label, await response.aread(), url, response.status_code)
+            raw = b"".join([chunk async for chunk in _limited(label, url, response.aiter_bytes())])
+            data = _decode(label, raw, url, response.status_code)
             if isinstance(data, dict) and data.get("error"):
                 raise _stream_error(label, data)  # a proxy that reports a failure with HTTP 200
             try:
@@ -213,15 +220,22 @@ class HttpProvider:
         event_timeout: float | None = None,
     ) -> ChatResponse:
         finished = False
-        async for event, data in _bounded(sse_events(response.aiter_lines()), event_timeout):
-            if data.strip() == "[DONE]":
+        lines = sse_lines(_limited(label, url, response.aiter_bytes()))
+        async for event in _bounded(sse_events(lines), event_timeout):
+            if event.data.strip() == "[DONE]":
                 finished = True
                 break
-            for payload in _payloads(label, data, url):
+            try:
+                payloads = _payloads(label, event.data, url)
+            except ProviderError:
+                if event.complete:
+                    raise
+                break  # the stream was cut inside its last event: reported below as an early end
+            for payload in payloads:
                 if isinstance(payload, dict) and (payload.get("error") or payload.get("type") == "error"):
                     raise _stream_error(label, payload)
                 try:
-                    reader.feed(event, payload)
+                    reader.feed(event.name, payload)
                 except (AttributeError, TypeError, ValueError, KeyError, IndexError):
                     raise _unexpected(label, url, payload) from None
             if reader.done:
@@ -235,14 +249,16 @@ class HttpProvider:
             )
         return reader.response()
 
-    def _http_error(self, label: str, response: httpx.Response, url: str, endpoint: Endpoint) -> ProviderError:
+    def _http_error(
+        self, label: str, response: httpx.Response, url: str, endpoint: Endpoint, raw: bytes
+    ) -> ProviderError:
         status = response.status_code
         reason = _REASONS.get(status) or ("server error" if status >= 500 else "the request failed")
         if status < 400:
             reason = f"redirected to {response.headers.get('location', '?')}; give that address as the base URL"
         if status == 401:
             reason += f" (check {endpoint.key_variable})"
-        message = error_message(_json_or_text(response.content))
+        message = error_message(_json_or_text(raw))
         if endpoint.api_key:
             message = message.replace(endpoint.api_key, "***")  # some proxies echo the key back
         text = f"{label}: {reason} (HTTP {status} from {url})" + (f": {message}" if message else "")
@@ -254,28 +270,6 @@ class HttpProvider:
             retryable=retryable,
             retry_after=retry_after(response.headers) if retryable else None,
         )
-
-
-async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]]:
-    """Server-sent events as (event name, data): ``data:`` lines joined, comments skipped."""
-    event = ""
-    data: list[str] = []
-    async for line in lines:
-        if not line:
-            if data:
-                yield event or "message", "\n".join(data)
-            event, data = "", []
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "event":
-            event = value
-        elif name == "data":
-            data.append(value)
-    if data:
-        yield event or "message", "\n".join(data)
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
@@ -349,6 +343,28 @@ async def _bounded(events: AsyncIterator[_Item], seconds: float | None) -> Async
         except StopAsyncIteration:
             return
         yield item
+
+
+async def _limited(label: str, url: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``chunks``, failing the call once they add up to more than ``MAX_REPLY_BYTES``."""
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_REPLY_BYTES:
+            raise ProviderError(f"{label}: the reply from {url} is larger than {MAX_REPLY_BYTES // 2**20} MiB")
+        yield chunk
+
+
+async def _head(chunks: AsyncIterator[bytes], limit: int) -> bytes:
+    """The first ``limit`` bytes of ``chunks`` (the rest is not read)."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(parts)[:limit]
 
 
 def _unexpected(label: str, url: str, data: Any) -> ProviderError:

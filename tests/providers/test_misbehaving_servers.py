@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import zlib
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -15,8 +17,9 @@ from llmflow.config import Config
 from llmflow.errors import ProviderError
 from llmflow.providers import ChatRequest, ChatResponse
 from llmflow.providers.anthropic import AnthropicProvider
-from llmflow.providers.http import HttpProvider
+from llmflow.providers.http import MAX_REPLY_BYTES, HttpProvider
 from llmflow.providers.openai import OpenAIProvider
+from llmflow.providers.sse import sse_lines
 
 
 def openai(server: FakeServer) -> OpenAIProvider:
@@ -175,3 +178,78 @@ def test_a_stream_chunk_with_a_null_error_field_is_not_an_error(openai_server: F
     chunk = {"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}], "error": None}
     openai_server.queue(Stream(["data: " + json.dumps(chunk), "data: [DONE]"]))
     assert ask(openai(openai_server), stream=True).text == "hi"
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\u0085"], ids=["line-separator", "paragraph", "nel"])
+def test_a_unicode_line_separator_inside_a_streamed_string_stays_in_its_event(
+    openai_server: FakeServer, separator: str
+) -> None:
+    # JSON may hold these unescaped; an SSE line ends only at CR or LF. Split like str.splitlines, the
+    # event was cut in two and failed the call as "not JSON".
+    chunk = {"choices": [{"index": 0, "delta": {"content": f"one{separator}two"}, "finish_reason": "stop"}]}
+    openai_server.queue(Stream(["data: " + json.dumps(chunk, ensure_ascii=False), "data: [DONE]"]))
+    assert ask(openai(openai_server), stream=True).text == f"one{separator}two"
+
+
+def test_a_stream_cut_inside_its_last_event_is_an_early_end_not_a_broken_server(openai_server: FakeServer) -> None:
+    openai_server.queue(Stream([openai_chunk("Hel") + "\n\n" + 'data: {"choices": [{"delta": {"con'], separator=""))
+    problem = failure(openai(openai_server), stream=True)
+    assert "ended before the reply was complete" in problem.message and problem.retryable
+
+
+def test_a_stream_event_that_is_not_json_in_the_middle_is_still_an_error(openai_server: FakeServer) -> None:
+    openai_server.queue(Stream([openai_chunk("Hel"), "data: {not json", "data: [DONE]"]))
+    problem = failure(openai(openai_server), stream=True)
+    assert "holds an event that is not JSON: '{not json'" in problem.message and not problem.retryable
+
+
+def gzipped(prefix: bytes, filler: bytes, size: int) -> bytes:
+    """``prefix`` then ``filler`` repeated up to ``size`` bytes, gzip-compressed (a few kB on the wire)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    parts = [packer.compress(prefix)]
+    block = filler * (2**20 // len(filler))
+    parts += [packer.compress(block) for _ in range(size // len(block) + 1)]
+    return b"".join(parts) + packer.flush()
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_reply_that_inflates_past_the_size_limit_is_refused(openai_server: FakeServer, stream: bool) -> None:
+    size = MAX_REPLY_BYTES + 2**20
+    if stream:  # one endless event line: nothing in it ends a line or an event
+        body, content_type = gzipped(b'data: {"choices": [{"delta": {"content": "', b"x", size), "text/event-stream"
+    else:
+        body, content_type = gzipped(b'{"choices": [{"message": {"content": "', b"x", size), "application/json"
+    headers = {"content-encoding": "gzip"}
+    openai_server.queue(Reply(body=body, headers=headers, content_type=content_type))
+    problem = failure(openai(openai_server), stream=stream)
+    url = f"{openai_server.url}/v1/chat/completions"
+    assert problem.message == f"openai/m: the reply from {url} is larger than {MAX_REPLY_BYTES // 2**20} MiB"
+
+
+def lines_of(*chunks: bytes) -> list[str]:
+    async def source() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    async def collect() -> list[str]:
+        return [line async for line in sse_lines(source())]
+
+    return asyncio.run(collect())
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        pytest.param([b"data: caf\xc3\xa9 \xe2\x82\xac\r\n\r\nnext\n"], id="whole"),
+        pytest.param([b"data: caf\xc3", b"\xa9 \xe2", b"\x82\xac\r", b"\n\r", b"\nnext\n"], id="split-in-chars-and-crlf"),
+        pytest.param([bytes([byte]) for byte in b"data: caf\xc3\xa9 \xe2\x82\xac\r\n\r\nnext\n"], id="byte-by-byte"),
+    ],
+)
+def test_sse_lines_come_out_whole_however_the_bytes_are_cut(chunks: list[bytes]) -> None:
+    assert lines_of(*chunks) == ["data: café €", "", "next"]
+
+
+def test_sse_lines_end_at_cr_lf_or_crlf_and_the_last_may_have_no_break() -> None:
+    assert lines_of(b"a\rb\nc\r\nd\r", "\re\u2028f\n\ng".encode()) == [
+        "a", "b", "c", "d", "", "e\u2028f", "", "g"
+    ]
