@@ -35,6 +35,8 @@ _MESSAGE_LIMIT = 300
 #: The most a reply may hold, decompressed (a whole JSON reply, or all the events of a stream): a broken or
 #: hostile server, or a small compressed body that inflates to gigabytes, must not exhaust memory.
 MAX_REPLY_BYTES = 64 * 1024 * 1024
+#: The largest token count believed (2**53, the largest whole number a JSON reader keeps exactly).
+MAX_TOKENS = 2**53
 #: The most of an error reply that is read: only its first words are shown.
 _ERROR_BYTES = 64 * 1024
 _Item = TypeVar("_Item")
@@ -375,7 +377,9 @@ def _unexpected(label: str, url: str, data: Any) -> ProviderError:
 
 def token_count(value: Any) -> int:
     """A token count from a server's ``usage``: a whole number of at least 0; anything else (a string, a
-    negative or non-finite number, a list) counts 0 rather than failing a reply that has its text."""
+    negative, non-finite or absurdly large number, a list) counts 0 rather than failing a reply that has its
+    text. Beyond ``MAX_TOKENS`` a number is no count: its cost would overflow to ``inf``, which no journal
+    can hold."""
     if isinstance(value, bool):
         return 0
     if isinstance(value, str):
@@ -383,22 +387,34 @@ def token_count(value: Any) -> int:
             value = float(value)
         except ValueError:
             return 0
-    if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
+    if isinstance(value, int):
+        return value if 0 < value <= MAX_TOKENS else 0
+    if isinstance(value, float) and math.isfinite(value) and 0 < value <= MAX_TOKENS:
         return int(value)
     return 0
+
+
+def _whole_number(digits: str) -> int | float:
+    """A JSON integer; one too long for Python to read (over 4300 digits) is infinite, so that a reply with
+    such a token count keeps its text instead of being refused as not JSON."""
+    return int(digits) if len(digits) <= 4000 else (-math.inf if digits.startswith("-") else math.inf)
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text, parse_int=_whole_number)
 
 
 def _json_or_text(raw: bytes) -> Any:
     text = raw.decode("utf-8", errors="replace")
     try:
-        return json.loads(text)
+        return _loads(text)
     except ValueError:
         return text
 
 
 def _decode(label: str, raw: bytes, url: str, status: int) -> Any:
     try:
-        return json.loads(raw.decode("utf-8", errors="replace"))
+        return _loads(raw.decode("utf-8", errors="replace"))
     except ValueError:
         sample = " ".join(raw[:80].decode("utf-8", errors="replace").split())
         raise ProviderError(
@@ -409,11 +425,11 @@ def _decode(label: str, raw: bytes, url: str, status: int) -> Any:
 def _payloads(label: str, data: str, url: str) -> list[Any]:
     """The JSON value(s) of one event; a server that forgets the blank line between events sends several."""
     try:
-        return [json.loads(data)]
+        return [_loads(data)]
     except ValueError:
         pass
     try:
-        return [json.loads(line) for line in data.split("\n") if line.strip() and line.strip() != "[DONE]"]
+        return [_loads(line) for line in data.split("\n") if line.strip() and line.strip() != "[DONE]"]
     except ValueError:
         sample = " ".join(data[:80].split())
         raise ProviderError(f"{label}: the stream from {url} holds an event that is not JSON: {sample!r}") from None

@@ -318,3 +318,25 @@ def test_run_usage_counts_tokens_in_whole_numbers_also_after_a_resume(project: P
     assert usage == {"input_tokens": 6, "output_tokens": 6, "cost": 0.0}
     assert all(type(usage[key]) is int for key in ("input_tokens", "output_tokens")), usage  # 4.0 before
     assert type(usage["cost"]) is float
+
+
+def test_an_absurd_token_count_from_the_server_does_not_fail_a_priced_step(
+    project: Project, openai_server: FakeServer
+) -> None:
+    # 1e308 tokens at gpt-4o's price cost inf dollars, which no journal can hold: the step failed with
+    # "contains inf" although the reply itself was fine.
+    use_server(project, openai_server)
+    usage = {"prompt_tokens": 1e308, "completion_tokens": 1e308}
+    openai_server.queue(Reply(json={**openai_reply("fine"), "usage": usage}))
+    summary = project.run(
+        """
+        steps:
+          - id: talk
+            llm: {model: openai/gpt-4o, prompt: hello}
+        outputs:
+          reply: "{{ steps.talk.output }}"
+          cost: "{{ run.usage.cost }}"
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {"reply": "fine", "cost": 0.0}

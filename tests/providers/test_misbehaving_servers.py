@@ -88,6 +88,8 @@ def test_an_openai_stream_with_a_finish_reason_but_no_done_is_complete(openai_se
         pytest.param({"prompt_tokens": 1e400, "completion_tokens": -4}, (0, 0), id="infinite-and-negative"),
         pytest.param({"prompt_tokens": 7.0, "completion_tokens": True}, (7, 0), id="float-and-bool"),
         pytest.param("lots", (0, 0), id="not-an-object"),
+        pytest.param({"prompt_tokens": 10**400, "completion_tokens": 1e300}, (0, 0), id="absurdly-large"),
+        pytest.param({"prompt_tokens": 2**53, "completion_tokens": 2**53 + 1}, (2**53, 0), id="the-largest-count"),
     ],
 )
 def test_odd_usage_numbers_count_what_they_can_and_keep_the_reply(
@@ -96,6 +98,13 @@ def test_odd_usage_numbers_count_what_they_can_and_keep_the_reply(
     openai_server.queue(Reply(json={**openai_reply("hi"), "usage": usage}))
     reply = ask(openai(openai_server))
     assert (reply.text, reply.input_tokens, reply.output_tokens) == ("hi", *expected)
+
+
+def test_a_token_count_too_long_for_python_to_read_keeps_the_reply(openai_server: FakeServer) -> None:
+    body = json.dumps(openai_reply("hi")).replace('"prompt_tokens": 100', '"prompt_tokens": 1' + "0" * 5000)
+    openai_server.queue(Reply(body=body.encode()))
+    reply = ask(openai(openai_server))
+    assert (reply.text, reply.input_tokens, reply.output_tokens) == ("hi", 0, 50)
 
 
 def test_odd_anthropic_usage_keeps_the_reply(anthropic_server: FakeServer) -> None:
