@@ -48,7 +48,7 @@ class OpenAIProvider(HttpProvider):
         message = choices[0].get("message") or {}
         usage = _usage(data.get("usage"))
         return ChatResponse(
-            text=str(message.get("content") or ""),
+            text=_content(message.get("content")),
             input_tokens=usage[0],
             output_tokens=usage[1],
             model=str(data.get("model") or ""),
@@ -83,6 +83,16 @@ class _ChunkReader(StreamReader):
                 self.text(delta["content"])
             if choice.get("finish_reason"):
                 self.finish_reason = str(choice["finish_reason"])
+
+
+def _content(content: Any) -> str:
+    """A message's text: a string, or a list of content parts (``{"type": "text", "text": ...}``) as some
+    servers send, whose text parts are joined; ``null`` is no text."""
+    if isinstance(content, list):
+        return "".join(
+            part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
+    return "" if content is None else str(content)
 
 
 def _usage(usage: Any) -> tuple[int, int]:

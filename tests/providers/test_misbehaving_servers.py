@@ -262,3 +262,24 @@ def test_sse_lines_end_at_cr_lf_or_crlf_and_the_last_may_have_no_break() -> None
     assert lines_of(b"a\rb\nc\r\nd\r", "\re\u2028f\n\ng".encode()) == [
         "a", "b", "c", "d", "", "e\u2028f", "", "g"
     ]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_null_anthropic_text_block_is_no_text_not_the_word_none(anthropic_server: FakeServer, stream: bool) -> None:
+    if stream:
+        delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": None}}
+        stop = {"type": "message_stop"}
+        anthropic_server.queue(Stream([sse("content_block_delta", delta), sse("message_stop", stop)]))
+    else:
+        reply = anthropic_reply("")
+        reply["content"] = [{"type": "text", "text": None}, {"type": "text", "text": "hi"}]
+        anthropic_server.queue(Reply(json=reply))
+    assert ask(anthropic(anthropic_server), stream=stream).text == ("" if stream else "hi")
+
+
+def test_an_openai_reply_with_content_parts_is_their_text(openai_server: FakeServer) -> None:
+    reply = openai_reply("")
+    parts = [{"type": "text", "text": "Hello, "}, {"type": "image_url", "image_url": {}}, {"type": "text", "text": "you"}]
+    reply["choices"][0]["message"]["content"] = parts
+    openai_server.queue(Reply(json=reply))
+    assert ask(openai(openai_server)).text == "Hello, you"
