@@ -100,7 +100,7 @@ async def send_request(ctx: ActionContext) -> ActionResult:
     encoding = _encoding(response.charset_encoding)
     allowed = _expected(config.get("expect"))
     if (allowed is not None and status not in allowed) or (allowed is None and not 200 <= status < 300):
-        tail = body.decode(encoding, "replace").strip()[:_BODY_TAIL]
+        tail = " ".join(body.decode(encoding, "replace")[: _BODY_TAIL * 4].split())[:_BODY_TAIL]  # one line
         message = f"step '{node_id}': {method} {url} answered {status}" + (f": {tail}" if tail else "")
         retry_after = response.headers.get("retry-after")
         raise ProviderError(

@@ -56,6 +56,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, "naïve".encode(), "text/plain; charset=x-no-such-thing")
         elif self.path.startswith("/gone-latin1"):
             self._reply(410, "déjà supprimé".encode("latin-1"), "text/plain; charset=ISO-8859-1")
+        elif self.path.startswith("/html-error"):  # a proxy's error page, over several lines
+            self._reply(502, b"<html>\r\n<body>\n\t<h1>Bad gateway</h1>\n</body>\n</html>\n", "text/html")
         elif self.path.startswith("/missing"):
             self._reply(404, b'{"error": "no such thing"}')
         elif self.path.startswith("/flaky"):
@@ -216,3 +218,10 @@ def test_a_connection_reset_mid_body_says_so(tmp_path: Path, server: str) -> Non
     prefix = f"step 'get': GET {server}/reset failed: "
     assert summary.error is not None and summary.error.startswith(prefix)
     assert summary.error.removeprefix(prefix)  # httpx's ReadError after a reset has no text of its own
+
+
+def test_an_error_page_over_several_lines_is_quoted_on_one_line(tmp_path: Path, server: str) -> None:
+    summary = run(tmp_path, f'version: 1\nname: t\nsteps:\n  - id: get\n    http: "{server}/html-error"\n')
+    assert summary.status == "failed"
+    expected = f"step 'get': GET {server}/html-error answered 502: <html> <body> <h1>Bad gateway</h1> </body> </html>"
+    assert summary.error == expected
