@@ -16,6 +16,9 @@ _DEFAULT_TIMEOUT = 30.0
 _MAX_BYTES = 10 * 1024 * 1024
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 _BODY_TAIL = 300
+#: The step's own headers that still go along when a redirect leads to another origin; any other (an
+#: ``Authorization``, an ``X-Api-Key``, a cookie, a token under a name of its own) is for the first one only.
+_CROSS_ORIGIN_HEADERS = frozenset({"accept", "accept-language", "content-type", "idempotency-key", "user-agent"})
 
 
 def _expected(expect: Any) -> set[int] | None:
@@ -23,6 +26,29 @@ def _expected(expect: Any) -> set[int] | None:
         return None
     values = expect if isinstance(expect, list) else [expect]
     return {int(value) for value in values}
+
+
+def _origin(url: Any) -> tuple[str, str, int | None]:
+    """Scheme, host and port of an ``httpx.URL`` (the default port spelled out), as browsers compare them."""
+    return url.scheme, url.host, url.port or {"http": 80, "https": 443}.get(url.scheme)
+
+
+def _redirect_guard(headers: dict[str, str]) -> Any:
+    """An httpx request hook: on a redirect to another origin (host, port or scheme, so also from https to
+    http), drop the step's own headers that may carry credentials. httpx itself drops only
+    ``Authorization`` and cookies."""
+    private = {name.lower() for name in headers} - _CROSS_ORIGIN_HEADERS
+    first: list[tuple[str, str, int | None]] = []  # the origin of the request the step asked for
+
+    async def guard(request: Any) -> None:
+        origin = _origin(request.url)
+        if not first:
+            first.append(origin)
+        elif origin != first[0]:
+            for name in private:
+                request.headers.pop(name, None)
+
+    return guard
 
 
 def _encoding(charset: str | None) -> str:
@@ -75,7 +101,9 @@ async def send_request(ctx: ActionContext) -> ActionResult:
 
     async def fetch() -> tuple[httpx.Response, bytes]:
         async with (
-            httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client,
+            httpx.AsyncClient(
+                timeout=timeout, follow_redirects=True, event_hooks={"request": [_redirect_guard(headers)]}
+            ) as client,
             client.stream(method, url, **request) as response,
         ):
             chunks: list[bytes] = []

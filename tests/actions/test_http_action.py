@@ -56,6 +56,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, "naïve".encode(), "text/plain; charset=x-no-such-thing")
         elif self.path.startswith("/gone-latin1"):
             self._reply(410, "déjà supprimé".encode("latin-1"), "text/plain; charset=ISO-8859-1")
+        elif self.path.startswith("/redirect?to="):  # to the address after "to=", as it is
+            self.send_response(302)
+            self.send_header("Location", self.path.removeprefix("/redirect?to="))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         elif self.path.startswith("/html-error"):  # a proxy's error page, over several lines
             self._reply(502, b"<html>\r\n<body>\n\t<h1>Bad gateway</h1>\n</body>\n</html>\n", "text/html")
         elif self.path.startswith("/missing"):
@@ -89,9 +94,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = _handle
 
 
-@pytest.fixture
-def server() -> Iterator[str]:
-    _Handler.seen = []
+def _serve() -> Iterator[str]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -100,6 +103,18 @@ def server() -> Iterator[str]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    _Handler.seen = []
+    yield from _serve()
+
+
+@pytest.fixture
+def other_server() -> Iterator[str]:
+    """A second server (another port: another origin), answering as the first does."""
+    yield from _serve()
 
 
 def run(tmp_path: Path, text: str, **inputs: Any) -> RunSummary:
@@ -225,3 +240,29 @@ def test_an_error_page_over_several_lines_is_quoted_on_one_line(tmp_path: Path, 
     assert summary.status == "failed"
     expected = f"step 'get': GET {server}/html-error answered 502: <html> <body> <h1>Bad gateway</h1> </body> </html>"
     assert summary.error == expected
+
+
+CREDENTIALS = {"Authorization": "Bearer tok-1", "X-Api-Key": "key-2", "X-Session-Token": "tok-3", "Accept": "x/y"}
+
+
+@pytest.mark.parametrize("same_origin", [True, False], ids=["same-origin", "other-port"])
+def test_a_redirect_to_another_origin_does_not_carry_the_steps_credentials(
+    tmp_path: Path, server: str, other_server: str, same_origin: bool
+) -> None:
+    target = (server if same_origin else other_server) + "/json"
+    workflow = {
+        "version": 1,
+        "name": "t",
+        "steps": [{"id": "get", "http": {"url": f"{server}/redirect?to={target}", "headers": CREDENTIALS}}],
+    }
+    summary = run(tmp_path, json.dumps(workflow))
+    assert summary.status == "succeeded", summary.error
+    first, landed = _Handler.seen
+    assert landed["path"] == "/json"
+    sent = {name: first["headers"].get(name.lower()) for name in CREDENTIALS}
+    assert sent == CREDENTIALS
+    carried = {name: landed["headers"].get(name.lower()) for name in CREDENTIALS}
+    if same_origin:
+        assert carried == CREDENTIALS
+    else:  # httpx alone dropped only Authorization: the key and the token went to the other server
+        assert carried == {"Authorization": None, "X-Api-Key": None, "X-Session-Token": None, "Accept": "x/y"}
