@@ -82,6 +82,8 @@ async def send_request(ctx: ActionContext) -> ActionResult:
     """Send the request; a status outside ``expect`` (default: 2xx) fails the step with the server's words."""
     import httpx
 
+    from llmflow.providers.http import retry_after
+
     config = ctx.config
     node_id = ctx.node.id
     url = str(config.get("url", ""))
@@ -130,13 +132,13 @@ async def send_request(ctx: ActionContext) -> ActionResult:
     if (allowed is not None and status not in allowed) or (allowed is None and not 200 <= status < 300):
         tail = " ".join(body.decode(encoding, "replace")[: _BODY_TAIL * 4].split())[:_BODY_TAIL]  # one line
         message = f"step '{node_id}': {method} {url} answered {status}" + (f": {tail}" if tail else "")
-        retry_after = response.headers.get("retry-after")
+        retryable = status == 429 or status >= 500
         raise ProviderError(
             message,
             path=ctx.path,
             status=status,
-            retryable=status == 429 or status >= 500,
-            retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+            retryable=retryable,
+            retry_after=retry_after(response.headers) if retryable else None,
         )
     how = str(config.get("parse", "auto"))
     output = _decode(body, response.headers.get("content-type", ""), how, node_id, encoding)

@@ -8,10 +8,13 @@ import socket
 import struct
 import threading
 import time
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import quote, unquote
 
 import pytest
 
@@ -59,6 +62,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path.startswith("/redirect?to="):  # to the address after "to=", as it is
             self.send_response(302)
             self.send_header("Location", self.path.removeprefix("/redirect?to="))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif self.path.startswith("/busy?retry-after="):  # rate limited, with the Retry-After given
+            self.send_response(429)
+            self.send_header("Retry-After", unquote(self.path.removeprefix("/busy?retry-after=")))
             self.send_header("Content-Length", "0")
             self.end_headers()
         elif self.path.startswith("/html-error"):  # a proxy's error page, over several lines
@@ -266,3 +274,26 @@ def test_a_redirect_to_another_origin_does_not_carry_the_steps_credentials(
         assert carried == CREDENTIALS
     else:  # httpx alone dropped only Authorization: the key and the token went to the other server
         assert carried == {"Authorization": None, "X-Api-Key": None, "X-Session-Token": None, "Accept": "x/y"}
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "max_delay", "expected"),
+    [
+        pytest.param("1", 30, 1.0, id="seconds"),
+        pytest.param("3600", 0.2, 0.2, id="capped-by-max-delay"),
+        pytest.param("in-a-while", 30, 0.01, id="garbage-is-the-steps-own-delay"),
+        pytest.param(format_datetime(datetime.now(timezone.utc) + timedelta(hours=1), usegmt=True), 0.3, 0.3, id="date"),
+    ],
+)
+def test_a_retried_step_waits_as_long_as_the_servers_retry_after_asks(
+    tmp_path: Path, server: str, retry_after: str, max_delay: float, expected: float
+) -> None:
+    retry = {"attempts": 2, "delay": "10ms", "max_delay": max_delay}
+    url = f"{server}/busy?retry-after={quote(retry_after)}"
+    workflow = {"version": 1, "name": "t", "steps": [{"id": "get", "http": url, "retry": retry}]}
+    summary = run(tmp_path, json.dumps(workflow))
+    assert summary.status == "failed"
+    assert summary.error == f"step 'get': GET {url} answered 429"
+    events = (tmp_path / "state" / "runs" / summary.run_id / "events.jsonl").read_text(encoding="utf-8")
+    (retrying,) = [event for event in map(json.loads, events.splitlines()) if event["type"] == "step.retrying"]
+    assert retrying["data"]["delay"] == expected
