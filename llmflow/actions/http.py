@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Any
-from urllib.parse import urlsplit
 
 from llmflow.actions.json_text import load_json
 from llmflow.durations import parse_duration
@@ -82,15 +81,25 @@ async def send_request(ctx: ActionContext) -> ActionResult:
     """Send the request; a status outside ``expect`` (default: 2xx) fails the step with the server's words."""
     import httpx
 
-    from llmflow.providers.http import retry_after
+    from llmflow.providers.http import retry_after, url_problem
 
     config = ctx.config
     node_id = ctx.node.id
     url = str(config.get("url", ""))
-    if urlsplit(url).scheme not in ("http", "https"):
+    if not url.lower().startswith(("http://", "https://")):
         raise ActionError(f"step '{node_id}': url {url!r} must start with http:// or https://", path=ctx.path)
+    problem = url_problem(url)
+    if problem:
+        raise ActionError(f"step '{node_id}': url {url!r} is not a valid URL: {problem}", path=ctx.path)
     method = str(config.get("method", "GET")).upper()
     headers = {str(k): str(v) for k, v in (config.get("headers") or {}).items()}
+    for name, value in headers.items():
+        if not value.isascii():
+            odd = next(char for char in value if not char.isascii())
+            raise ActionError(
+                f"step '{node_id}': header {name!r} holds {odd!r}; an HTTP header value can only be ASCII",
+                path=ctx.path,
+            )
     if method not in _SAFE_METHODS and not any(k.lower() == "idempotency-key" for k in headers):
         headers["Idempotency-Key"] = ctx.idempotency_key
     timeout = parse_duration(config["timeout"]) if config.get("timeout") is not None else _DEFAULT_TIMEOUT

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -132,6 +133,9 @@ class HttpProvider:
             request.base_url or self.config.env(self.base_variable) or settings.get("base_url") or self.default_base_url
         )
         base = self.normalize_base(str(base))
+        problem = url_problem(base)
+        if problem:
+            raise ProviderError(f"{self.name}/{request.model}: the base URL {base!r} is not a valid URL: {problem}")
         named = request.api_key_env or settings.get("api_key_env")
         variable = str(named or self.key_variable)
         key = self.config.env(variable) or (None if request.api_key_env else settings.get("api_key"))
@@ -303,6 +307,18 @@ def _seconds(value: str | None) -> float | None:
     except ValueError:
         return None
     return number if math.isfinite(number) and number >= 0 else None
+
+
+def url_problem(url: str) -> str:
+    """Why ``url`` cannot be requested (a port out of range, a broken IPv6 address …), or ``""``. httpx
+    reports some of these only from deep inside the connection, as ``ExceptionGroup: unhandled errors in a
+    TaskGroup``."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it checks it
+    except ValueError as error:
+        return str(error)
+    return "" if parts.hostname else "it names no host"
 
 
 def error_message(data: Any) -> str:

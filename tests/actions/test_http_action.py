@@ -297,3 +297,27 @@ def test_a_retried_step_waits_as_long_as_the_servers_retry_after_asks(
     events = (tmp_path / "state" / "runs" / summary.run_id / "events.jsonl").read_text(encoding="utf-8")
     (retrying,) = [event for event in map(json.loads, events.splitlines()) if event["type"] == "step.retrying"]
     assert retrying["data"]["delay"] == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        pytest.param("http://127.0.0.1:99999/x", "Port out of range 0-65535", id="port-out-of-range"),
+        pytest.param("http://[::1/x", "Invalid IPv6 URL", id="broken-ipv6"),
+        pytest.param("https://", "it names no host", id="no-host"),
+    ],
+)
+def test_a_url_that_cannot_be_requested_is_one_clear_line(tmp_path: Path, url: str, problem: str) -> None:
+    # The port out of range came out of httpx as "ExceptionGroup: unhandled errors in a TaskGroup".
+    workflow = {"version": 1, "name": "t", "steps": [{"id": "get", "http": url}]}
+    summary = run(tmp_path, json.dumps(workflow))
+    assert summary.status == "failed"
+    assert summary.error == f"step 'get': url {url!r} is not a valid URL: {problem}"
+
+
+def test_a_header_value_that_is_not_ascii_is_one_clear_line(tmp_path: Path, server: str) -> None:
+    step = {"id": "get", "http": {"url": f"{server}/json", "headers": {"X-Name": "Zoë"}}}
+    summary = run(tmp_path, json.dumps({"version": 1, "name": "t", "steps": [step]}))
+    assert summary.status == "failed"
+    assert summary.error == "step 'get': header 'X-Name' holds 'ë'; an HTTP header value can only be ASCII"
+    assert _Handler.seen == []

@@ -283,3 +283,10 @@ def test_an_openai_reply_with_content_parts_is_their_text(openai_server: FakeSer
     reply["choices"][0]["message"]["content"] = parts
     openai_server.queue(Reply(json=reply))
     assert ask(openai(openai_server)).text == "Hello, you"
+
+
+def test_a_base_url_with_a_port_out_of_range_is_one_clear_line() -> None:
+    provider = OpenAIProvider(Config(providers={"openai": {"base_url": "http://127.0.0.1:114340/v1"}}))
+    problem = failure(provider)
+    expected = "openai/m: the base URL 'http://127.0.0.1:114340/v1' is not a valid URL: Port out of range 0-65535"
+    assert problem.message == expected
