@@ -89,9 +89,7 @@ def _content(content: Any) -> str:
     """A message's text: a string, or a list of content parts (``{"type": "text", "text": ...}``) as some
     servers send, whose text parts are joined; ``null`` is no text."""
     if isinstance(content, list):
-        return "".join(
-            part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)
-        )
+        return "".join(part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str))
     return "" if content is None else str(content)
 
 

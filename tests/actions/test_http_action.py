@@ -8,9 +8,9 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -282,7 +282,9 @@ def test_a_redirect_to_another_origin_does_not_carry_the_steps_credentials(
         pytest.param("1", 30, 1.0, id="seconds"),
         pytest.param("3600", 0.2, 0.2, id="capped-by-max-delay"),
         pytest.param("in-a-while", 30, 0.01, id="garbage-is-the-steps-own-delay"),
-        pytest.param(format_datetime(datetime.now(timezone.utc) + timedelta(hours=1), usegmt=True), 0.3, 0.3, id="date"),
+        pytest.param(
+            format_datetime(datetime.now(timezone.utc) + timedelta(hours=1), usegmt=True), 0.3, 0.3, id="date"
+        ),
     ],
 )
 def test_a_retried_step_waits_as_long_as_the_servers_retry_after_asks(

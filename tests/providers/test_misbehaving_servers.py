@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import zlib
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -250,7 +250,9 @@ def lines_of(*chunks: bytes) -> list[str]:
     "chunks",
     [
         pytest.param([b"data: caf\xc3\xa9 \xe2\x82\xac\r\n\r\nnext\n"], id="whole"),
-        pytest.param([b"data: caf\xc3", b"\xa9 \xe2", b"\x82\xac\r", b"\n\r", b"\nnext\n"], id="split-in-chars-and-crlf"),
+        pytest.param(
+            [b"data: caf\xc3", b"\xa9 \xe2", b"\x82\xac\r", b"\n\r", b"\nnext\n"], id="split-in-chars-and-crlf"
+        ),
         pytest.param([bytes([byte]) for byte in b"data: caf\xc3\xa9 \xe2\x82\xac\r\n\r\nnext\n"], id="byte-by-byte"),
     ],
 )
@@ -259,9 +261,7 @@ def test_sse_lines_come_out_whole_however_the_bytes_are_cut(chunks: list[bytes])
 
 
 def test_sse_lines_end_at_cr_lf_or_crlf_and_the_last_may_have_no_break() -> None:
-    assert lines_of(b"a\rb\nc\r\nd\r", "\re\u2028f\n\ng".encode()) == [
-        "a", "b", "c", "d", "", "e\u2028f", "", "g"
-    ]
+    assert lines_of(b"a\rb\nc\r\nd\r", "\re\u2028f\n\ng".encode()) == ["a", "b", "c", "d", "", "e\u2028f", "", "g"]
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
@@ -279,7 +279,11 @@ def test_a_null_anthropic_text_block_is_no_text_not_the_word_none(anthropic_serv
 
 def test_an_openai_reply_with_content_parts_is_their_text(openai_server: FakeServer) -> None:
     reply = openai_reply("")
-    parts = [{"type": "text", "text": "Hello, "}, {"type": "image_url", "image_url": {}}, {"type": "text", "text": "you"}]
+    parts = [
+        {"type": "text", "text": "Hello, "},
+        {"type": "image_url", "image_url": {}},
+        {"type": "text", "text": "you"},
+    ]
     reply["choices"][0]["message"]["content"] = parts
     openai_server.queue(Reply(json=reply))
     assert ask(openai(openai_server)).text == "Hello, you"
