@@ -51,7 +51,8 @@ def _redirect_guard(headers: dict[str, str]) -> Any:
 
 
 def _encoding(charset: str | None) -> str:
-    """The codec for a reply's ``charset`` (UTF-8 without one, or for one Python does not know)."""
+    """The codec for a reply's ``charset`` (UTF-8 without one, or for one Python does not know; ``_text``
+    also falls back to UTF-8 for a codec that does not turn bytes into text)."""
     if charset:
         import codecs
 
@@ -62,8 +63,17 @@ def _encoding(charset: str | None) -> str:
     return "utf-8"
 
 
+def _text(body: bytes, encoding: str) -> str:
+    """The reply as text in ``encoding``, or in UTF-8 when the server named a codec that is no text encoding
+    (``zlib``, ``rot13``, ``base64`` …) or cannot decode with replacement characters (``idna``)."""
+    try:
+        return body.decode(encoding, "replace")
+    except (LookupError, UnicodeError, ValueError):
+        return body.decode("utf-8", "replace")
+
+
 def _decode(body: bytes, content_type: str, how: str, step_id: str, encoding: str) -> Any:
-    text = body.decode(encoding, "replace")
+    text = _text(body, encoding)
     wants_json = how == "json" or (how == "auto" and "json" in content_type.lower())
     if not wants_json:
         return text
@@ -139,7 +149,7 @@ async def send_request(ctx: ActionContext) -> ActionResult:
     encoding = _encoding(response.charset_encoding)
     allowed = _expected(config.get("expect"))
     if (allowed is not None and status not in allowed) or (allowed is None and not 200 <= status < 300):
-        tail = " ".join(body.decode(encoding, "replace")[: _BODY_TAIL * 4].split())[:_BODY_TAIL]  # one line
+        tail = " ".join(_text(body, encoding)[: _BODY_TAIL * 4].split())[:_BODY_TAIL]  # one line
         message = f"step '{node_id}': {method} {url} answered {status}" + (f": {tail}" if tail else "")
         retryable = status == 429 or status >= 500
         raise ProviderError(

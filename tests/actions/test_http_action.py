@@ -69,6 +69,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Retry-After", unquote(self.path.removeprefix("/busy?retry-after=")))
             self.send_header("Content-Length", "0")
             self.end_headers()
+        elif self.path.startswith("/charset?name="):  # JSON, said to be in the charset given
+            charset = self.path.removeprefix("/charset?name=")
+            self._reply(200, '{"name": "Zoë"}'.encode(), f"application/json; charset={charset}")
         elif self.path.startswith("/html-error"):  # a proxy's error page, over several lines
             self._reply(502, b"<html>\r\n<body>\n\t<h1>Bad gateway</h1>\n</body>\n</html>\n", "text/html")
         elif self.path.startswith("/missing"):
@@ -323,3 +326,18 @@ def test_a_header_value_that_is_not_ascii_is_one_clear_line(tmp_path: Path, serv
     assert summary.status == "failed"
     assert summary.error == "step 'get': header 'X-Name' holds 'ë'; an HTTP header value can only be ASCII"
     assert _Handler.seen == []
+
+
+@pytest.mark.parametrize("charset", ["zlib", "rot13", "base64", "idna", "undefined"])
+def test_a_charset_that_is_no_text_encoding_is_read_as_utf8(tmp_path: Path, server: str, charset: str) -> None:
+    # Python knows these names, but as codecs that do not turn bytes into text (or refuse to replace what
+    # they cannot read): decoding with them failed the step with "LookupError: 'zlib' is not a text encoding".
+    workflow = {
+        "version": 1,
+        "name": "t",
+        "steps": [{"id": "get", "http": f"{server}/charset?name={charset}"}],
+        "outputs": {"name": "{{ steps.get.output.name }}"},
+    }
+    summary = run(tmp_path, json.dumps(workflow))
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {"name": "Zoë"}
