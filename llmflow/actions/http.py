@@ -73,7 +73,7 @@ def _text(body: bytes, encoding: str) -> str:
 
 
 def _decode(body: bytes, content_type: str, how: str, step_id: str, encoding: str) -> Any:
-    text = _text(body, encoding)
+    text = _text(body, encoding).removeprefix("\ufeff")  # a byte order mark is no part of the text
     wants_json = how == "json" or (how == "auto" and "json" in content_type.lower())
     if not wants_json:
         return text

@@ -430,7 +430,7 @@ def _json_or_text(raw: bytes) -> Any:
 
 def _decode(label: str, raw: bytes, url: str, status: int) -> Any:
     try:
-        return _loads(raw.decode("utf-8", errors="replace"))
+        return _loads(raw.decode("utf-8-sig", errors="replace"))  # a byte order mark may be ignored (RFC 8259)
     except ValueError:
         sample = " ".join(raw[:80].decode("utf-8", errors="replace").split())
         raise ProviderError(

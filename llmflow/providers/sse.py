@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 _CR, _LF = 13, 10
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,8 +28,15 @@ async def sse_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
     (``str.splitlines``, used by httpx's ``aiter_lines``, cut the event in two there)."""
     pending = bytearray()
     searched = 0  # the bytes before this hold no line break
+    started = False  # whether the stream's first bytes were looked at for a byte order mark
     async for chunk in chunks:
         pending += chunk
+        if not started:
+            if _BOM.startswith(pending):
+                continue  # the mark, or a part of it: wait for what follows
+            started = True
+            if pending.startswith(_BOM):
+                del pending[: len(_BOM)]  # one leading byte order mark is ignored, as the format says
         start = 0
         while True:
             end = _line_break(pending, max(start, searched))
@@ -40,7 +48,7 @@ async def sse_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
             start = end + (2 if pending[end] == _CR and pending[end + 1] == _LF else 1)
         del pending[:start]
         searched = max(0, len(pending) - 1)  # a trailing CR is looked at again with what follows it
-    if pending:
+    if started and pending:  # (not started: nothing came but a byte order mark, or a part of one)
         yield pending.removesuffix(b"\r").decode("utf-8", "replace")
 
 

@@ -72,6 +72,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path.startswith("/charset?name="):  # JSON, said to be in the charset given
             charset = self.path.removeprefix("/charset?name=")
             self._reply(200, '{"name": "Zoë"}'.encode(), f"application/json; charset={charset}")
+        elif self.path.startswith("/bom"):  # JSON after a UTF-8 byte order mark, as some servers send it
+            self._reply(200, b"\xef\xbb\xbf" + b'{"ok": true}')
         elif self.path.startswith("/html-error"):  # a proxy's error page, over several lines
             self._reply(502, b"<html>\r\n<body>\n\t<h1>Bad gateway</h1>\n</body>\n</html>\n", "text/html")
         elif self.path.startswith("/missing"):
@@ -341,3 +343,15 @@ def test_a_charset_that_is_no_text_encoding_is_read_as_utf8(tmp_path: Path, serv
     summary = run(tmp_path, json.dumps(workflow))
     assert summary.status == "succeeded", summary.error
     assert summary.outputs == {"name": "Zoë"}
+
+
+def test_a_json_reply_after_a_byte_order_mark_is_read(tmp_path: Path, server: str) -> None:
+    workflow = {
+        "version": 1,
+        "name": "t",
+        "steps": [{"id": "get", "http": f"{server}/bom"}],
+        "outputs": {"ok": "{{ steps.get.output.ok }}"},
+    }
+    summary = run(tmp_path, json.dumps(workflow))
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {"ok": True}

@@ -294,3 +294,26 @@ def test_a_base_url_with_a_port_out_of_range_is_one_clear_line() -> None:
     problem = failure(provider)
     expected = "openai/m: the base URL 'http://127.0.0.1:114340/v1' is not a valid URL: Port out of range 0-65535"
     assert problem.message == expected
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        pytest.param([b"\xef\xbb\xbfdata: x\n"], id="whole"),
+        pytest.param([b"\xef", b"\xbb", b"\xbfdata: x\n"], id="split"),
+    ],
+)
+def test_sse_lines_ignore_one_leading_byte_order_mark(chunks: list[bytes]) -> None:
+    # The event-stream format says so; the mark made the first line "\ufeffdata: x", no data line at all.
+    assert lines_of(*chunks) == ["data: x"]
+    assert lines_of(b"\xef\xbb\xbf") == []
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_reply_that_starts_with_a_byte_order_mark_is_read(openai_server: FakeServer, stream: bool) -> None:
+    if stream:
+        chunk = {"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}]}
+        openai_server.queue(Stream(["\ufeffdata: " + json.dumps(chunk), "data: [DONE]"]))
+    else:
+        openai_server.queue(Reply(body="\ufeff".encode() + json.dumps(openai_reply("hi")).encode()))
+    assert ask(openai(openai_server), stream=stream).text == "hi"
