@@ -313,6 +313,8 @@ def url_problem(url: str) -> str:
     """Why ``url`` cannot be requested (a port out of range, a broken IPv6 address …), or ``""``. httpx
     reports some of these only from deep inside the connection, as ``ExceptionGroup: unhandled errors in a
     TaskGroup``."""
+    if not url.lower().startswith(("http://", "https://")):
+        return "it must start with http:// or https://"
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - reading it checks it

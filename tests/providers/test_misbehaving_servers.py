@@ -289,11 +289,20 @@ def test_an_openai_reply_with_content_parts_is_their_text(openai_server: FakeSer
     assert ask(openai(openai_server)).text == "Hello, you"
 
 
-def test_a_base_url_with_a_port_out_of_range_is_one_clear_line() -> None:
-    provider = OpenAIProvider(Config(providers={"openai": {"base_url": "http://127.0.0.1:114340/v1"}}))
-    problem = failure(provider)
-    expected = "openai/m: the base URL 'http://127.0.0.1:114340/v1' is not a valid URL: Port out of range 0-65535"
-    assert problem.message == expected
+@pytest.mark.parametrize(
+    ("base_url", "problem"),
+    [
+        pytest.param("http://127.0.0.1:114340/v1", "Port out of range 0-65535", id="port-out-of-range"),
+        pytest.param("localhost:11434/v1", "it must start with http:// or https://", id="no-scheme"),
+    ],
+)
+def test_a_base_url_that_cannot_be_requested_is_one_clear_line_and_not_retried(base_url: str, problem: str) -> None:
+    # A port out of range came out of httpx as "ExceptionGroup: unhandled errors in a TaskGroup"; a URL
+    # without a scheme was a lost connection, retried with backoff.
+    provider = OpenAIProvider(Config(providers={"openai": {"base_url": base_url}}))
+    failed = failure(provider)
+    assert failed.message == f"openai/m: the base URL {base_url!r} is not a valid URL: {problem}"
+    assert not failed.retryable
 
 
 @pytest.mark.parametrize(
