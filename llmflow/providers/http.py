@@ -154,6 +154,13 @@ class HttpProvider:
         headers = {"user-agent": f"llmflow/{__version__}", **self.headers(endpoint)}
         headers.update(self.config.provider(self.name).get("headers") or {})
         headers.update(request.options.get("headers") or {})
+        for name, value in headers.items():
+            if not str(value).isascii():  # httpx would fail with a bare UnicodeEncodeError
+                odd = next(char for char in str(value) if not char.isascii())
+                raise ProviderError(
+                    f"{self.name}/{request.model}: header {name!r} holds {odd!r}; an HTTP header value can only be"
+                    " ASCII"
+                )
         body = self.body(request, endpoint, stream=on_chunk is not None)
         body.update({k: v for k, v in request.options.items() if k not in CALL_OPTIONS})
         body = {key: value for key, value in body.items() if value is not None}

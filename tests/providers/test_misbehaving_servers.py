@@ -326,3 +326,10 @@ def test_a_reply_that_starts_with_a_byte_order_mark_is_read(openai_server: FakeS
     else:
         openai_server.queue(Reply(body="\ufeff".encode() + json.dumps(openai_reply("hi")).encode()))
     assert ask(openai(openai_server), stream=stream).text == "hi"
+
+
+def test_a_configured_header_value_that_is_not_ascii_is_one_clear_line(openai_server: FakeServer) -> None:
+    settings = {"base_url": openai_server.url + "/v1", "headers": {"X-Title": "Rapports d'été"}}
+    problem = failure(OpenAIProvider(Config(providers={"openai": settings})))
+    assert problem.message == "openai/m: header 'X-Title' holds 'é'; an HTTP header value can only be ASCII"
+    assert openai_server.requests == []
