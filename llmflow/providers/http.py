@@ -232,12 +232,31 @@ class HttpProvider:
         reader: StreamReader,
         event_timeout: float | None = None,
     ) -> ChatResponse:
-        finished = False
+        try:
+            finished = await self._read_events(label, response, url, reader, event_timeout)
+        except (asyncio.TimeoutError, httpx.TimeoutException, httpx.TransportError):
+            if not (reader.finish_reason or reader.done):
+                raise
+            # The reply is whole: only what may follow its end (the usage chunk, [DONE]) never came, the
+            # server stalling or dropping the connection instead. Trying again would pay for it twice.
+            finished = True
+        if not (finished or reader.done or reader.finish_reason):
+            # The connection closed cleanly but early (a proxy's idle timeout, a crashed worker): the text
+            # so far is a fragment, not the reply. Retried like a lost connection.
+            raise ProviderError(
+                f"{label}: the stream from {url} ended before the reply was complete (no final event)",
+                retryable=True,
+            )
+        return reader.response()
+
+    async def _read_events(
+        self, label: str, response: httpx.Response, url: str, reader: StreamReader, event_timeout: float | None
+    ) -> bool:
+        """Feed the stream's events to ``reader``; true when it ended with ``[DONE]``."""
         lines = sse_lines(_limited(label, url, response.aiter_bytes()))
         async for event in _bounded(sse_events(lines), event_timeout):
             if event.data.strip() == "[DONE]":
-                finished = True
-                break
+                return True
             try:
                 payloads = _payloads(label, event.data, url)
             except ProviderError:
@@ -253,14 +272,7 @@ class HttpProvider:
                     raise _unexpected(label, url, payload) from None
             if reader.done:
                 break
-        if not (finished or reader.done or reader.finish_reason):
-            # The connection closed cleanly but early (a proxy's idle timeout, a crashed worker): the text
-            # so far is a fragment, not the reply. Retried like a lost connection.
-            raise ProviderError(
-                f"{label}: the stream from {url} ended before the reply was complete (no final event)",
-                retryable=True,
-            )
-        return reader.response()
+        return False
 
     def _http_error(
         self, label: str, response: httpx.Response, url: str, endpoint: Endpoint, raw: bytes

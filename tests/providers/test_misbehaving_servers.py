@@ -333,3 +333,12 @@ def test_a_configured_header_value_that_is_not_ascii_is_one_clear_line(openai_se
     problem = failure(OpenAIProvider(Config(providers={"openai": settings})))
     assert problem.message == "openai/m: header 'X-Title' holds 'é'; an HTTP header value can only be ASCII"
     assert openai_server.requests == []
+
+
+def test_a_stream_that_stalls_after_its_finish_reason_keeps_the_whole_reply(openai_server: FakeServer) -> None:
+    # The reply ended with its finish reason; the server then sends only comments (no usage chunk, no
+    # [DONE]) until the per-event timeout. Retrying would pay for the same reply twice.
+    finish = "data: " + json.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    openai_server.queue(Stream([openai_chunk("all"), finish] + [": keep-alive"] * 12, delay=0.25))
+    reply = ask(openai(openai_server), stream=True, timeout=1)
+    assert (reply.text, reply.finish_reason) == ("all", "stop")
