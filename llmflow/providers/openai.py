@@ -75,11 +75,16 @@ class _ChunkReader(StreamReader):
         self.model = str(data.get("model") or self.model)
         if isinstance(data.get("usage"), dict):
             self.input_tokens, self.output_tokens = _usage(data["usage"])
-        for choice in data.get("choices") or ():
+        choices = data.get("choices") or []
+        if not isinstance(choices, list):  # a mapping or a string: no chunk of this format
+            raise TypeError("choices is not a list")
+        for choice in choices:
             if not isinstance(choice, dict):
                 continue
             delta = choice.get("delta") or {}
-            if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+            if not isinstance(delta, dict):  # its text would be lost without a word
+                raise TypeError("delta is not an object")
+            if isinstance(delta.get("content"), str):
                 self.text(delta["content"])
             if choice.get("finish_reason"):
                 self.finish_reason = str(choice["finish_reason"])

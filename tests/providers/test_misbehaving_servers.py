@@ -129,6 +129,18 @@ def test_odd_anthropic_usage_keeps_the_reply(anthropic_server: FakeServer) -> No
             Stream([sse("content_block_delta", {"type": "content_block_delta", "delta": "x"})]),
             id="anthropic-delta-string",
         ),
+        pytest.param(
+            "openai",
+            True,
+            Stream(["data: " + json.dumps({"choices": {"0": {"delta": {"content": "hi"}}}}), "data: [DONE]"]),
+            id="openai-stream-choices-mapping",
+        ),
+        pytest.param(
+            "openai",
+            True,
+            Stream(["data: " + json.dumps({"choices": [{"delta": "hi", "finish_reason": "stop"}]}), "data: [DONE]"]),
+            id="openai-stream-delta-string",
+        ),
     ],
 )
 def test_a_reply_of_the_wrong_shape_is_a_clear_error(
