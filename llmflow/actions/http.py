@@ -132,7 +132,10 @@ async def send_request(ctx: ActionContext) -> ActionResult:
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
                 if size > _MAX_BYTES:
-                    raise ActionError(f"step '{node_id}': the reply is larger than {_MAX_BYTES} bytes")
+                    limit = f"{_MAX_BYTES // 2**20} MiB"
+                    raise ActionError(
+                        f"step '{node_id}': {method} {url}: the reply is larger than {limit}", path=ctx.path
+                    )
                 chunks.append(chunk)
         return response, b"".join(chunks)
 

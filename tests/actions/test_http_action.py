@@ -8,6 +8,7 @@ import socket
 import struct
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -74,6 +75,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, '{"name": "Zoë"}'.encode(), f"application/json; charset={charset}")
         elif self.path.startswith("/bom"):  # JSON after a UTF-8 byte order mark, as some servers send it
             self._reply(200, b"\xef\xbb\xbf" + b'{"ok": true}')
+        elif self.path.startswith("/gzip-bomb"):  # 11 MiB of zeros in about 11 kB of gzip
+            packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+            body = b"".join(packer.compress(bytes(2**20)) for _ in range(11)) + packer.flush()
+            self.send_response(200)
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
         elif self.path.startswith("/html-error"):  # a proxy's error page, over several lines
             self._reply(502, b"<html>\r\n<body>\n\t<h1>Bad gateway</h1>\n</body>\n</html>\n", "text/html")
         elif self.path.startswith("/missing"):
@@ -355,3 +364,9 @@ def test_a_json_reply_after_a_byte_order_mark_is_read(tmp_path: Path, server: st
     summary = run(tmp_path, json.dumps(workflow))
     assert summary.status == "succeeded", summary.error
     assert summary.outputs == {"ok": True}
+
+
+def test_a_reply_that_inflates_past_the_limit_fails_the_step(tmp_path: Path, server: str) -> None:
+    summary = run(tmp_path, f'version: 1\nname: t\nsteps:\n  - id: get\n    http: "{server}/gzip-bomb"\n')
+    assert summary.status == "failed"
+    assert summary.error == f"step 'get': GET {server}/gzip-bomb: the reply is larger than 10 MiB"
