@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -195,13 +195,19 @@ class HttpProvider:
         endpoint: Endpoint,
     ) -> ChatResponse:
         label = f"{self.name}/{request.model}"
-        async with client.stream("POST", url, json=body, headers=headers, timeout=timeout) as response:
+        # Everything but the events of a stream (the headers, an error reply, a reply that is not a stream) is
+        # bounded as a whole, also when streaming: a server may trickle its headers a line at a time.
+        seconds = timeout.read
+        deadline = asyncio.get_running_loop().time() + seconds if seconds is not None else None
+        outgoing = client.build_request("POST", url, json=body, headers=headers, timeout=timeout)
+        response = await _before(deadline, client.send(outgoing, stream=True))
+        try:
             if response.status_code >= 300:
-                raw = await _head(response.aiter_bytes(), _ERROR_BYTES)
+                raw = await _before(deadline, _head(response.aiter_bytes(), _ERROR_BYTES))
                 raise self._http_error(label, response, url, endpoint, raw)
             if "text/event-stream" in response.headers.get("content-type", ""):  # even when not asked for
-                return await self._read_stream(label, response, url, self.reader(on_chunk or _ignore), timeout.read)
-            raw = b"".join([chunk async for chunk in _limited(label, url, response.aiter_bytes())])
+                return await self._read_stream(label, response, url, self.reader(on_chunk or _ignore), seconds)
+            raw = await _before(deadline, _whole(label, url, response.aiter_bytes()))
             data = _decode(label, raw, url, response.status_code)
             if isinstance(data, dict) and data.get("error"):
                 raise _stream_error(label, data)  # a proxy that reports a failure with HTTP 200
@@ -212,6 +218,8 @@ class HttpProvider:
             if on_chunk is not None and reply.text:
                 on_chunk(reply.text)  # a server that ignored `stream`: the whole reply is one chunk
             return reply
+        finally:
+            await response.aclose()
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -392,6 +400,18 @@ async def _limited(label: str, url: str, chunks: AsyncIterator[bytes]) -> AsyncI
         if size > MAX_REPLY_BYTES:
             raise ProviderError(f"{label}: the reply from {url} is larger than {MAX_REPLY_BYTES // 2**20} MiB")
         yield chunk
+
+
+async def _before(deadline: float | None, work: Awaitable[_Item]) -> _Item:
+    """``work``, raising ``asyncio.TimeoutError`` when it is not done by ``deadline`` (loop time)."""
+    if deadline is None:
+        return await work
+    return await asyncio.wait_for(work, max(0.0, deadline - asyncio.get_running_loop().time()))
+
+
+async def _whole(label: str, url: str, chunks: AsyncIterator[bytes]) -> bytes:
+    """All of ``chunks`` (at most ``MAX_REPLY_BYTES``)."""
+    return b"".join([chunk async for chunk in _limited(label, url, chunks)])
 
 
 async def _head(chunks: AsyncIterator[bytes], limit: int) -> bytes:

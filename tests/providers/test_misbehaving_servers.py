@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import threading
+import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from typing import Any
@@ -354,3 +357,51 @@ def test_a_stream_that_stalls_after_its_finish_reason_keeps_the_whole_reply(open
     openai_server.queue(Stream([openai_chunk("all"), finish] + [": keep-alive"] * 12, delay=0.25))
     reply = ask(openai(openai_server), stream=True, timeout=1)
     assert (reply.text, reply.finish_reason) == ("all", "stop")
+
+
+@pytest.fixture
+def trickling_server(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A server that answers the way ``request.param`` says, a line (or a byte) every 0.2 s for 10 s:
+    ``headers`` (the header lines themselves), ``error-body`` (a 503's body), ``json-body`` (a plain JSON
+    reply to a streaming request)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve() -> None:
+        try:
+            connection, _ = listener.accept()
+        except OSError:
+            return
+        with connection:
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += connection.recv(65536)
+            head = {
+                "headers": b"HTTP/1.1 200 OK\r\n",
+                "error-body": b"HTTP/1.1 503 Busy\r\ncontent-length: 1000\r\n\r\n",
+                "json-body": b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{",
+            }[request.param]
+            try:
+                connection.sendall(head)
+                for number in range(50):
+                    time.sleep(0.2)
+                    connection.sendall(b"x-pad-%d: y\r\n" % number if request.param == "headers" else b" ")
+            except OSError:
+                pass  # the client gave up
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+    thread.join(timeout=15)
+
+
+@pytest.mark.parametrize("trickling_server", ["headers", "error-body", "json-body"], indirect=True)
+def test_a_streaming_request_answered_a_line_at_a_time_still_times_out(trickling_server: str) -> None:
+    # Only the events of a stream were bounded one by one; before them, httpx's timeout is per network read,
+    # which a server sending a header line (or a byte) every 0.2 s never trips.
+    provider = OpenAIProvider(Config(providers={"openai": {"base_url": trickling_server + "/v1"}}))
+    problem = failure(provider, stream=True, timeout=1)
+    assert problem.message == f"openai/m: no reply from {trickling_server}/v1/chat/completions within 1s"
+    assert problem.retryable
