@@ -302,8 +302,9 @@ class Engine:
 
                         # max_delay bounds the wait itself, jitter included
                         delay = min(policy.max_delay, delay * (1 + random.uniform(-policy.jitter, policy.jitter)))
-                    if isinstance(failure, ProviderError) and failure.retry_after is not None:
-                        delay = max(delay, min(policy.max_delay, failure.retry_after))  # the server's Retry-After
+                    asked = failure.retry_after if isinstance(failure, ProviderError) else None
+                    if asked is not None and asked > 0:  # the server's Retry-After (NaN is no wait at all)
+                        delay = max(delay, min(policy.max_delay, asked))
                 if delay is not None:
                     data = {
                         "id": node.id,
