@@ -91,7 +91,7 @@ async def send_request(ctx: ActionContext) -> ActionResult:
     """Send the request; a status outside ``expect`` (default: 2xx) fails the step with the server's words."""
     import httpx
 
-    from llmflow.providers.http import retry_after, url_problem
+    from llmflow.providers.http import retry_after, shown_url, url_problem
 
     config = ctx.config
     node_id = ctx.node.id
@@ -100,7 +100,8 @@ async def send_request(ctx: ActionContext) -> ActionResult:
         raise ActionError(f"step '{node_id}': url {url!r} must start with http:// or https://", path=ctx.path)
     problem = url_problem(url)
     if problem:
-        raise ActionError(f"step '{node_id}': url {url!r} is not a valid URL: {problem}", path=ctx.path)
+        raise ActionError(f"step '{node_id}': url {shown_url(url)!r} is not a valid URL: {problem}", path=ctx.path)
+    shown = shown_url(url)  # the URL in messages
     method = str(config.get("method", "GET")).upper()
     headers = {str(k): str(v) for k, v in (config.get("headers") or {}).items()}
     for name, value in headers.items():
@@ -134,7 +135,7 @@ async def send_request(ctx: ActionContext) -> ActionResult:
                 if size > _MAX_BYTES:
                     limit = f"{_MAX_BYTES // 2**20} MiB"
                     raise ActionError(
-                        f"step '{node_id}': {method} {url}: the reply is larger than {limit}", path=ctx.path
+                        f"step '{node_id}': {method} {shown}: the reply is larger than {limit}", path=ctx.path
                     )
                 chunks.append(chunk)
         return response, b"".join(chunks)
@@ -143,17 +144,19 @@ async def send_request(ctx: ActionContext) -> ActionResult:
         # httpx's timeout is per network read; a server trickling its reply would never trip it.
         response, body = await asyncio.wait_for(fetch(), timeout)
     except (httpx.TimeoutException, asyncio.TimeoutError):
-        raise ProviderError(f"step '{node_id}': {method} {url} timed out after {timeout:g}s", retryable=True) from None
+        raise ProviderError(
+            f"step '{node_id}': {method} {shown} timed out after {timeout:g}s", retryable=True
+        ) from None
     except httpx.HTTPError as error:
         reason = str(error) or f"the connection was lost ({type(error).__name__})"  # a reset has no text
-        message = f"step '{node_id}': {method} {url} failed: {reason}"
+        message = f"step '{node_id}': {method} {shown} failed: {reason}"
         raise ProviderError(message, retryable=True) from None
     status = response.status_code
     encoding = _encoding(response.charset_encoding)
     allowed = _expected(config.get("expect"))
     if (allowed is not None and status not in allowed) or (allowed is None and not 200 <= status < 300):
         tail = " ".join(_text(body, encoding)[: _BODY_TAIL * 4].split())[:_BODY_TAIL]  # one line
-        message = f"step '{node_id}': {method} {url} answered {status}" + (f": {tail}" if tail else "")
+        message = f"step '{node_id}': {method} {shown} answered {status}" + (f": {tail}" if tail else "")
         retryable = status == 429 or status >= 500
         raise ProviderError(
             message,

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -135,7 +135,9 @@ class HttpProvider:
         base = self.normalize_base(str(base))
         problem = url_problem(base)
         if problem:
-            raise ProviderError(f"{self.name}/{request.model}: the base URL {base!r} is not a valid URL: {problem}")
+            raise ProviderError(
+                f"{self.name}/{request.model}: the base URL {shown_url(base)!r} is not a valid URL: {problem}"
+            )
         named = request.api_key_env or settings.get("api_key_env")
         variable = str(named or self.key_variable)
         key = self.config.env(variable) or (None if request.api_key_env else settings.get("api_key"))
@@ -175,10 +177,13 @@ class HttpProvider:
             sending = self._send(request, on_chunk, client, url, body, headers, timeout, endpoint)
             return await (sending if on_chunk is not None else asyncio.wait_for(sending, seconds))
         except (httpx.TimeoutException, asyncio.TimeoutError):
+            url = shown_url(url)
             raise ProviderError(f"{label}: no reply from {url} within {seconds:g}s", retryable=True) from None
         except httpx.DecodingError as error:
+            url = shown_url(url)
             raise ProviderError(f"{label}: the reply from {url} cannot be decoded: {error}") from None
         except httpx.TransportError as error:
+            url = shown_url(url)
             reason = str(error) or type(error).__name__
             what = "cannot connect to" if isinstance(error, httpx.ConnectError) else "the connection failed to"
             raise ProviderError(f"{label}: {what} {url}: {reason}", retryable=True) from None
@@ -200,6 +205,7 @@ class HttpProvider:
         seconds = timeout.read
         deadline = asyncio.get_running_loop().time() + seconds if seconds is not None else None
         outgoing = client.build_request("POST", url, json=body, headers=headers, timeout=timeout)
+        url = shown_url(url)  # from here on, only for messages
         response = await _before(deadline, client.send(outgoing, stream=True))
         try:
             if response.status_code >= 300:
@@ -348,6 +354,18 @@ def url_problem(url: str) -> str:
     except ValueError as error:
         return str(error)
     return "" if parts.hostname else "it names no host"
+
+
+def shown_url(url: str) -> str:
+    """``url`` fit for a message: a password in it (``https://user:password@host``) becomes ``***``."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+    except ValueError:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
 
 
 def error_message(data: Any) -> str:

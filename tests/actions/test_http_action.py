@@ -370,3 +370,15 @@ def test_a_reply_that_inflates_past_the_limit_fails_the_step(tmp_path: Path, ser
     summary = run(tmp_path, f'version: 1\nname: t\nsteps:\n  - id: get\n    http: "{server}/gzip-bomb"\n')
     assert summary.status == "failed"
     assert summary.error == f"step 'get': GET {server}/gzip-bomb: the reply is larger than 10 MiB"
+
+
+def test_a_password_in_the_url_is_masked_in_the_error_and_everything_stored(tmp_path: Path, server: str) -> None:
+    url = server.replace("http://", "http://bob:hunter2@") + "/missing"
+    summary = run(tmp_path, json.dumps({"version": 1, "name": "t", "steps": [{"id": "get", "http": url}]}))
+    assert summary.status == "failed"
+    masked = server.replace("http://", "http://bob:***@")
+    assert summary.error == f'step \'get\': GET {masked}/missing answered 404: {{"error": "no such thing"}}'
+    assert _Handler.seen[0]["headers"]["authorization"] == "Basic Ym9iOmh1bnRlcjI="  # it was sent, as Basic auth
+    run_dir = tmp_path / "state" / "runs" / summary.run_id
+    stored = [path for path in run_dir.rglob("*") if path.is_file() and "source" not in path.parts]
+    assert stored and [path.name for path in stored if b"hunter2" in path.read_bytes()] == []

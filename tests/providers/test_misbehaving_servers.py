@@ -405,3 +405,11 @@ def test_a_streaming_request_answered_a_line_at_a_time_still_times_out(trickling
     problem = failure(provider, stream=True, timeout=1)
     assert problem.message == f"openai/m: no reply from {trickling_server}/v1/chat/completions within 1s"
     assert problem.retryable
+
+
+def test_a_password_in_the_base_url_is_masked_in_errors(openai_server: FakeServer) -> None:
+    openai_server.queue(Reply(status=500, body=b"boom", content_type="text/plain"))
+    base = openai_server.url.replace("http://", "http://bob:hunter2@") + "/v1"
+    problem = failure(OpenAIProvider(Config(providers={"openai": {"base_url": base}})))
+    masked = openai_server.url.replace("http://", "http://bob:***@")
+    assert problem.message == f"openai/m: server error (HTTP 500 from {masked}/v1/chat/completions): boom"
