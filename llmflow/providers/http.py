@@ -276,7 +276,7 @@ class HttpProvider:
             except ProviderError:
                 if event.complete:
                     raise
-                break  # the stream was cut inside its last event: reported below as an early end
+                break  # the stream was cut inside its last event: an early end (see _read_stream)
             for payload in payloads:
                 if isinstance(payload, dict) and (payload.get("error") or payload.get("type") == "error"):
                     raise _stream_error(label, payload)
