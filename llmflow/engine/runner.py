@@ -40,7 +40,15 @@ from llmflow.engine.patterns import executor_for
 from llmflow.engine.preview import preview
 from llmflow.engine.resume import ATTEMPT, CAUGHT
 from llmflow.engine.state import RunState
-from llmflow.errors import ActionError, ExpressionError, LlmflowError, StepError, StepTimeout, UnstorableValue
+from llmflow.errors import (
+    ActionError,
+    ExpressionError,
+    LlmflowError,
+    ProviderError,
+    StepError,
+    StepTimeout,
+    UnstorableValue,
+)
 
 if TYPE_CHECKING:
     from llmflow.expressions import Condition, ValueTemplate
@@ -294,6 +302,9 @@ class Engine:
 
                         # max_delay bounds the wait itself, jitter included
                         delay = min(policy.max_delay, delay * (1 + random.uniform(-policy.jitter, policy.jitter)))
+                    asked = failure.retry_after if isinstance(failure, ProviderError) else None
+                    if asked is not None and asked > 0:  # the server's Retry-After (NaN is no wait at all)
+                        delay = max(delay, min(policy.max_delay, asked))
                 if delay is not None:
                     data = {
                         "id": node.id,

@@ -60,7 +60,7 @@ class AnthropicProvider(HttpProvider):
             raise ProviderError(
                 f"anthropic/{request.model}: the reply has no content; is this an Anthropic-compatible server?"
             )
-        text = "".join(str(b.get("text", "")) for b in content if isinstance(b, dict) and b.get("type") == "text")
+        text = "".join(_text(b.get("text")) for b in content if isinstance(b, dict) and b.get("type") == "text")
         usage = _usage(data)
         return ChatResponse(
             text=text,
@@ -91,7 +91,7 @@ class _EventReader(StreamReader):
         elif kind == "content_block_delta":
             delta = data.get("delta") or {}
             if delta.get("type") == "text_delta":
-                self.text(str(delta.get("text", "")))
+                self.text(_text(delta.get("text")))
         elif kind == "message_delta":
             usage = _usage(data)
             self.output_tokens = token_count(usage.get("output_tokens")) or self.output_tokens
@@ -100,6 +100,11 @@ class _EventReader(StreamReader):
             self.finish_reason = (data.get("delta") or {}).get("stop_reason") or self.finish_reason
         elif kind == "message_stop":
             self.done = True
+
+
+def _text(value: Any) -> str:
+    """A text block's text: ``null`` (or a missing one) is no text, not the word "None"."""
+    return "" if value is None else str(value)
 
 
 def _usage(data: dict[str, Any]) -> dict[str, Any]:

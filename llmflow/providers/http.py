@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -17,6 +18,7 @@ from llmflow.config import Config
 from llmflow.errors import ProviderError
 from llmflow.providers import ChatRequest, ChatResponse, ChunkListener
 from llmflow.providers.resilience import POLICY_OPTIONS
+from llmflow.providers.sse import sse_events, sse_lines
 
 #: Options that configure the HTTP call rather than being sent in the request body.
 CALL_OPTIONS = frozenset({*POLICY_OPTIONS, "headers", "timeout"})
@@ -31,6 +33,13 @@ _REASONS = {
     429: "rate limited",
 }
 _MESSAGE_LIMIT = 300
+#: The most a reply may hold, decompressed (a whole JSON reply, or all the events of a stream): a broken or
+#: hostile server, or a small compressed body that inflates to gigabytes, must not exhaust memory.
+MAX_REPLY_BYTES = 64 * 1024 * 1024
+#: The largest token count believed (2**53, the largest whole number a JSON reader keeps exactly).
+MAX_TOKENS = 2**53
+#: The most of an error reply that is read: only its first words are shown.
+_ERROR_BYTES = 64 * 1024
 _Item = TypeVar("_Item")
 
 
@@ -124,6 +133,11 @@ class HttpProvider:
             request.base_url or self.config.env(self.base_variable) or settings.get("base_url") or self.default_base_url
         )
         base = self.normalize_base(str(base))
+        problem = url_problem(base)
+        if problem:
+            raise ProviderError(
+                f"{self.name}/{request.model}: the base URL {shown_url(base)!r} is not a valid URL: {problem}"
+            )
         named = request.api_key_env or settings.get("api_key_env")
         variable = str(named or self.key_variable)
         key = self.config.env(variable) or (None if request.api_key_env else settings.get("api_key"))
@@ -142,6 +156,13 @@ class HttpProvider:
         headers = {"user-agent": f"llmflow/{__version__}", **self.headers(endpoint)}
         headers.update(self.config.provider(self.name).get("headers") or {})
         headers.update(request.options.get("headers") or {})
+        for name, value in headers.items():
+            if not str(value).isascii():  # httpx would fail with a bare UnicodeEncodeError
+                odd = next(char for char in str(value) if not char.isascii())
+                raise ProviderError(
+                    f"{self.name}/{request.model}: header {name!r} holds {odd!r}; an HTTP header value can only be"
+                    " ASCII"
+                )
         body = self.body(request, endpoint, stream=on_chunk is not None)
         body.update({k: v for k, v in request.options.items() if k not in CALL_OPTIONS})
         body = {key: value for key, value in body.items() if value is not None}
@@ -156,10 +177,13 @@ class HttpProvider:
             sending = self._send(request, on_chunk, client, url, body, headers, timeout, endpoint)
             return await (sending if on_chunk is not None else asyncio.wait_for(sending, seconds))
         except (httpx.TimeoutException, asyncio.TimeoutError):
+            url = shown_url(url)
             raise ProviderError(f"{label}: no reply from {url} within {seconds:g}s", retryable=True) from None
         except httpx.DecodingError as error:
+            url = shown_url(url)
             raise ProviderError(f"{label}: the reply from {url} cannot be decoded: {error}") from None
         except httpx.TransportError as error:
+            url = shown_url(url)
             reason = str(error) or type(error).__name__
             what = "cannot connect to" if isinstance(error, httpx.ConnectError) else "the connection failed to"
             raise ProviderError(f"{label}: {what} {url}: {reason}", retryable=True) from None
@@ -176,13 +200,21 @@ class HttpProvider:
         endpoint: Endpoint,
     ) -> ChatResponse:
         label = f"{self.name}/{request.model}"
-        async with client.stream("POST", url, json=body, headers=headers, timeout=timeout) as response:
+        # Everything but the events of a stream (the headers, an error reply, a reply that is not a stream) is
+        # bounded as a whole, also when streaming: a server may trickle its headers a line at a time.
+        seconds = timeout.read
+        deadline = asyncio.get_running_loop().time() + seconds if seconds is not None else None
+        outgoing = client.build_request("POST", url, json=body, headers=headers, timeout=timeout)
+        url = shown_url(url)  # from here on, only for messages
+        response = await _before(deadline, client.send(outgoing, stream=True))
+        try:
             if response.status_code >= 300:
-                await response.aread()
-                raise self._http_error(label, response, url, endpoint)
+                raw = await _before(deadline, _head(response.aiter_bytes(), _ERROR_BYTES))
+                raise self._http_error(label, response, url, endpoint, raw)
             if "text/event-stream" in response.headers.get("content-type", ""):  # even when not asked for
-                return await self._read_stream(label, response, url, self.reader(on_chunk or _ignore), timeout.read)
-            data = _decode(label, await response.aread(), url, response.status_code)
+                return await self._read_stream(label, response, url, self.reader(on_chunk or _ignore), seconds)
+            raw = await _before(deadline, _whole(label, url, response.aiter_bytes()))
+            data = _decode(label, raw, url, response.status_code)
             if isinstance(data, dict) and data.get("error"):
                 raise _stream_error(label, data)  # a proxy that reports a failure with HTTP 200
             try:
@@ -192,6 +224,8 @@ class HttpProvider:
             if on_chunk is not None and reply.text:
                 on_chunk(reply.text)  # a server that ignored `stream`: the whole reply is one chunk
             return reply
+        finally:
+            await response.aclose()
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -212,20 +246,14 @@ class HttpProvider:
         reader: StreamReader,
         event_timeout: float | None = None,
     ) -> ChatResponse:
-        finished = False
-        async for event, data in _bounded(sse_events(response.aiter_lines()), event_timeout):
-            if data.strip() == "[DONE]":
-                finished = True
-                break
-            for payload in _payloads(label, data, url):
-                if isinstance(payload, dict) and (payload.get("error") or payload.get("type") == "error"):
-                    raise _stream_error(label, payload)
-                try:
-                    reader.feed(event, payload)
-                except (AttributeError, TypeError, ValueError, KeyError, IndexError):
-                    raise _unexpected(label, url, payload) from None
-            if reader.done:
-                break
+        try:
+            finished = await self._read_events(label, response, url, reader, event_timeout)
+        except (asyncio.TimeoutError, httpx.TimeoutException, httpx.TransportError):
+            if not (reader.finish_reason or reader.done):
+                raise
+            # The reply is whole: only what may follow its end (the usage chunk, [DONE]) never came, the
+            # server stalling or dropping the connection instead. Trying again would pay for it twice.
+            finished = True
         if not (finished or reader.done or reader.finish_reason):
             # The connection closed cleanly but early (a proxy's idle timeout, a crashed worker): the text
             # so far is a fragment, not the reply. Retried like a lost connection.
@@ -235,14 +263,41 @@ class HttpProvider:
             )
         return reader.response()
 
-    def _http_error(self, label: str, response: httpx.Response, url: str, endpoint: Endpoint) -> ProviderError:
+    async def _read_events(
+        self, label: str, response: httpx.Response, url: str, reader: StreamReader, event_timeout: float | None
+    ) -> bool:
+        """Feed the stream's events to ``reader``; true when it ended with ``[DONE]``."""
+        lines = sse_lines(_limited(label, url, response.aiter_bytes()))
+        async for event in _bounded(sse_events(lines), event_timeout):
+            if event.data.strip() == "[DONE]":
+                return True
+            try:
+                payloads = _payloads(label, event.data, url)
+            except ProviderError:
+                if event.complete:
+                    raise
+                break  # the stream was cut inside its last event: an early end (see _read_stream)
+            for payload in payloads:
+                if isinstance(payload, dict) and (payload.get("error") or payload.get("type") == "error"):
+                    raise _stream_error(label, payload)
+                try:
+                    reader.feed(event.name, payload)
+                except (AttributeError, TypeError, ValueError, KeyError, IndexError):
+                    raise _unexpected(label, url, payload) from None
+            if reader.done:
+                break
+        return False
+
+    def _http_error(
+        self, label: str, response: httpx.Response, url: str, endpoint: Endpoint, raw: bytes
+    ) -> ProviderError:
         status = response.status_code
         reason = _REASONS.get(status) or ("server error" if status >= 500 else "the request failed")
         if status < 400:
             reason = f"redirected to {response.headers.get('location', '?')}; give that address as the base URL"
         if status == 401:
             reason += f" (check {endpoint.key_variable})"
-        message = error_message(_json_or_text(response.content))
+        message = error_message(_json_or_text(raw))
         if endpoint.api_key:
             message = message.replace(endpoint.api_key, "***")  # some proxies echo the key back
         text = f"{label}: {reason} (HTTP {status} from {url})" + (f": {message}" if message else "")
@@ -254,28 +309,6 @@ class HttpProvider:
             retryable=retryable,
             retry_after=retry_after(response.headers) if retryable else None,
         )
-
-
-async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]]:
-    """Server-sent events as (event name, data): ``data:`` lines joined, comments skipped."""
-    event = ""
-    data: list[str] = []
-    async for line in lines:
-        if not line:
-            if data:
-                yield event or "message", "\n".join(data)
-            event, data = "", []
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "event":
-            event = value
-        elif name == "data":
-            data.append(value)
-    if data:
-        yield event or "message", "\n".join(data)
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
@@ -295,8 +328,9 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
         return None
     from datetime import datetime, timezone
 
-    now = datetime.now(moment.tzinfo or timezone.utc)
-    return max(0.0, (moment - now).total_seconds())
+    if moment.tzinfo is None:  # "-0000", RFC 5322's "no zone information": the date is UTC all the same
+        moment = moment.replace(tzinfo=timezone.utc)
+    return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
 
 
 def _seconds(value: str | None) -> float | None:
@@ -306,6 +340,32 @@ def _seconds(value: str | None) -> float | None:
     except ValueError:
         return None
     return number if math.isfinite(number) and number >= 0 else None
+
+
+def url_problem(url: str) -> str:
+    """Why ``url`` cannot be requested (a port out of range, a broken IPv6 address …), or ``""``. httpx
+    reports some of these only from deep inside the connection, as ``ExceptionGroup: unhandled errors in a
+    TaskGroup``."""
+    if not url.lower().startswith(("http://", "https://")):
+        return "it must start with http:// or https://"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it checks it
+    except ValueError as error:
+        return str(error)
+    return "" if parts.hostname else "it names no host"
+
+
+def shown_url(url: str) -> str:
+    """``url`` fit for a message: a password in it (``https://user:password@host``) becomes ``***``."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+    except ValueError:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
 
 
 def error_message(data: Any) -> str:
@@ -350,6 +410,40 @@ async def _bounded(events: AsyncIterator[_Item], seconds: float | None) -> Async
         yield item
 
 
+async def _limited(label: str, url: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``chunks``, failing the call once they add up to more than ``MAX_REPLY_BYTES``."""
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_REPLY_BYTES:
+            raise ProviderError(f"{label}: the reply from {url} is larger than {MAX_REPLY_BYTES // 2**20} MiB")
+        yield chunk
+
+
+async def _before(deadline: float | None, work: Awaitable[_Item]) -> _Item:
+    """``work``, raising ``asyncio.TimeoutError`` when it is not done by ``deadline`` (loop time)."""
+    if deadline is None:
+        return await work
+    return await asyncio.wait_for(work, max(0.0, deadline - asyncio.get_running_loop().time()))
+
+
+async def _whole(label: str, url: str, chunks: AsyncIterator[bytes]) -> bytes:
+    """All of ``chunks`` (at most ``MAX_REPLY_BYTES``)."""
+    return b"".join([chunk async for chunk in _limited(label, url, chunks)])
+
+
+async def _head(chunks: AsyncIterator[bytes], limit: int) -> bytes:
+    """The first ``limit`` bytes of ``chunks`` (the rest is not read)."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(parts)[:limit]
+
+
 def _unexpected(label: str, url: str, data: Any) -> ProviderError:
     """A reply that is JSON but not in the provider's format (a string where an object belongs …)."""
     sample = " ".join(json.dumps(data, ensure_ascii=False)[:120].split())
@@ -358,7 +452,9 @@ def _unexpected(label: str, url: str, data: Any) -> ProviderError:
 
 def token_count(value: Any) -> int:
     """A token count from a server's ``usage``: a whole number of at least 0; anything else (a string, a
-    negative or non-finite number, a list) counts 0 rather than failing a reply that has its text."""
+    negative, non-finite or absurdly large number, a list) counts 0 rather than failing a reply that has its
+    text. Beyond ``MAX_TOKENS`` a number is no count: its cost would overflow to ``inf``, which no journal
+    can hold."""
     if isinstance(value, bool):
         return 0
     if isinstance(value, str):
@@ -366,22 +462,34 @@ def token_count(value: Any) -> int:
             value = float(value)
         except ValueError:
             return 0
-    if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
+    if isinstance(value, int):
+        return value if 0 < value <= MAX_TOKENS else 0
+    if isinstance(value, float) and math.isfinite(value) and 0 < value <= MAX_TOKENS:
         return int(value)
     return 0
+
+
+def _whole_number(digits: str) -> int | float:
+    """A JSON integer; one too long for Python to read (over 4300 digits) is infinite, so that a reply with
+    such a token count keeps its text instead of being refused as not JSON."""
+    return int(digits) if len(digits) <= 4000 else (-math.inf if digits.startswith("-") else math.inf)
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text, parse_int=_whole_number)
 
 
 def _json_or_text(raw: bytes) -> Any:
     text = raw.decode("utf-8", errors="replace")
     try:
-        return json.loads(text)
+        return _loads(text)
     except ValueError:
         return text
 
 
 def _decode(label: str, raw: bytes, url: str, status: int) -> Any:
     try:
-        return json.loads(raw.decode("utf-8", errors="replace"))
+        return _loads(raw.decode("utf-8-sig", errors="replace"))  # a byte order mark may be ignored (RFC 8259)
     except ValueError:
         sample = " ".join(raw[:80].decode("utf-8", errors="replace").split())
         raise ProviderError(
@@ -392,11 +500,11 @@ def _decode(label: str, raw: bytes, url: str, status: int) -> Any:
 def _payloads(label: str, data: str, url: str) -> list[Any]:
     """The JSON value(s) of one event; a server that forgets the blank line between events sends several."""
     try:
-        return [json.loads(data)]
+        return [_loads(data)]
     except ValueError:
         pass
     try:
-        return [json.loads(line) for line in data.split("\n") if line.strip() and line.strip() != "[DONE]"]
+        return [_loads(line) for line in data.split("\n") if line.strip() and line.strip() != "[DONE]"]
     except ValueError:
         sample = " ".join(data[:80].split())
         raise ProviderError(f"{label}: the stream from {url} holds an event that is not JSON: {sample!r}") from None

@@ -48,7 +48,7 @@ class OpenAIProvider(HttpProvider):
         message = choices[0].get("message") or {}
         usage = _usage(data.get("usage"))
         return ChatResponse(
-            text=str(message.get("content") or ""),
+            text=_content(message.get("content")),
             input_tokens=usage[0],
             output_tokens=usage[1],
             model=str(data.get("model") or ""),
@@ -75,14 +75,27 @@ class _ChunkReader(StreamReader):
         self.model = str(data.get("model") or self.model)
         if isinstance(data.get("usage"), dict):
             self.input_tokens, self.output_tokens = _usage(data["usage"])
-        for choice in data.get("choices") or ():
+        choices = data.get("choices") or []
+        if not isinstance(choices, list):  # a mapping or a string: no chunk of this format
+            raise TypeError("choices is not a list")
+        for choice in choices:
             if not isinstance(choice, dict):
                 continue
             delta = choice.get("delta") or {}
-            if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+            if not isinstance(delta, dict):  # its text would be lost without a word
+                raise TypeError("delta is not an object")
+            if isinstance(delta.get("content"), str):
                 self.text(delta["content"])
             if choice.get("finish_reason"):
                 self.finish_reason = str(choice["finish_reason"])
+
+
+def _content(content: Any) -> str:
+    """A message's text: a string, or a list of content parts (``{"type": "text", "text": ...}``) as some
+    servers send, whose text parts are joined; ``null`` is no text."""
+    if isinstance(content, list):
+        return "".join(part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str))
+    return "" if content is None else str(content)
 
 
 def _usage(usage: Any) -> tuple[int, int]:

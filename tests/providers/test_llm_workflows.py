@@ -326,3 +326,25 @@ def test_a_misspelt_provider_is_named_with_the_closest_one(project: Project) -> 
     assert summary.error == (
         "step 'ask': unknown model provider 'opnai' (did you mean 'openai'? known: anthropic, mock, openai)"
     )
+
+
+def test_an_absurd_token_count_from_the_server_does_not_fail_a_priced_step(
+    project: Project, openai_server: FakeServer
+) -> None:
+    # 1e308 tokens at gpt-4o's price cost inf dollars, which no journal can hold: the step failed with
+    # "contains inf" although the reply itself was fine.
+    use_server(project, openai_server)
+    usage = {"prompt_tokens": 1e308, "completion_tokens": 1e308}
+    openai_server.queue(Reply(json={**openai_reply("fine"), "usage": usage}))
+    summary = project.run(
+        """
+        steps:
+          - id: talk
+            llm: {model: openai/gpt-4o, prompt: hello}
+        outputs:
+          reply: "{{ steps.talk.output }}"
+          cost: "{{ run.usage.cost }}"
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {"reply": "fine", "cost": 0.0}
