@@ -195,3 +195,29 @@ def test_items_setting_one_variable_differently_are_told_what_a_stream_offers(fl
         "'s': item 0 and item 1 both set vars.last to different values "
         "(a stream has no merge policy: keep per-item values in its output, with collect: true)"
     )
+
+
+def test_approvals_in_stream_items_pause_after_the_other_items_and_list_every_path(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - id: s
+            stream:
+              from: {items: [a, b, c, d]}
+              concurrency: 4
+              collect: true
+              steps:
+                - {id: ask, if: "item in ['a', 'c']", approval: 'ok {{ item }}?'}
+                - {id: nap, if: "item == 'd'", wait: 30ms}
+                - {id: work, run: 'echo {{ item }} >> log; echo {{ item }}'}
+          - {id: end, run: echo end >> log}
+        outputs: {items: "{{ steps.s.output }}"}
+        """
+    )
+    assert summary.status == "waiting"
+    assert summary.waiting_for == ["s[0]/ask", "s[2]/ask"]
+    assert flow.log() == {"b": 1, "d": 1}  # the items that need no approval were not cancelled by the pause
+    resumed = flow.resume(summary.run_id, approve=True)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs == {"items": ["a", "b", "c", "d"]}
+    assert flow.log() == {"a": 1, "b": 1, "c": 1, "d": 1, "end": 1}

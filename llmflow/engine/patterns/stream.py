@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmflow.engine.outcome import SUCCEEDED, NodeFailed, Outcome, PauseRun
+from llmflow.engine.outcome import SUCCEEDED, Outcome, PauseRun
 from llmflow.engine.patterns.concurrent import concurrency_of, merge_writes
 from llmflow.errors import ActionError, CommandError, StepError
 from llmflow.expressions.values import a_type
@@ -149,6 +149,7 @@ async def execute_stream(engine: Engine, node: StreamNode, frame: Frame, path: s
     queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=max(1, node.buffer))
     outputs: dict[int, Any] = {}
     writes: list[tuple[int, dict[str, Any]]] = []
+    pauses: list[tuple[int, PauseRun]] = []
     started = time.monotonic()
     counters = {"produced": 0, "done": 0, "last_metrics": started}
 
@@ -193,7 +194,12 @@ async def execute_stream(engine: Engine, node: StreamNode, frame: Frame, path: s
             child = frame.nested(
                 node.path + "/", f"{path}[{index}]/", locals={node.variable: item, "index": index}, isolated=True
             )
-            output, written = await engine.sequence(node.steps, child)
+            try:
+                output, written = await engine.sequence(node.steps, child)
+            except PauseRun as pause:
+                # As in a map: an item waiting for approval does not stop the others; the pause wins at the end.
+                pauses.append((index, pause))
+                continue
             if node.collect:
                 outputs[index] = output
             writes.append((index, written))
@@ -208,14 +214,18 @@ async def execute_stream(engine: Engine, node: StreamNode, frame: Frame, path: s
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-            if isinstance(failure, (StepError, PauseRun)) and not isinstance(failure, NodeFailed):
+            if not pauses or not isinstance(failure, StepError):
                 raise failure
-            raise failure
     except asyncio.CancelledError:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+    if pauses:  # every item waiting for approval is listed; a failure beside them waits too (as in a map)
+        (_, first), *others = sorted(pauses, key=lambda pair: pair[0])
+        for _, other in others:
+            first.join(other)
+        raise first
     metrics(final=True)
     merged = merge_writes(
         "error",
