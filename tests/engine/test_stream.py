@@ -221,3 +221,17 @@ def test_approvals_in_stream_items_pause_after_the_other_items_and_list_every_pa
     assert resumed.status == "succeeded", resumed.error
     assert resumed.outputs == {"items": ["a", "b", "c", "d"]}
     assert flow.log() == {"a": 1, "b": 1, "c": 1, "d": 1, "end": 1}
+
+
+def test_a_stream_from_a_model_fails_saying_it_is_not_available(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - id: s
+            stream:
+              from: {llm: {model: mock/echo, prompt: hi}}
+              steps: [{run: echo}]
+        """
+    )
+    assert summary.status == "failed"
+    assert summary.error == "stream 's': streaming from 'llm' is not available in this version of llmflow"

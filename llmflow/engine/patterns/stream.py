@@ -118,7 +118,8 @@ async def _items(engine: Engine, node: StreamNode, frame: Frame) -> AsyncIterato
     elif node.source == "run":
         lines = _lines_of_command(engine, node, frame, config)
     else:
-        raise ActionError(f"stream '{node.id}': streaming from '{node.source}' is not supported", path=node.path)
+        message = f"stream '{node.id}': streaming from '{node.source}' is not available in this version of llmflow"
+        raise ActionError(message, path=node.path)
     header: list[str] | None = None
     number = 0
     async for raw in lines:
