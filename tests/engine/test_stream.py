@@ -235,3 +235,36 @@ def test_a_stream_from_a_model_fails_saying_it_is_not_available(flow: Flow) -> N
     )
     assert summary.status == "failed"
     assert summary.error == "stream 's': streaming from 'llm' is not available in this version of llmflow"
+
+
+@pytest.mark.parametrize(
+    ("source", "form"),
+    [
+        pytest.param("{run: 'echo one; exit 3'}", "lines", id="failing-command"),
+        pytest.param("{file: rows.jsonl}", "jsonl", id="bad-jsonl-line"),
+        pytest.param("{file: missing.txt}", "lines", id="missing-file"),
+    ],
+)
+def test_a_failing_source_names_the_stream_instance_in_its_error(flow: Flow, source: str, form: str) -> None:
+    flow.write("rows.jsonl", '{"n": 1}\nnot json\n')
+    summary = flow.run(
+        f"""
+        steps:
+          - id: l
+            loop:
+              times: 2
+              steps:
+                - id: t
+                  try:
+                    - id: s
+                      stream:
+                        from: {source}
+                        format: {form}
+                        steps: [{{run: echo}}]
+                  catch:
+                    - run: echo "{{{{ error.step }}}}"
+        outputs: {{steps: "{{{{ steps.l.output }}}}"}}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {"steps": ["l[0]/t/try/s", "l[1]/t/try/s"]}
