@@ -395,12 +395,12 @@ def _add_failed_inside(
             errors.append((error, record_times(kept)))
             path = _path_inside(around, step_id, str(error.get("step") or ""))
             if path is not None and path not in nodes and _running_or_unseen(seen.get(path)):
-                times = record_times(kept) or (None, None)
+                span = record_times(kept) or (None, None)
                 nodes[path] = Instance(
                     path=path,
                     status="failed",
-                    started=times[0],
-                    ended=times[1],
+                    started=span[0],
+                    ended=span[1],
                     attempts=int(kept.get("a", 1)),
                     output=kept.get("output"),
                     error=str(error.get("message")),

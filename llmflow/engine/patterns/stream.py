@@ -133,9 +133,7 @@ async def _items(engine: Engine, node: StreamNode, frame: Frame, path: str) -> A
             try:
                 row = next(csv.reader(io.StringIO(line)))
             except csv.Error as error:  # e.g. a field longer than the csv module's limit (131,072 characters)
-                raise ActionError(
-                    f"stream '{node.id}': line {number} is not valid CSV ({error})", path=path
-                ) from None
+                raise ActionError(f"stream '{node.id}': line {number} is not valid CSV ({error})", path=path) from None
             if header is None:
                 header = row
                 continue
