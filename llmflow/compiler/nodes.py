@@ -338,6 +338,11 @@ def compile_stream(compiler: Compiler, spec: Spec, frame: NodeFrame, common: dic
     base = (*frame.doc_path, "stream")
     source_spec = dict(stream["from"])
     source = next(iter(source_spec))
+    if source == "llm":
+        message = "streaming from a model is not available in this version of llmflow: this stream fails when it runs"
+        compiler.diagnostics.append(
+            compiler.doc.diagnostic("unsupported", message, (*base, "from", "llm"), severity="warning")
+        )
     shell = None
     if source == "run" and isinstance(source_spec["run"], str):
         shell = compiler.shell(source_spec.pop("run"), (*base, "from", "run"), frame)

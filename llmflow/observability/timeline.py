@@ -313,11 +313,14 @@ def gather(handle: RunHandle, *, keep_events: bool = False, fold: int | None = N
     seen = summarise_events(read_events(handle))
     nodes: dict[str, Instance] = {}
     compensated: list[str] = []
+    failed_inside: dict[str, dict[str, Any]] = {}
     for record in handle.records():
         status, path = record.get("s"), str(record.get("p", ""))
         if status == "compensated":
             compensated.append(path)
             continue
+        if isinstance(record.get("f"), dict) or isinstance(record.get("e"), dict):
+            failed_inside[path] = record
         if status not in ("succeeded", "failed", "skipped", "cancelled"):
             continue  # rewinds and resets change what runs again, not what happened
         times = record_times(record) or (None, None)
@@ -336,6 +339,7 @@ def gather(handle: RunHandle, *, keep_events: bool = False, fold: int | None = N
             usage=dict(extra["usage"]) if extra and isinstance(extra.get("usage"), dict) else None,
             recorded=True,
         )
+    _add_failed_inside(nodes, seen, failed_inside)
     _add_unrecorded(nodes, seen, meta)
     for path, node in nodes.items():
         item = seen.get(path)
@@ -371,6 +375,75 @@ def _moment(stamp: object) -> float | None:
 
     moment = parse_timestamp(stamp)
     return moment.timestamp() if moment is not None else None
+
+
+def _add_failed_inside(
+    nodes: dict[str, Instance], seen: dict[str, _Seen], failed_inside: dict[str, dict[str, Any]]
+) -> None:
+    """The steps that failed inside a composite whose record tells (a try that caught the failure, a composite
+    that failed and was continued, a map item whose failure was tolerated), unless the events tell their end.
+    Those steps have no record of their own, and the events of their failure are written after the record
+    that keeps them: a run killed in between has only their start in its events (and showed them running).
+
+    The ``f`` member of the record keeps the named steps of the composite's own scope that failed; the steps
+    between the composite and the step whose error it keeps (``e.step``) failed with that error too."""
+    for around, record in failed_inside.items():
+        errors: list[tuple[dict[str, Any], tuple[float, float] | None]] = []
+        if isinstance(record.get("e"), dict):
+            errors.append((record["e"], record_times(record)))
+        for step_id, kept in (record.get("f") or {}).items():
+            error = kept.get("e") if isinstance(kept, dict) else None
+            if not isinstance(error, dict) or kept.get("s") != "failed":
+                continue
+            errors.append((error, record_times(kept)))
+            path = _path_inside(around, step_id, str(error.get("step") or ""))
+            if path is not None and path not in nodes and _running_or_unseen(seen.get(path)):
+                span = record_times(kept) or (None, None)
+                nodes[path] = Instance(
+                    path=path,
+                    status="failed",
+                    started=span[0],
+                    ended=span[1],
+                    attempts=int(kept.get("a", 1)),
+                    output=kept.get("output"),
+                    error=str(error.get("message")),
+                    error_detail=error,
+                )
+        for error, times in errors:
+            step = str(error.get("step") or "")
+            if not step.startswith(around + "/") and not step.startswith(around + "["):
+                continue
+            segments = step.split("/")
+            for depth in range(around.count("/") + 2, len(segments) + 1):  # below ``around`` (it may be running)
+                path = "/".join(segments[:depth])
+                item = seen.get(path)
+                if path in nodes or item is None or item.status != "running" or item.kind is None:
+                    continue  # recorded, ended in the events, or an item or iteration (a placeholder row)
+                nodes[path] = Instance(
+                    path=path,
+                    status="failed",
+                    started=item.started,
+                    ended=times[1] if times else None,
+                    attempts=item.attempts or None,
+                    error=str(error.get("message")),
+                    error_detail=error,
+                )
+
+
+def _running_or_unseen(item: _Seen | None) -> bool:
+    return item is None or item.status == "running"
+
+
+def _path_inside(around: str, step_id: str, failed_step: str) -> str | None:
+    """The instance path of step ``step_id`` that failed inside ``around`` with the step at ``failed_step``
+    (itself, or a step inside it): ``failed_step`` cut after the segment that is ``step_id``."""
+    if not failed_step.startswith(around + "/"):
+        return None
+    segments = failed_step[len(around) + 1 :].split("/")
+    for depth, segment in enumerate(segments):
+        if segment == step_id or segment.startswith(step_id + "["):  # the node, or an item or iteration of it
+            return around + "/" + "/".join([*segments[:depth], step_id])
+    return None
 
 
 def _add_unrecorded(nodes: dict[str, Instance], seen: dict[str, _Seen], meta: dict[str, Any]) -> None:

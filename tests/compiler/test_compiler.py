@@ -1368,6 +1368,30 @@ def test_session_scope_is_a_warning_until_sessions_exist() -> None:
     ]
 
 
+def test_a_stream_from_a_model_is_a_warning_until_model_streams_exist() -> None:
+    doc = _document(
+        """
+        version: 1
+        name: t
+        steps:
+          - id: chunks
+            stream:
+              from: {llm: {model: mock/echo, prompt: hi}}
+              steps: [{run: echo}]
+        """
+    )
+    compiler = Compiler(doc, CompileSession())
+    compiler.compile()
+    assert [(d.severity, d.code, d.message, d.line) for d in compiler.diagnostics] == [
+        (
+            "warning",
+            "unsupported",
+            "streaming from a model is not available in this version of llmflow: this stream fails when it runs",
+            6,
+        )
+    ]
+
+
 def test_an_input_misspelt_where_it_is_read_is_not_also_unused() -> None:
     found = problems(
         """

@@ -235,6 +235,73 @@ outputs:
 """,
 )
 
+# Two workers read a command's lines through a one-place buffer: item c is in flight, d and e completed.
+STREAM = workflow(
+    "stream",
+    """
+steps:
+  - id: before
+    run: echo "before -" >> "{{ inputs.log }}"; echo go
+  - id: feed
+    stream:
+      from: {run: "printf 'a\\nb\\nc\\nd\\ne\\n'"}
+      concurrency: 2
+      buffer: 1
+      collect: true
+      as: letter
+      steps:
+        - id: first
+          run: echo "first {{ letter }}" >> "{{ inputs.log }}"; echo "{{ letter | upper }}"
+        - id: hold
+          run: >-
+            echo "hold {{ letter }}" >> "{{ inputs.log }}";
+            if [ "{{ letter }}" = c ]; then BLOCK; fi;
+            echo "{{ steps.first.output }}{{ index }}"
+  - id: after
+    run: echo "after -" >> "{{ inputs.log }}"; echo "{{ steps.feed.output | join(',') }} {{ steps.feed.count }}"
+outputs:
+  feed: "{{ steps.feed.output }}"
+  after: "{{ steps.after.output }}"
+""",
+)
+
+# Nested: the second of two iterations is killed inside the map of its stream's second batch.
+STREAM_IN_LOOP = workflow(
+    "stream-in-loop",
+    """
+steps:
+  - id: rounds
+    loop:
+      times: 2
+      steps:
+        - id: feed
+          stream:
+            from: {items: [1, 2, 3, 4, 5]}
+            batch: 2
+            collect: true
+            as: pair
+            steps:
+              - id: fan
+                map:
+                  items: "{{ pair }}"
+                  steps:
+                    - id: work
+                      run: >-
+                        echo "work {{ loop.iteration }} {{ item }}" >> "{{ inputs.log }}";
+                        if [ "{{ loop.iteration }}-{{ item }}" = 2-3 ]; then BLOCK; fi;
+                        echo "{{ loop.iteration }}:{{ item }}"
+              - id: sum
+                run: >-
+                  echo "sum {{ loop.iteration }} {{ index }}" >> "{{ inputs.log }}";
+                  echo "{{ steps.fan.output | join('+') }}"
+  - id: after
+    run: echo "after -" >> "{{ inputs.log }}"; echo "{{ steps.rounds.output | tojson }}"
+outputs:
+  rounds: "{{ steps.rounds.output }}"
+  after: "{{ steps.after.output }}"
+""",
+)
+
 PART = """\
 version: 1
 name: part
@@ -280,6 +347,10 @@ SCENARIOS = {
     "sub-workflow": Scenario({"flow.yaml": SUBWORKFLOW, "part.yaml": PART}, in_flight=("s2 2",)),
     # One item at a time: the first iteration and item 1 of the second completed.
     "map-in-loop": Scenario({"flow.yaml": MAP_IN_LOOP}, in_flight=("work 2 2",)),
+    "stream-item": Scenario({"flow.yaml": STREAM}, in_flight=("hold c",), journaled=("feed[3]/hold", "feed[4]/hold")),
+    "stream-in-loop": Scenario(
+        {"flow.yaml": STREAM_IN_LOOP}, in_flight=("work 2 3",), journaled=("rounds[1]/feed[1]/fan[1]/work",)
+    ),
     "parallel-in-try": Scenario(
         {"flow.yaml": PARALLEL_IN_TRY}, in_flight=("b1 -",), journaled=("guard/try/lanes/a/aset",)
     ),

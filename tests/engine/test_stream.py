@@ -195,3 +195,76 @@ def test_items_setting_one_variable_differently_are_told_what_a_stream_offers(fl
         "'s': item 0 and item 1 both set vars.last to different values "
         "(a stream has no merge policy: keep per-item values in its output, with collect: true)"
     )
+
+
+def test_approvals_in_stream_items_pause_after_the_other_items_and_list_every_path(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - id: s
+            stream:
+              from: {items: [a, b, c, d]}
+              concurrency: 4
+              collect: true
+              steps:
+                - {id: ask, if: "item in ['a', 'c']", approval: 'ok {{ item }}?'}
+                - {id: nap, if: "item == 'd'", wait: 30ms}
+                - {id: work, run: 'echo {{ item }} >> log; echo {{ item }}'}
+          - {id: end, run: echo end >> log}
+        outputs: {items: "{{ steps.s.output }}"}
+        """
+    )
+    assert summary.status == "waiting"
+    assert summary.waiting_for == ["s[0]/ask", "s[2]/ask"]
+    assert flow.log() == {"b": 1, "d": 1}  # the items that need no approval were not cancelled by the pause
+    resumed = flow.resume(summary.run_id, approve=True)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs == {"items": ["a", "b", "c", "d"]}
+    assert flow.log() == {"a": 1, "b": 1, "c": 1, "d": 1, "end": 1}
+
+
+def test_a_stream_from_a_model_fails_saying_it_is_not_available(flow: Flow) -> None:
+    summary = flow.run(
+        """
+        steps:
+          - id: s
+            stream:
+              from: {llm: {model: mock/echo, prompt: hi}}
+              steps: [{run: echo}]
+        """
+    )
+    assert summary.status == "failed"
+    assert summary.error == "stream 's': streaming from 'llm' is not available in this version of llmflow"
+
+
+@pytest.mark.parametrize(
+    ("source", "form"),
+    [
+        pytest.param("{run: 'echo one; exit 3'}", "lines", id="failing-command"),
+        pytest.param("{file: rows.jsonl}", "jsonl", id="bad-jsonl-line"),
+        pytest.param("{file: missing.txt}", "lines", id="missing-file"),
+    ],
+)
+def test_a_failing_source_names_the_stream_instance_in_its_error(flow: Flow, source: str, form: str) -> None:
+    flow.write("rows.jsonl", '{"n": 1}\nnot json\n')
+    summary = flow.run(
+        f"""
+        steps:
+          - id: l
+            loop:
+              times: 2
+              steps:
+                - id: t
+                  try:
+                    - id: s
+                      stream:
+                        from: {source}
+                        format: {form}
+                        steps: [{{run: echo}}]
+                  catch:
+                    - run: echo "{{{{ error.step }}}}"
+        outputs: {{steps: "{{{{ steps.l.output }}}}"}}
+        """
+    )
+    assert summary.status == "succeeded", summary.error
+    assert summary.outputs == {"steps": ["l[0]/t/try/s", "l[1]/t/try/s"]}

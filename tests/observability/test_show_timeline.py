@@ -102,3 +102,49 @@ def test_usage_counts_every_call_of_every_attempt() -> None:
     seen = summarise_events(events)["ask"]
     assert seen.usage == {"input_tokens": 20, "output_tokens": 10, "cost": 1.0, "calls": 2, "model": "m"}
     assert (seen.started, seen.ended, seen.attempts, seen.status) == (1.0, 6.0, 2, "succeeded")
+
+
+def test_steps_that_failed_inside_a_caught_or_continued_composite_show_failed_without_their_failure_events(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A run killed right after such a composite's record was written loses the events that followed it: the
+    # failures inside it are known from the record alone (they have no record of their own).
+    summary = project.run(
+        project.workflow(
+            """
+            steps:
+              - id: guarded
+                try:
+                  - id: inner
+                    steps:
+                      - {id: ok, run: echo ok}
+                      - {id: boom, fail: "went wrong"}
+                catch:
+                  - {id: handled, run: echo handled}
+              - id: tolerant
+                continue_on_error: true
+                steps:
+                  - id: each
+                    loop:
+                      times: 2
+                      steps:
+                        - {id: crash, if: "index == 1", fail: "crashed"}
+            """
+        )
+    )
+    assert summary.status == "succeeded", summary.error
+    events = project.state / "runs" / summary.run_id / "events.jsonl"
+    lines = events.read_text(encoding="utf-8").splitlines(keepends=True)
+    events.write_text("".join(line for line in lines if '"type":"step.failed"' not in line), encoding="utf-8")
+
+    nodes = {node["path"]: node for node in json.loads(show(project, summary.run_id, capsys, as_json=True))["nodes"]}
+
+    failed = {path: node["error"] for path, node in nodes.items() if node["status"] == "failed"}
+    assert failed == {
+        "guarded/try/inner": "went wrong",
+        "guarded/try/inner/boom": "went wrong",
+        "tolerant": "crashed",
+        "tolerant/each": "crashed",
+        "tolerant/each[1]/crash": "crashed",
+    }
+    assert "running" not in {node["status"] for node in nodes.values()}

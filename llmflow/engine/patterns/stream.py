@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmflow.engine.outcome import SUCCEEDED, NodeFailed, Outcome, PauseRun
+from llmflow.engine.outcome import SUCCEEDED, Outcome, PauseRun
 from llmflow.engine.patterns.concurrent import concurrency_of, merge_writes
 from llmflow.errors import ActionError, CommandError, StepError
 from llmflow.expressions.values import a_type
@@ -32,7 +32,7 @@ _METRICS_EVERY = 1.0  # seconds between stream.metrics events
 _END = object()
 
 
-def _parse(line: str, how: str, number: int, node: StreamNode) -> Any:
+def _parse(line: str, how: str, number: int, node: StreamNode, path: str) -> Any:
     if how == "jsonl":
         try:
             return json.loads(line)
@@ -43,7 +43,7 @@ def _parse(line: str, how: str, number: int, node: StreamNode) -> Any:
         except ValueError as error:  # "Exceeds the limit (4300 digits) for integer string conversion"
             reason = str(error).partition(":")[0]
         message = f"stream '{node.id}': line {number} is not valid JSON ({reason})"
-        raise ActionError(message, path=node.path)
+        raise ActionError(message, path=path)
     return line
 
 
@@ -59,7 +59,7 @@ async def _lines_of_file(path: Path) -> AsyncIterator[str]:
 
 
 async def _lines_of_command(
-    engine: Engine, node: StreamNode, frame: Frame, config: dict[str, Any]
+    engine: Engine, node: StreamNode, frame: Frame, config: dict[str, Any], path: str
 ) -> AsyncIterator[str]:
     command = config.get("run")
     env = dict(frame.env if frame.env is not None else engine.env_base)
@@ -70,7 +70,7 @@ async def _lines_of_command(
     elif isinstance(command, list) and command:
         argv = [str(part) for part in command]
     else:
-        raise ActionError(f"stream '{node.id}': the command is empty", path=node.path)
+        raise ActionError(f"stream '{node.id}': the command is empty", path=path)
     process = await asyncio.create_subprocess_exec(
         *argv,
         cwd=frame.workflow_dir,
@@ -95,30 +95,31 @@ async def _lines_of_command(
     if code != 0:
         tail = (await process.stderr.read()).decode("utf-8", "replace").strip()[-2000:]
         message = f"stream '{node.id}': the source command failed with exit code {code}" + (f": {tail}" if tail else "")
-        raise CommandError(message, path=node.path, data={"exit_code": code})
+        raise CommandError(message, path=path, data={"exit_code": code})
 
 
-async def _items(engine: Engine, node: StreamNode, frame: Frame) -> AsyncIterator[Any]:
-    """The source's items, parsed by ``format``."""
+async def _items(engine: Engine, node: StreamNode, frame: Frame, path: str) -> AsyncIterator[Any]:
+    """The source's items, parsed by ``format`` (``path``: the stream's instance path, which errors name)."""
     config = engine.render(node.source_config, frame, node, "from")
     if node.source == "items":
         items = config.get("items")
         if isinstance(items, str):
             items = items.splitlines()
         if not isinstance(items, list):
-            raise ActionError(f"stream '{node.id}': items must be a list, not {a_type(items)}", path=node.path)
+            raise ActionError(f"stream '{node.id}': items must be a list, not {a_type(items)}", path=path)
         for item in items:
             yield item
         return
     if node.source == "file":
-        path = (Path(frame.workflow_dir) / str(config.get("file", ""))).resolve()
-        if not path.is_file():
-            raise ActionError(f"stream '{node.id}': file {config.get('file')!r} does not exist", path=node.path)
-        lines: AsyncIterator[str] = _lines_of_file(path)
+        file = (Path(frame.workflow_dir) / str(config.get("file", ""))).resolve()
+        if not file.is_file():
+            raise ActionError(f"stream '{node.id}': file {config.get('file')!r} does not exist", path=path)
+        lines: AsyncIterator[str] = _lines_of_file(file)
     elif node.source == "run":
-        lines = _lines_of_command(engine, node, frame, config)
+        lines = _lines_of_command(engine, node, frame, config, path)
     else:
-        raise ActionError(f"stream '{node.id}': streaming from '{node.source}' is not supported", path=node.path)
+        message = f"stream '{node.id}': streaming from '{node.source}' is not available in this version of llmflow"
+        raise ActionError(message, path=path)
     header: list[str] | None = None
     number = 0
     async for raw in lines:
@@ -132,15 +133,13 @@ async def _items(engine: Engine, node: StreamNode, frame: Frame) -> AsyncIterato
             try:
                 row = next(csv.reader(io.StringIO(line)))
             except csv.Error as error:  # e.g. a field longer than the csv module's limit (131,072 characters)
-                raise ActionError(
-                    f"stream '{node.id}': line {number} is not valid CSV ({error})", path=node.path
-                ) from None
+                raise ActionError(f"stream '{node.id}': line {number} is not valid CSV ({error})", path=path) from None
             if header is None:
                 header = row
                 continue
             yield dict(zip(header, row, strict=False))
         else:
-            yield _parse(line, node.format, number, node)
+            yield _parse(line, node.format, number, node, path)
 
 
 async def execute_stream(engine: Engine, node: StreamNode, frame: Frame, path: str) -> Outcome:
@@ -149,12 +148,13 @@ async def execute_stream(engine: Engine, node: StreamNode, frame: Frame, path: s
     queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=max(1, node.buffer))
     outputs: dict[int, Any] = {}
     writes: list[tuple[int, dict[str, Any]]] = []
+    pauses: list[tuple[int, PauseRun]] = []
     started = time.monotonic()
     counters = {"produced": 0, "done": 0, "last_metrics": started}
 
     async def produce() -> None:
         batch: list[Any] = []
-        async for item in _items(engine, node, frame):
+        async for item in _items(engine, node, frame, path):
             if node.batch > 1:
                 batch.append(item)
                 if len(batch) < node.batch:
@@ -193,7 +193,12 @@ async def execute_stream(engine: Engine, node: StreamNode, frame: Frame, path: s
             child = frame.nested(
                 node.path + "/", f"{path}[{index}]/", locals={node.variable: item, "index": index}, isolated=True
             )
-            output, written = await engine.sequence(node.steps, child)
+            try:
+                output, written = await engine.sequence(node.steps, child)
+            except PauseRun as pause:
+                # As in a map: an item waiting for approval does not stop the others; the pause wins at the end.
+                pauses.append((index, pause))
+                continue
             if node.collect:
                 outputs[index] = output
             writes.append((index, written))
@@ -208,14 +213,18 @@ async def execute_stream(engine: Engine, node: StreamNode, frame: Frame, path: s
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-            if isinstance(failure, (StepError, PauseRun)) and not isinstance(failure, NodeFailed):
+            if not pauses or not isinstance(failure, StepError):
                 raise failure
-            raise failure
     except asyncio.CancelledError:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+    if pauses:  # every item waiting for approval is listed; a failure beside them waits too (as in a map)
+        (_, first), *others = sorted(pauses, key=lambda pair: pair[0])
+        for _, other in others:
+            first.join(other)
+        raise first
     metrics(final=True)
     merged = merge_writes(
         "error",
