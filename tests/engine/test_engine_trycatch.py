@@ -370,6 +370,7 @@ def test_compensations_see_the_item_index_and_loop_their_step_saw(flow: Flow) ->
             map:
               items: [a, b]
               as: seat
+              concurrency: 1  # compensations run in reverse completion order: make that order certain
               steps:
                 - id: book
                   run: echo "booked-{{ seat }}"
