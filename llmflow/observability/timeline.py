@@ -448,9 +448,14 @@ def _path_inside(around: str, step_id: str, failed_step: str) -> str | None:
 
 def _add_unrecorded(nodes: dict[str, Instance], seen: dict[str, _Seen], meta: dict[str, Any]) -> None:
     """Instances the journal does not hold: the step that failed the run, those waiting for approval, and
-    those the events show failing, cancelled or still running."""
+    those the events show failing, cancelled or still running.
+
+    A step the events leave running in a run that nobody drives (its process was killed, or it ended while
+    the step's last events were still unwritten) did not finish: it shows as cancelled, as the steps a Ctrl-C
+    stops do, not as running for ever."""
     failed_step = meta.get("failed_step") if meta.get("status") == "failed" else None
     waiting = [str(path) for path in meta.get("waiting_for") or ()] if meta.get("status") == "waiting" else []
+    driven = meta.get("status") == "running"  # a stale run was turned ``interrupted`` by ``gather``
     for path, item in seen.items():
         if path in nodes or item.status not in ("failed", "cancelled", "running"):
             continue
@@ -459,7 +464,7 @@ def _add_unrecorded(nodes: dict[str, Instance], seen: dict[str, _Seen], meta: di
         error = item.error or {}
         nodes[path] = Instance(
             path=path,
-            status=item.status,
+            status=item.status if driven or item.status != "running" else "cancelled",
             started=item.started,
             ended=item.ended,
             attempts=item.attempts or None,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cli_helpers import Result, command, environment
+from cli_helpers import Result, command, environment, step_started, wait_for
 
 Cli = Callable[..., Result]
 Write = Callable[..., Path]
@@ -165,6 +165,25 @@ def test_show_calls_a_running_run_whose_process_is_gone_interrupted_as_runs_does
     assert "status:   interrupted\n" in cli("show", two_runs[1]).stdout
     shown = cli("show", two_runs[1], "--json").json()["run"]
     assert (shown["status"], shown["stale"]) == ("interrupted", True)
+
+
+def test_show_and_report_do_not_leave_the_steps_of_a_killed_run_running(
+    cli: Cli, workflow: Write, runs_dir: Path, tmp_path: Path
+) -> None:
+    workflow("version: 1\nname: x\nsteps:\n  - id: g\n    steps:\n      - {id: slow, run: sleep 60}\n")
+    driver = subprocess.Popen(command("run", "flow.yaml", "-q"), cwd=tmp_path, env=environment())
+    try:
+        wait_for(step_started(runs_dir, "g/slow"), "the step to start")
+    finally:
+        driver.kill()  # SIGKILL: the run's last events say the step started, and nothing more
+        driver.wait()
+    shown = cli("show", "--last", "--json").json()
+    statuses = {node["path"]: node["status"] for node in shown["nodes"]}
+    assert (shown["run"]["status"], statuses) == ("interrupted", {"g": "cancelled", "g/slow": "cancelled"})
+    assert "running" not in cli("show", "--last").stdout
+    assert cli("report", "--last", "-o", "page.html").code == 0
+    page = (tmp_path / "page.html").read_text(encoding="utf-8")
+    assert 'class="step st-cancelled"' in page and 'class="step st-running"' not in page
 
 
 def test_show_json_has_the_run_and_its_nodes(shared: Shared) -> None:
