@@ -116,8 +116,43 @@ def collect_inputs(workflow: Workflow, assignments: list[str], inputs_file: Path
     from llmflow.engine.inputs import parse_assignments, resolve_inputs
 
     given = read_inputs_file(inputs_file) if inputs_file is not None else {}
-    given.update(parse_assignments(workflow.inputs, assignments))
+    typed = parse_assignments(workflow.inputs, assignments)
+    if inputs_file is not None:
+        _check_inputs_file(workflow, inputs_file, {name: value for name, value in given.items() if name not in typed})
+    given.update(typed)
     return resolve_inputs(workflow.inputs, given)
+
+
+def _check_inputs_file(workflow: Workflow, path: Path, given: dict[str, Any]) -> None:
+    """Check the values an inputs file gives (those ``-i`` does not override): a wrong or unknown one is
+    refused at its ``FILE:LINE:COLUMN``, as a workflow's own mistakes are."""
+    from llmflow.engine.inputs import check_value, resolve_inputs
+    from llmflow.errors import InputError
+
+    for name, value in given.items():
+        spec = workflow.inputs.get(name)
+        try:
+            if spec is None:
+                resolve_inputs(workflow.inputs, {name: value})  # its message, with "did you mean"
+            else:
+                check_value(spec, value)
+        except InputError as error:
+            line, column = _position_in(path, name, key=spec is None)
+            raise InputError(f"{path}:{line}:{column}: {error} (in the inputs file)") from None
+
+
+def _position_in(path: Path, name: str, *, key: bool) -> tuple[int, int]:
+    """Where the inputs file gives ``name``'s value (with ``key``, the name itself): JSON is read again as
+    YAML, which keeps positions; 1:1 when it cannot be."""
+    from llmflow.errors import WorkflowError
+    from llmflow.spec.loader import load_file
+
+    try:
+        document = load_file(path, expect_mapping=False)
+    except (WorkflowError, OSError):
+        return 1, 1
+    position = document.position((name,), key=key)
+    return position.line, position.column
 
 
 def attempts_lookup(workflow: Workflow) -> AttemptsLookup:

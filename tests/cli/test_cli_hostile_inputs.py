@@ -51,8 +51,16 @@ def test_a_hostile_dash_i_value_is_a_one_line_error(
             '{"o": ' + DEEP + "}",
             "error: in.json:1:1: the inputs file is not valid JSON: it is nested too deeply\n",
         ),
-        ("in.json", '{"o": {"a": NaN}}', "error: input 'o': nan is not a finite number (JSON cannot hold it)\n"),
-        ("in.yaml", "o: {a: .inf}\n", "error: input 'o': inf is not a finite number (JSON cannot hold it)\n"),
+        (
+            "in.json",
+            '{"o": {"a": NaN}}',
+            "error: in.json:1:7: input 'o': nan is not a finite number (JSON cannot hold it) (in the inputs file)\n",
+        ),
+        (
+            "in.yaml",
+            "o: {a: .inf}\n",
+            "error: in.yaml:1:4: input 'o': inf is not a finite number (JSON cannot hold it) (in the inputs file)\n",
+        ),
     ],
     ids=["deep-json", "json-nan", "yaml-infinity"],
 )
@@ -129,4 +137,28 @@ def test_a_megabyte_value_in_an_inputs_file_is_cut_short_in_the_error(
     workflow(FLOW.replace("  o: {type: object, default: {}}", "  o: {type: object, default: {}}\n  e: {enum: [a, b]}"))
     (tmp_path / "in.json").write_text('{"e": "' + "y" * 1_000_000 + '"}', encoding="utf-8")
     done = cli("run", "flow.yaml", "--inputs-file", "in.json")
-    assert (done.code, done.stderr) == (2, "error: input 'e': \"" + "y" * 78 + '… is not one of "a", "b"\n')
+    shown = "error: in.json:1:7: input 'e': \"" + "y" * 78 + '… is not one of "a", "b" (in the inputs file)\n'
+    assert (done.code, done.stderr) == (2, shown)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("n: 2\no: [1]\n", "in.yaml:2:4: input 'o': expected a mapping, got [1]"),
+        ("n: 2\nsize: 3\n", "in.yaml:2:1: unknown input 'size'; declared inputs: n, o"),
+        ("\nn: 11\n", "in.yaml:2:4: input 'n': 11 is above the maximum 10"),
+    ],
+    ids=["wrong-type", "unknown", "above-maximum"],
+)
+def test_a_wrong_value_in_an_inputs_file_is_placed_at_its_line(
+    cli: CLI, workflow: Callable[..., Path], tmp_path: Path, text: str, message: str
+) -> None:
+    workflow(FLOW)
+    (tmp_path / "in.yaml").write_text(text, encoding="utf-8")
+    done = cli("run", "flow.yaml", "--inputs-file", "in.yaml")
+    assert (done.code, done.stderr) == (2, f"error: {message} (in the inputs file)\n")
+    overridden = cli("run", "flow.yaml", "--inputs-file", "in.yaml", "-i", "n=1", "-i", "o={}", "-q")
+    if "unknown" in message:  # -i does not take an unknown name away
+        assert overridden.code == 2
+    else:  # a value -i gives again is not the file's
+        assert overridden.code == 0, overridden.stderr
