@@ -5,7 +5,9 @@ A folder is searched recursively, in name order. Skipped: hidden files and folde
 not a regular file (a FIFO would block). A ``.yaml`` or ``.yml`` file found there is a workflow when one of
 its lines starts with the top-level key ``steps:``, or is ``version: 1``: what every workflow has, and what
 Compose files, CI configurations or data files almost never have. A line test, not a parse, so that a
-workflow with a YAML syntax error is still checked (and its error reported) instead of passed over.
+workflow with a YAML syntax error is still checked (and its error reported) instead of passed over. A
+template folder (its ``template.yaml`` beside its ``workflow.yaml``) is skipped too: its workflow holds
+``[[ placeholders ]]`` until ``llmflow new`` fills them in.
 
 A path given on the command line is always checked, whatever it holds; ``-`` is standard input.
 """
@@ -31,7 +33,10 @@ _WORKFLOW_LINE = re.compile(
     r"""|(?:version|"version"|'version')[ \t]*:[ \t]*(?:1|"1"|'1')[ \t]*(?:\#.*)?$)""",
     re.MULTILINE,
 )
-RULE = "a .yaml or .yml file with a top-level 'steps:' key or 'version: 1'; hidden folders and node_modules are skipped"
+RULE = (
+    "a .yaml or .yml file with a top-level 'steps:' key or 'version: 1'; hidden folders, node_modules and "
+    "template folders are skipped"
+)
 
 
 @dataclass(slots=True)
@@ -102,6 +107,8 @@ def _walk(folder: str, ancestors: tuple[str, ...], visited: set[str], problems: 
         reason = (error.strerror or str(error)).lower()
         problems.append(Diagnostic("folder-unreadable", f"cannot read the folder {folder}: {reason}", folder))
         return
+    if _is_template(entries):
+        return
     for entry in entries:
         if entry.name.startswith("."):
             continue
@@ -121,6 +128,14 @@ def _walk(folder: str, ancestors: tuple[str, ...], visited: set[str], problems: 
                 yield from _walk(shown, (*ancestors, real), visited, problems)
         elif entry.name.lower().endswith(EXTENSIONS) and _may_be_workflow(shown):
             yield shown
+
+
+def _is_template(entries: list[os.DirEntry[str]]) -> bool:
+    """Whether a folder holding ``entries`` is a template of ``llmflow new`` (what ``templating`` reads)."""
+    from llmflow.templating import METADATA_FILE, WORKFLOW_FILE
+
+    names = {entry.name for entry in entries}
+    return METADATA_FILE in names and WORKFLOW_FILE in names
 
 
 def _may_be_workflow(path: str) -> bool:

@@ -33,7 +33,8 @@ quoted line allows for wide characters (CJK, emoji), which take two cells of a t
 - A **folder** is searched recursively, in name order, for workflow files: `.yaml` and `.yml` files with a
   line that starts with the top-level key `steps:` or is `version: 1` (a line test, so a workflow with a YAML
   syntax error is still checked). Hidden files and folders (`.git`, `.llmflow`, `.venv`, `.github` …),
-  `node_modules` and `__pycache__` are skipped, and so is anything that is not a regular file; links to
+  `node_modules`, `__pycache__` and template folders (a `template.yaml` beside a `workflow.yaml`, whose
+  placeholders `llmflow new` fills in) are skipped, and so is anything that is not a regular file; links to
   folders are followed. Compose files, CI configurations and data files are passed over; to check one
   anyway, name it.
 - `-` reads one workflow from standard input, shown as `<stdin>`; its `workflow:` paths are found from the

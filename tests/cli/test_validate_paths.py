@@ -20,7 +20,10 @@ BAD_LINE = (
 )
 CHILD = "version: 1\nname: child\nsteps:\n  - run: echo {{ steps.nope.output }}\n"
 PARENT = "version: 1\nname: parent\nsteps:\n  - workflow: lib/child.yaml\n"
-RULE = "a .yaml or .yml file with a top-level 'steps:' key or 'version: 1'; hidden folders and node_modules are skipped"
+RULE = (
+    "a .yaml or .yml file with a top-level 'steps:' key or 'version: 1'; hidden folders, node_modules and "
+    "template folders are skipped"
+)
 
 
 def write(root: Path, files: dict[str, str | bytes]) -> None:
@@ -141,6 +144,9 @@ TREE: dict[str, str | bytes] = {
     ".hidden.yaml": BAD,
     "node_modules/pkg/x.yaml": BAD,
     "__pycache__/x.yaml": BAD,
+    "my-template/template.yaml": "name: my-template\ntitle: Mine\n",  # a template of `llmflow new`:
+    "my-template/workflow.yaml": BAD,  # its placeholders are filled in only when it is used
+    "my-template/parts/x.yaml": BAD,
 }
 
 
