@@ -128,8 +128,9 @@ def validate(
 
     A folder is searched recursively for workflow files: .yaml and .yml files with a top-level
     'steps:' key or 'version: 1'. Hidden folders (.git, .venv ...), node_modules, __pycache__ and
-    template folders (template.yaml beside workflow.yaml) are skipped. A file named on the command line is always checked. - reads one workflow from standard
-    input, shown as <stdin>; its sub-workflows are found from the current folder.
+    template folders (template.yaml beside workflow.yaml) are skipped. A file named on the command
+    line is always checked. - reads one workflow from standard input, shown as <stdin>; its
+    sub-workflows are found from the current folder.
 
     Exit status: 0 when every file is valid; 1 when any is not, a path cannot be read, or a folder
     holds no workflow file; 2 for usage errors.
