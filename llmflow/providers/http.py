@@ -267,8 +267,11 @@ class HttpProvider:
         self, label: str, response: httpx.Response, url: str, reader: StreamReader, event_timeout: float | None
     ) -> bool:
         """Feed the stream's events to ``reader``; true when it ended with ``[DONE]``."""
-        lines = sse_lines(_limited(label, url, response.aiter_bytes()))
+        head = _Head(_ERROR_BYTES)
+        lines = sse_lines(head.keep(_limited(label, url, response.aiter_bytes())))
+        seen = False
         async for event in _bounded(sse_events(lines), event_timeout):
+            seen = True
             if event.data.strip() == "[DONE]":
                 return True
             try:
@@ -286,6 +289,12 @@ class HttpProvider:
                     raise _unexpected(label, url, payload) from None
             if reader.done:
                 break
+        if not seen:
+            # Some proxies answer a streaming request with a plain JSON error body under this content type:
+            # it holds no event, and reporting only an early end would lose the server's own words.
+            problem = _plain_error(label, bytes(head.data))
+            if problem is not None:
+                raise problem
         return False
 
     def _http_error(
@@ -398,6 +407,33 @@ def _stream_error(label: str, payload: dict[str, Any]) -> ProviderError:
     kind = str(error.get("type") or error.get("code") or "") if isinstance(error, dict) else ""
     retryable = kind in ("overloaded_error", "api_error", "rate_limit_error", "server_error")
     return ProviderError(f"{label}: the server reported an error: {error_message(payload)}", retryable=retryable)
+
+
+def _plain_error(label: str, raw: bytes) -> ProviderError | None:
+    """The error in ``raw`` when it is a whole JSON error body (``{"error": …}``), read as the same body
+    would be in a reply that is not a stream; else ``None``."""
+    try:
+        data = _loads(raw.decode("utf-8-sig", errors="replace"))
+    except ValueError:
+        return None
+    if isinstance(data, dict) and (data.get("error") or data.get("type") == "error"):
+        return _stream_error(label, data)
+    return None
+
+
+class _Head:
+    """The first ``limit`` bytes of a body, kept as its chunks pass through ``keep``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.data = bytearray()
+
+    async def keep(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """``chunks``, unchanged."""
+        async for chunk in chunks:
+            if len(self.data) < self.limit:
+                self.data += chunk[: self.limit - len(self.data)]
+            yield chunk
 
 
 async def _bounded(events: AsyncIterator[_Item], seconds: float | None) -> AsyncIterator[_Item]:

@@ -413,3 +413,43 @@ def test_a_password_in_the_base_url_is_masked_in_errors(openai_server: FakeServe
     problem = failure(OpenAIProvider(Config(providers={"openai": {"base_url": base}})))
     masked = openai_server.url.replace("http://", "http://bob:***@")
     assert problem.message == f"openai/m: server error (HTTP 500 from {masked}/v1/chat/completions): boom"
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "expected", "retryable"),
+    [
+        pytest.param(200, "server_error", "the server reported an error: upstream overloaded", True, id="200-busy"),
+        pytest.param(
+            200, "invalid_request_error", "the server reported an error: upstream overloaded", False, id="200-refused"
+        ),
+        pytest.param(400, "invalid_request_error", "the server refused the request (HTTP 400 from", False, id="400"),
+        pytest.param(429, "rate_limit_error", "rate limited (HTTP 429 from", True, id="429"),
+    ],
+)
+def test_a_plain_json_error_sent_as_an_event_stream_reports_the_servers_message(
+    openai_server: FakeServer, status: int, kind: str, expected: str, retryable: bool
+) -> None:
+    # Some proxies answer a streaming request with `text/event-stream` but a plain JSON error body, without
+    # `data:` lines: read as events it holds none, and only "the stream ended early" was reported.
+    body = json.dumps({"error": {"message": "upstream overloaded", "type": kind}}).encode()
+    openai_server.queue(Reply(status=status, body=body, content_type="text/event-stream"))
+    problem = failure(openai(openai_server), stream=True)
+    assert problem.message.startswith(f"openai/m: {expected}")
+    assert problem.message.endswith("upstream overloaded")
+    assert problem.retryable is retryable
+
+
+def test_an_anthropic_error_body_sent_as_an_event_stream_is_retried_like_the_same_error_event(
+    anthropic_server: FakeServer,
+) -> None:
+    body = json.dumps({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}, indent=2)
+    anthropic_server.queue(Reply(body=body.encode(), content_type="text/event-stream"))
+    problem = failure(anthropic(anthropic_server), stream=True)
+    assert problem.message == "anthropic/m: the server reported an error: Overloaded"
+    assert problem.retryable
+
+
+def test_a_stream_of_comments_alone_still_ends_early_not_as_a_server_error(openai_server: FakeServer) -> None:
+    openai_server.queue(Reply(body=b": keep-alive\n\n: keep-alive\n\n", content_type="text/event-stream"))
+    problem = failure(openai(openai_server), stream=True)
+    assert "ended before the reply was complete" in problem.message and problem.retryable
