@@ -179,9 +179,6 @@ class HttpProvider:
         except (httpx.TimeoutException, asyncio.TimeoutError):
             url = shown_url(url)
             raise ProviderError(f"{label}: no reply from {url} within {seconds:g}s", retryable=True) from None
-        except httpx.DecodingError as error:
-            url = shown_url(url)
-            raise ProviderError(f"{label}: the reply from {url} cannot be decoded: {error}") from None
         except httpx.TransportError as error:
             url = shown_url(url)
             reason = str(error) or type(error).__name__
@@ -209,7 +206,10 @@ class HttpProvider:
         response = await _before(deadline, client.send(outgoing, stream=True))
         try:
             if response.status_code >= 300:
-                raw = await _before(deadline, _head(response.aiter_bytes(), _ERROR_BYTES))
+                try:
+                    raw = await _before(deadline, _head(response.aiter_bytes(), _ERROR_BYTES))
+                except httpx.DecodingError:
+                    raw = b""  # the status tells what went wrong (and whether to retry); the body adds nothing
                 raise self._http_error(label, response, url, endpoint, raw)
             if "text/event-stream" in response.headers.get("content-type", ""):  # even when not asked for
                 return await self._read_stream(label, response, url, self.reader(on_chunk or _ignore), seconds)
@@ -224,6 +224,12 @@ class HttpProvider:
             if on_chunk is not None and reply.text:
                 on_chunk(reply.text)  # a server that ignored `stream`: the whole reply is one chunk
             return reply
+        except httpx.DecodingError as error:
+            # The bytes do not match the reply's Content-Encoding: asking again gets the same bytes.
+            encoding = content_encoding(response)
+            raise ProviderError(
+                f"{label}: the reply from {url} cannot be decoded: its {encoding} encoding is corrupt ({error})"
+            ) from None
         finally:
             await response.aclose()
 
@@ -349,6 +355,12 @@ def _seconds(value: str | None) -> float | None:
     except ValueError:
         return None
     return number if math.isfinite(number) and number >= 0 else None
+
+
+def content_encoding(response: httpx.Response) -> str:
+    """The ``Content-Encoding`` a reply names (``gzip``, ``br`` …), for a message about a body that does not
+    decode."""
+    return " ".join(response.headers.get("content-encoding", "").split()) or "content"
 
 
 def url_problem(url: str) -> str:

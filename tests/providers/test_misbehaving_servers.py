@@ -157,10 +157,30 @@ def test_a_reply_of_the_wrong_shape_is_a_clear_error(
     assert problem.message.startswith(f"{which}/m: the reply from {server.url}")
 
 
-def test_a_body_that_cannot_be_decompressed_is_a_clear_error(openai_server: FakeServer) -> None:
-    openai_server.queue(Reply(body=b"not gzip at all", headers={"content-encoding": "gzip"}))
+@pytest.mark.parametrize(
+    ("stream", "content_type"),
+    [(False, "application/json"), (True, "text/event-stream")],
+    ids=["whole", "streamed"],
+)
+def test_a_body_that_cannot_be_decompressed_is_a_clear_error_not_retried(
+    openai_server: FakeServer, stream: bool, content_type: str
+) -> None:
+    reply = Reply(body=b"not gzip at all", headers={"content-encoding": "gzip"}, content_type=content_type)
+    openai_server.queue(reply)
+    problem = failure(openai(openai_server), stream=stream)
+    assert problem.message == (
+        f"openai/m: the reply from {openai_server.url}/v1/chat/completions cannot be decoded: its gzip encoding is"
+        " corrupt (Error -3 while decompressing data: incorrect header check)"
+    )
+    assert not problem.retryable
+
+
+def test_an_error_reply_whose_body_cannot_be_decompressed_keeps_its_status(openai_server: FakeServer) -> None:
+    # A 503 is worth retrying whatever its body holds; the body's encoding must not hide the status.
+    openai_server.queue(Reply(status=503, body=b"not gzip at all", headers={"content-encoding": "gzip"}))
     problem = failure(openai(openai_server))
-    assert problem.message.startswith(f"openai/m: the reply from {openai_server.url}/v1/chat/completions cannot be ")
+    assert problem.message == f"openai/m: server error (HTTP 503 from {openai_server.url}/v1/chat/completions)"
+    assert problem.retryable and problem.status == 503
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
