@@ -91,7 +91,7 @@ async def send_request(ctx: ActionContext) -> ActionResult:
     """Send the request; a status outside ``expect`` (default: 2xx) fails the step with the server's words."""
     import httpx
 
-    from llmflow.providers.http import retry_after, shown_url, url_problem
+    from llmflow.providers.http import content_encoding, retry_after, shown_url, url_problem
 
     config = ctx.config
     node_id = ctx.node.id
@@ -121,6 +121,11 @@ async def send_request(ctx: ActionContext) -> ActionResult:
         body = config["body"]
         request["content"] = body if isinstance(body, str) else json.dumps(body)
 
+    allowed = _expected(config.get("expect"))
+
+    def refused(status: int) -> bool:
+        return (allowed is not None and status not in allowed) or (allowed is None and not 200 <= status < 300)
+
     async def fetch() -> tuple[httpx.Response, bytes]:
         async with (
             httpx.AsyncClient(
@@ -130,14 +135,25 @@ async def send_request(ctx: ActionContext) -> ActionResult:
         ):
             chunks: list[bytes] = []
             size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > _MAX_BYTES:
-                    limit = f"{_MAX_BYTES // 2**20} MiB"
-                    raise ActionError(
-                        f"step '{node_id}': {method} {shown}: the reply is larger than {limit}", path=ctx.path
-                    )
-                chunks.append(chunk)
+            try:
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > _MAX_BYTES:
+                        limit = f"{_MAX_BYTES // 2**20} MiB"
+                        raise ActionError(
+                            f"step '{node_id}': {method} {shown}: the reply is larger than {limit}", path=ctx.path
+                        )
+                    chunks.append(chunk)
+            except httpx.DecodingError as error:
+                if refused(response.status_code):
+                    return response, b""  # the status says what went wrong (and whether to retry)
+                # The server's bytes do not match its Content-Encoding: the same request gets the same bytes,
+                # so this is a reply that cannot be read (like one that is not valid JSON), not a lost connection.
+                raise ActionError(
+                    f"step '{node_id}': {method} {shown}: the reply's {content_encoding(response)} encoding is"
+                    f" corrupt ({error})",
+                    path=ctx.path,
+                ) from None
         return response, b"".join(chunks)
 
     try:
@@ -153,8 +169,7 @@ async def send_request(ctx: ActionContext) -> ActionResult:
         raise ProviderError(message, retryable=True) from None
     status = response.status_code
     encoding = _encoding(response.charset_encoding)
-    allowed = _expected(config.get("expect"))
-    if (allowed is not None and status not in allowed) or (allowed is None and not 200 <= status < 300):
+    if refused(status):
         tail = " ".join(_text(body, encoding)[: _BODY_TAIL * 4].split())[:_BODY_TAIL]  # one line
         message = f"step '{node_id}': {method} {shown} answered {status}" + (f": {tail}" if tail else "")
         retryable = status == 429 or status >= 500

@@ -231,10 +231,24 @@ async def call_model(ctx: ActionContext) -> ActionResult:
     usage: dict[str, Any] = {"input_tokens": 0, "output_tokens": 0, "cost": 0.0, "calls": 0}
     try:
         return await _try_models(ctx, choices, messages, schema, usage)
-    except BaseException:
+    except BaseException as error:
         if usage["calls"]:
             _charge(ctx, usage)  # tokens spent on a step that failed still count towards run.usage
+        if isinstance(error, ProviderError):
+            _name_step(ctx, error)
         raise
+
+
+def _name_step(ctx: ActionContext, error: ProviderError) -> None:
+    """Begin a provider's message (``openai/gpt-4o: …``) with the step, as every action's errors do, so that
+    ``run.json``, the console, ``show`` and ``error.message`` read alike. Changed in place: the error keeps
+    its class, status and retry advice."""
+    prefix = f"step '{ctx.node.id}'"
+    if not error.message.startswith(prefix):
+        error.message = f"{prefix}: {error.message}"
+        error.args = (error.message,)
+    if not error.path:
+        error.path = ctx.path
 
 
 def _cache_material(ctx: ActionContext) -> list[list[Any]]:

@@ -179,9 +179,6 @@ class HttpProvider:
         except (httpx.TimeoutException, asyncio.TimeoutError):
             url = shown_url(url)
             raise ProviderError(f"{label}: no reply from {url} within {seconds:g}s", retryable=True) from None
-        except httpx.DecodingError as error:
-            url = shown_url(url)
-            raise ProviderError(f"{label}: the reply from {url} cannot be decoded: {error}") from None
         except httpx.TransportError as error:
             url = shown_url(url)
             reason = str(error) or type(error).__name__
@@ -209,7 +206,10 @@ class HttpProvider:
         response = await _before(deadline, client.send(outgoing, stream=True))
         try:
             if response.status_code >= 300:
-                raw = await _before(deadline, _head(response.aiter_bytes(), _ERROR_BYTES))
+                try:
+                    raw = await _before(deadline, _head(response.aiter_bytes(), _ERROR_BYTES))
+                except httpx.DecodingError:
+                    raw = b""  # the status tells what went wrong (and whether to retry); the body adds nothing
                 raise self._http_error(label, response, url, endpoint, raw)
             if "text/event-stream" in response.headers.get("content-type", ""):  # even when not asked for
                 return await self._read_stream(label, response, url, self.reader(on_chunk or _ignore), seconds)
@@ -224,6 +224,12 @@ class HttpProvider:
             if on_chunk is not None and reply.text:
                 on_chunk(reply.text)  # a server that ignored `stream`: the whole reply is one chunk
             return reply
+        except httpx.DecodingError as error:
+            # The bytes do not match the reply's Content-Encoding: asking again gets the same bytes.
+            encoding = content_encoding(response)
+            raise ProviderError(
+                f"{label}: the reply from {url} cannot be decoded: its {encoding} encoding is corrupt ({error})"
+            ) from None
         finally:
             await response.aclose()
 
@@ -267,8 +273,11 @@ class HttpProvider:
         self, label: str, response: httpx.Response, url: str, reader: StreamReader, event_timeout: float | None
     ) -> bool:
         """Feed the stream's events to ``reader``; true when it ended with ``[DONE]``."""
-        lines = sse_lines(_limited(label, url, response.aiter_bytes()))
+        head = _Head(_ERROR_BYTES)
+        lines = sse_lines(head.keep(_limited(label, url, response.aiter_bytes())))
+        seen = False
         async for event in _bounded(sse_events(lines), event_timeout):
+            seen = True
             if event.data.strip() == "[DONE]":
                 return True
             try:
@@ -286,6 +295,12 @@ class HttpProvider:
                     raise _unexpected(label, url, payload) from None
             if reader.done:
                 break
+        if not seen:
+            # Some proxies answer a streaming request with a plain JSON error body under this content type:
+            # it holds no event, and reporting only an early end would lose the server's own words.
+            problem = _plain_error(label, bytes(head.data))
+            if problem is not None:
+                raise problem
         return False
 
     def _http_error(
@@ -340,6 +355,12 @@ def _seconds(value: str | None) -> float | None:
     except ValueError:
         return None
     return number if math.isfinite(number) and number >= 0 else None
+
+
+def content_encoding(response: httpx.Response) -> str:
+    """The ``Content-Encoding`` a reply names (``gzip``, ``br`` …), for a message about a body that does not
+    decode."""
+    return " ".join(response.headers.get("content-encoding", "").split()) or "content"
 
 
 def url_problem(url: str) -> str:
@@ -398,6 +419,33 @@ def _stream_error(label: str, payload: dict[str, Any]) -> ProviderError:
     kind = str(error.get("type") or error.get("code") or "") if isinstance(error, dict) else ""
     retryable = kind in ("overloaded_error", "api_error", "rate_limit_error", "server_error")
     return ProviderError(f"{label}: the server reported an error: {error_message(payload)}", retryable=retryable)
+
+
+def _plain_error(label: str, raw: bytes) -> ProviderError | None:
+    """The error in ``raw`` when it is a whole JSON error body (``{"error": …}``), read as the same body
+    would be in a reply that is not a stream; else ``None``."""
+    try:
+        data = _loads(raw.decode("utf-8-sig", errors="replace"))
+    except ValueError:
+        return None
+    if isinstance(data, dict) and (data.get("error") or data.get("type") == "error"):
+        return _stream_error(label, data)
+    return None
+
+
+class _Head:
+    """The first ``limit`` bytes of a body, kept as its chunks pass through ``keep``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.data = bytearray()
+
+    async def keep(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """``chunks``, unchanged."""
+        async for chunk in chunks:
+            if len(self.data) < self.limit:
+                self.data += chunk[: self.limit - len(self.data)]
+            yield chunk
 
 
 async def _bounded(events: AsyncIterator[_Item], seconds: float | None) -> AsyncIterator[_Item]:

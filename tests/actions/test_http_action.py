@@ -83,6 +83,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+        elif self.path.startswith("/bad-gzip"):  # said to be gzip, but is not (with the status after "?")
+            self.send_response(int(self.path.partition("?")[2] or 200))
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", "15")
+            self.end_headers()
+            self.wfile.write(b"not gzip at all")
         elif self.path.startswith("/html-error"):  # a proxy's error page, over several lines
             self._reply(502, b"<html>\r\n<body>\n\t<h1>Bad gateway</h1>\n</body>\n</html>\n", "text/html")
         elif self.path.startswith("/missing"):
@@ -255,6 +262,27 @@ def test_a_connection_reset_mid_body_says_so(tmp_path: Path, server: str) -> Non
     prefix = f"step 'get': GET {server}/reset failed: "
     assert summary.error is not None and summary.error.startswith(prefix)
     assert summary.error.removeprefix(prefix)  # httpx's ReadError after a reset has no text of its own
+
+
+def test_a_corrupt_gzip_body_fails_at_once_naming_the_request(tmp_path: Path, server: str) -> None:
+    # The same request gets the same bytes: retrying it as if the connection were lost only repeats it.
+    text = (
+        "version: 1\nname: t\nsteps:\n  - id: get\n"
+        f'    http: "{server}/bad-gzip"\n    retry: {{attempts: 3, delay: 10ms, on: [provider]}}\n'
+    )
+    summary = run(tmp_path, text)
+    assert summary.status == "failed"
+    assert summary.error == (
+        f"step 'get': GET {server}/bad-gzip: the reply's gzip encoding is corrupt"
+        " (Error -3 while decompressing data: incorrect header check)"
+    )
+    assert [seen["path"] for seen in _Handler.seen] == ["/bad-gzip"]
+
+
+def test_an_error_reply_whose_body_is_corrupt_gzip_still_reports_its_status(tmp_path: Path, server: str) -> None:
+    summary = run(tmp_path, f'version: 1\nname: t\nsteps:\n  - id: get\n    http: "{server}/bad-gzip?503"\n')
+    assert summary.status == "failed"
+    assert summary.error == f"step 'get': GET {server}/bad-gzip?503 answered 503"
 
 
 def test_an_error_page_over_several_lines_is_quoted_on_one_line(tmp_path: Path, server: str) -> None:

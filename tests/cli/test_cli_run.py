@@ -219,6 +219,22 @@ def test_retry_and_json_failure_report(cli: Cli, workflow: Write) -> None:
     assert document["error"] == "step 'shaky': command failed with exit code 3: oops"
 
 
+def test_a_failed_llm_step_reads_like_any_failed_step_everywhere(cli: Cli, workflow: Write) -> None:
+    workflow(
+        "version: 1\nname: ask\nmodels:\n  broken: {model: mock/asleep, options: {error: the model is asleep}}\n"
+        "steps:\n  - id: ask\n    llm: {model: broken, prompt: hi}\n"
+    )
+    expected = "step 'ask': mock/asleep: the model is asleep"
+    result = cli("run", "flow.yaml", "--json")
+    assert result.code == 1
+    assert json.loads(result.stdout)["error"] == expected
+    assert f"✗ ask: {expected}\n" in result.stderr
+    assert f"  error: {expected}\n" in result.stderr
+    shown = cli("show", "--last")
+    assert f"error:    {expected}\n" in shown.stdout  # the step is named once: no "(step ask)" after it
+    assert cli("show", "--last", "--json").json()["run"]["error"] == expected
+
+
 def test_dry_run_shows_the_plan_and_writes_nothing(cli: Cli, workflow: Write, runs_dir: Path, tmp_path: Path) -> None:
     workflow(
         """\

@@ -219,7 +219,7 @@ def test_a_missing_key_fails_the_run_with_one_clear_line(project: Project) -> No
     summary = project.run("steps:\n  - {id: ask, llm: {model: openai/gpt-4o-mini, prompt: hi}}\n")
     assert summary.status == "failed"
     assert summary.error == (
-        "OPENAI_API_KEY is not set (needed for model openai/gpt-4o-mini); set it in the environment or .env"
+        "step 'ask': OPENAI_API_KEY is not set (needed for model openai/gpt-4o-mini); set it in the environment or .env"
     )
     assert summary.failed_step == "ask"
 
@@ -348,3 +348,54 @@ def test_an_absurd_token_count_from_the_server_does_not_fail_a_priced_step(
     )
     assert summary.status == "succeeded", summary.error
     assert summary.outputs == {"reply": "fine", "cost": 0.0}
+
+
+def test_a_failed_llm_step_names_the_step_before_the_provider(project: Project, openai_server: FakeServer) -> None:
+    use_server(project, openai_server)
+    refused = Reply(status=401, json={"error": {"message": "Incorrect API key provided"}})
+    openai_server.queue(refused, refused)
+    expected = (
+        "step 'ask': openai/test-model: authentication failed (check OPENAI_API_KEY) "
+        f"(HTTP 401 from {openai_server.url}/v1/chat/completions): Incorrect API key provided"
+    )
+    summary = project.run("steps:\n  - {id: ask, llm: {model: openai/test-model, prompt: hi}}\n")
+    assert (summary.status, summary.failed_step, summary.error) == ("failed", "ask", expected)
+    assert project.meta(summary.run_id)["error"] == expected
+    (failed,) = project.events(summary.run_id, "step.failed")
+    assert failed["data"]["error"]["message"] == expected
+    caught = project.run(
+        """
+        vars: {seen: ""}
+        steps:
+          - id: guarded
+            try:
+              - {id: ask, llm: {model: openai/test-model, prompt: hi}}
+            catch:
+              - set: {seen: "{{ error.message }}"}
+        outputs: {seen: "{{ vars.seen }}"}
+        """
+    )
+    assert caught.status == "succeeded", caught.error
+    assert caught.outputs == {"seen": expected}
+
+
+def test_a_provider_message_that_already_names_the_step_is_not_named_twice(project: Project) -> None:
+    project.write(
+        "named.py",
+        """
+        from llmflow.errors import ProviderError
+        from llmflow.plugins import hookimpl
+
+
+        class Named:
+            async def complete(self, request, on_chunk=None):
+                raise ProviderError("step 'ask': named/m: the model is asleep", status=400)
+
+
+        @hookimpl
+        def register_providers(registry):
+            registry.register("named", Named)
+        """,
+    )
+    summary = project.run("plugins: [./named.py]\nsteps:\n  - {id: ask, llm: {model: named/m, prompt: hi}}\n")
+    assert (summary.status, summary.error) == ("failed", "step 'ask': named/m: the model is asleep")

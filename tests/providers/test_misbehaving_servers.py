@@ -157,10 +157,30 @@ def test_a_reply_of_the_wrong_shape_is_a_clear_error(
     assert problem.message.startswith(f"{which}/m: the reply from {server.url}")
 
 
-def test_a_body_that_cannot_be_decompressed_is_a_clear_error(openai_server: FakeServer) -> None:
-    openai_server.queue(Reply(body=b"not gzip at all", headers={"content-encoding": "gzip"}))
+@pytest.mark.parametrize(
+    ("stream", "content_type"),
+    [(False, "application/json"), (True, "text/event-stream")],
+    ids=["whole", "streamed"],
+)
+def test_a_body_that_cannot_be_decompressed_is_a_clear_error_not_retried(
+    openai_server: FakeServer, stream: bool, content_type: str
+) -> None:
+    reply = Reply(body=b"not gzip at all", headers={"content-encoding": "gzip"}, content_type=content_type)
+    openai_server.queue(reply)
+    problem = failure(openai(openai_server), stream=stream)
+    assert problem.message == (
+        f"openai/m: the reply from {openai_server.url}/v1/chat/completions cannot be decoded: its gzip encoding is"
+        " corrupt (Error -3 while decompressing data: incorrect header check)"
+    )
+    assert not problem.retryable
+
+
+def test_an_error_reply_whose_body_cannot_be_decompressed_keeps_its_status(openai_server: FakeServer) -> None:
+    # A 503 is worth retrying whatever its body holds; the body's encoding must not hide the status.
+    openai_server.queue(Reply(status=503, body=b"not gzip at all", headers={"content-encoding": "gzip"}))
     problem = failure(openai(openai_server))
-    assert problem.message.startswith(f"openai/m: the reply from {openai_server.url}/v1/chat/completions cannot be ")
+    assert problem.message == f"openai/m: server error (HTTP 503 from {openai_server.url}/v1/chat/completions)"
+    assert problem.retryable and problem.status == 503
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
@@ -413,3 +433,43 @@ def test_a_password_in_the_base_url_is_masked_in_errors(openai_server: FakeServe
     problem = failure(OpenAIProvider(Config(providers={"openai": {"base_url": base}})))
     masked = openai_server.url.replace("http://", "http://bob:***@")
     assert problem.message == f"openai/m: server error (HTTP 500 from {masked}/v1/chat/completions): boom"
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "expected", "retryable"),
+    [
+        pytest.param(200, "server_error", "the server reported an error: upstream overloaded", True, id="200-busy"),
+        pytest.param(
+            200, "invalid_request_error", "the server reported an error: upstream overloaded", False, id="200-refused"
+        ),
+        pytest.param(400, "invalid_request_error", "the server refused the request (HTTP 400 from", False, id="400"),
+        pytest.param(429, "rate_limit_error", "rate limited (HTTP 429 from", True, id="429"),
+    ],
+)
+def test_a_plain_json_error_sent_as_an_event_stream_reports_the_servers_message(
+    openai_server: FakeServer, status: int, kind: str, expected: str, retryable: bool
+) -> None:
+    # Some proxies answer a streaming request with `text/event-stream` but a plain JSON error body, without
+    # `data:` lines: read as events it holds none, and only "the stream ended early" was reported.
+    body = json.dumps({"error": {"message": "upstream overloaded", "type": kind}}).encode()
+    openai_server.queue(Reply(status=status, body=body, content_type="text/event-stream"))
+    problem = failure(openai(openai_server), stream=True)
+    assert problem.message.startswith(f"openai/m: {expected}")
+    assert problem.message.endswith("upstream overloaded")
+    assert problem.retryable is retryable
+
+
+def test_an_anthropic_error_body_sent_as_an_event_stream_is_retried_like_the_same_error_event(
+    anthropic_server: FakeServer,
+) -> None:
+    body = json.dumps({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}, indent=2)
+    anthropic_server.queue(Reply(body=body.encode(), content_type="text/event-stream"))
+    problem = failure(anthropic(anthropic_server), stream=True)
+    assert problem.message == "anthropic/m: the server reported an error: Overloaded"
+    assert problem.retryable
+
+
+def test_a_stream_of_comments_alone_still_ends_early_not_as_a_server_error(openai_server: FakeServer) -> None:
+    openai_server.queue(Reply(body=b": keep-alive\n\n: keep-alive\n\n", content_type="text/event-stream"))
+    problem = failure(openai(openai_server), stream=True)
+    assert "ended before the reply was complete" in problem.message and problem.retryable
