@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -21,7 +22,8 @@ MIN_SECRET_INPUT_LENGTH = 4
 
 
 class Redactor:
-    """Replaces known secret values (and their JSON-escaped forms) inside strings of nested data. Data
+    """Replaces known secret values (their JSON-escaped, percent-encoded and base64 forms too) inside strings
+    of nested data. Data
     without a secret comes back as the very same object, so the common case copies nothing."""
 
     __slots__ = ("_forms", "_memo")
@@ -29,6 +31,7 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         values = {value for value in secrets if value}
         forms = values | {json.dumps(value, ensure_ascii=False)[1:-1] for value in values}
+        forms |= {form for value in values for form in encoded_forms(value)}
         self._forms = tuple(sorted(forms, key=len, reverse=True))  # longest first: a secret inside another
         self._memo: tuple[object, Any] = (None, None)
 
@@ -37,7 +40,7 @@ class Redactor:
 
     @property
     def forms(self) -> tuple[str, ...]:
-        """Every text that is masked: the secrets and their JSON-escaped forms, longest first."""
+        """Every text that is masked: the secrets and their JSON-escaped and encoded forms, longest first."""
         return self._forms
 
     def text(self, value: str) -> str:
@@ -75,6 +78,37 @@ class Redactor:
         masked = self.redact(event)
         self._memo = (event, masked)
         return masked  # type: ignore[no-any-return]
+
+
+#: The shortest base64 text that is masked: shorter runs of base64 letters appear in ordinary text by chance.
+MIN_ENCODED_LENGTH = 6
+
+
+def encoded_forms(value: str) -> set[str]:
+    """How ``value`` looks once a step has encoded it: percent-encoded (as in a URL or a form) and base64
+    (standard and URL-safe alphabets), also when it sits inside a longer encoded text, as in the HTTP Basic
+    ``Authorization`` header (``base64(user:secret)``).
+
+    Base64 turns every 3 bytes into 4 letters, so a secret inside a longer text is encoded in one of three
+    ways, depending on where it starts; for each, the letters that depend on the secret's bytes alone are
+    masked (the one or two letters at either end that mix in the neighbouring bytes are left).
+    """
+    from base64 import b64encode
+    from urllib.parse import quote, quote_plus
+
+    raw = value.encode("utf-8", "surrogatepass")
+    forms = {quote(value, safe=""), quote(value, safe="/"), quote_plus(value, safe=""), quote_plus(value, safe="/")}
+    forms |= {re.sub("%[0-9A-F]{2}", lambda match: match.group(0).lower(), form) for form in forms}
+    for offset in range(3):
+        encoded = b64encode(bytes(offset) + raw).decode("ascii").rstrip("=")
+        core = encoded[-(-4 * offset // 3) : 4 * (offset + len(raw)) // 3]
+        if len(core) >= MIN_ENCODED_LENGTH:
+            forms |= {core, core.replace("+", "-").replace("/", "_")}
+    padded = b64encode(raw).decode("ascii")  # the whole value encoded alone, with its padding
+    if len(padded) >= MIN_ENCODED_LENGTH:
+        forms |= {padded, padded.replace("+", "-").replace("/", "_")}
+    forms.discard(value)
+    return forms
 
 
 class StreamMasker:

@@ -97,3 +97,46 @@ def test_a_secret_input_too_short_to_search_for_is_not_masked_inside_outputs(
     run_json = next(runs_dir.glob("*/run.json")).read_text(encoding="utf-8")
     assert '"password": "***"' in run_json  # still not stored
     assert "banana" in stored_text(runs_dir)
+
+
+ENCODED_SECRET = """\
+version: 1
+name: encoded-secret
+secrets: [API_TOKEN]
+steps:
+  - id: basic
+    run: |
+      printf 'Authorization: Basic '; printf 'bot:%s' "$TOKEN" | base64
+    env: {TOKEN: "{{ secrets.API_TOKEN }}"}
+  - id: plain
+    run: printf '%s' "$TOKEN" | base64
+    env: {TOKEN: "{{ secrets.API_TOKEN }}"}
+  - id: query
+    set: {url: "https://api.example/v1?token={{ secrets.API_TOKEN | urlencode }}"}
+  - id: fail
+    run: echo "rejected {{ secrets.API_TOKEN | urlencode }}" >&2; exit 4
+"""
+
+
+def test_a_secret_echoed_base64_or_url_encoded_is_masked_in_the_run_store_and_on_screen(
+    cli: CLI, workflow: Callable[..., Path], runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+    from urllib.parse import quote
+
+    token = "sk/live+Q2x=9&abc def"
+    workflow(ENCODED_SECRET)
+    monkeypatch.setenv("API_TOKEN", token)
+    failed = cli("run", "flow.yaml")
+    assert failed.code == 1, failed.stderr
+    leaks = {
+        base64.b64encode(token.encode()).decode(),
+        base64.b64encode(f"bot:{token}".encode()).decode()[8:-4],  # the secret's part of the Basic header
+        quote(token, safe=""),
+        quote(token),
+    }
+    shown = failed.stdout + failed.stderr
+    stored = stored_text(runs_dir)
+    assert [leak for leak in leaks if leak in shown or leak in stored] == []
+    assert "Authorization: Basic Ym90O" in stored  # the text around the secret is kept
+    assert "rejected ***" in shown
