@@ -9,8 +9,19 @@ import stat
 from pathlib import Path, PurePosixPath
 
 from llmflow.engine.actions import ActionContext, ActionResult
+from llmflow.config import PROJECT_FILE
 from llmflow.errors import ActionError
 from llmflow.store.location import STORE_DIRNAME
+
+
+#: The project's settings, read by every run: where providers send API keys, and the keys themselves.
+_SETTINGS_FILES = (PROJECT_FILE, ".env")
+
+
+def _protected_what(target: Path, project: Path) -> str:
+    if target.parent == project and target.name in _SETTINGS_FILES:
+        return f"the project's {target.name}"
+    return "a source file of the running workflow"
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -50,6 +61,13 @@ async def write_file(ctx: ActionContext) -> ActionResult:
             f"step '{node.id}': write path {path!r} is inside the run store {state.resolve()}; "
             "use artifact: true to keep a copy with the run"
         )
+    if target in ctx.services.source_files() or target in {project / name for name in _SETTINGS_FILES}:
+        # A path from a model's output that rewrote the workflow, or the settings that say where API keys are
+        # sent, would choose what the next run does.
+        raise ActionError(
+            f"step '{node.id}': write path {path!r} is {_protected_what(target, project)}, which a step may not"
+            " overwrite"
+        )
     if any(part.casefold() == STORE_DIRNAME for part in target.relative_to(root).parts):
         # Another folder's run store, or a new one that commands run below it would take for theirs.
         raise ActionError(f"step '{node.id}': write path {path!r} is inside a {STORE_DIRNAME} folder (a run store)")
@@ -73,6 +91,8 @@ def _open_at(folder: int, name: str, flags: int, shown: str, step_id: str) -> in
     try:
         return os.open(name, flags | os.O_NOFOLLOW, 0o644, dir_fd=folder)
     except OSError as error:
+        if error.errno == errno.EISDIR:
+            raise ActionError(f"step '{step_id}': write path {shown!r} is a folder") from None
         if error.errno not in (errno.ELOOP, errno.ENOTDIR):
             raise
         try:
