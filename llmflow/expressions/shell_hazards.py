@@ -50,6 +50,7 @@ _CODE_RUNNERS = {
     "complete": "in the arguments of 'complete', which runs them as shell code",
     "compgen": "in the arguments of 'compgen', which runs them as shell code",
     "fc": "in the arguments of 'fc', which runs commands",
+    "watch": "in the arguments of 'watch', which runs them as shell code",
 }
 
 
@@ -77,7 +78,22 @@ _WRAPPERS = {
     "xargs": "IinPdLsEa",
     "stdbuf": "ioe",
     "coproc": "",
+    "setsid": "",
+    "unshare": "",
+    "ionice": "cnp",
+    "runuser": "ugG",
+    "chroot": "",
+    "flock": "wEn",
+    "taskset": "",
+    "chrt": "",
 }
+# Wrappers that take operands before the command they run: chroot DIR, flock FILE, taskset MASK, chrt PRIORITY.
+_WRAPPER_OPERANDS = {"chroot": 1, "flock": 1, "taskset": 1, "chrt": 1}
+# Commands whose -c option (or --command) is a script for a shell: su -c, runuser -c, script -c, flock -c.
+_SCRIPT_OPTION_TAKERS = _words("su runuser script flock sg")
+_SCRIPT_WRAPPERS = _SCRIPT_OPTION_TAKERS & frozenset(_WRAPPERS)
+# find's actions whose next word is the command that runs.
+_FIND_EXEC = _words("-exec -execdir -ok -okdir")
 # Variables whose value the shell (or the loader) runs or uses to choose what runs: PS4 is expanded,
 # command substitutions included, for every traced command; PATH and LD_PRELOAD choose programs and code.
 _SPECIAL_VARIABLES = _words(
@@ -118,13 +134,22 @@ def locate_command(words: list[str | None]) -> tuple[bool, str | None]:
         if name is None or wrapper not in _WRAPPERS:
             return True, wrapper
         index += 1
-        while index < len(words) and (word := words[index]) is not None:
-            if word.startswith("-"):
+        operands = _WRAPPER_OPERANDS.get(wrapper, 0)
+        while index < len(words):
+            word = words[index]
+            if word is not None and word.startswith("-"):
                 index += 2 if len(word) == 2 and word[1] in _WRAPPERS[wrapper] else 1
-            elif _ASSIGNMENT.match(word) or (wrapper == "timeout" and _DURATION.fullmatch(word)):
+            elif word is not None and (
+                _ASSIGNMENT.match(word) or (wrapper == "timeout" and _DURATION.fullmatch(word))
+            ):
+                index += 1
+            elif operands:
+                operands -= 1
                 index += 1
             else:
                 break
+        if operands:  # the value is the wrapper's operand (a folder, a file, a CPU mask), not what runs
+            return True, wrapper
     return False, None
 
 
@@ -149,6 +174,14 @@ def value_hazard(words: list[str | None], current: str | None, *, in_test: bool 
         variable = assigned.group(0).rstrip("+=")
         return f"in an assignment to {variable}, which the shell uses as code or to choose what runs"
     found, name = locate_command(words)
+    # su/script run their -c option with a shell; so do the wrappers flock and runuser, after which the
+    # command may not be located (their -c takes the place of a command).
+    runner = name if found and name in _SCRIPT_OPTION_TAKERS else None
+    runner = runner or next((word for word in map(_base, words) if word in _SCRIPT_WRAPPERS), None)
+    by_option = previous is not None and (_SHELL_C_OPTION.fullmatch(previous) or previous == "--command")
+    if runner is not None and (by_option or (current or "").startswith("--command=")):
+        option = previous if by_option else "--command"
+        return f"as the command of '{runner} {option}', which a shell runs as code"
     if not found:
         return None if current and _ASSIGNMENT.match(current) else COMMAND_NAME
     if name is None:
@@ -162,6 +195,8 @@ def value_hazard(words: list[str | None], current: str | None, *, in_test: bool 
                 f"as the script of '{shell} {previous}', which runs it as shell code (pass the value as an"
                 f" argument instead: {shell} -c '... \"$1\"' _ {{{{ value }}}})"
             )
+    if name == "find" and previous in _FIND_EXEC:
+        return f"as the command of 'find {previous}': the value would choose what runs"
     if name in _NAME_TAKERS:
         return f"in the arguments of '{name}', which are variable names ({_NAME_SINK})"
     if name in ("printf", "test", "[") and previous in ("-v", "-R"):
