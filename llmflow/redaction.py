@@ -19,6 +19,12 @@ MASK = "***"
 MIN_KEY_LENGTH = 8
 #: The shortest value of a ``secret: true`` input that is masked wherever it appears in what a run writes.
 MIN_SECRET_INPUT_LENGTH = 4
+#: Lines of a secret of several lines this long or longer are masked on their own.
+MIN_LINE = 8
+#: How a preview shows that it cut its text short; and the fewest characters of a secret it may show before
+#: them that are masked (a shorter end matches the start of a secret by chance too often).
+CUT = "…"
+MIN_PARTIAL = 3
 
 
 class Redactor:
@@ -30,6 +36,9 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         values = {value for value in secrets if value}
+        # Each line of a secret of several lines (a private key) is a secret too: a command's output is shown
+        # line by line as it runs, and a step may print only part of the key.
+        values |= {line for value in values if "\n" in value for line in value.splitlines() if len(line) >= MIN_LINE}
         forms = values | {json.dumps(value, ensure_ascii=False)[1:-1] for value in values}
         forms |= {form for value in values for form in encoded_forms(value)}
         self._forms = tuple(sorted(forms, key=len, reverse=True))  # longest first: a secret inside another
@@ -44,11 +53,26 @@ class Redactor:
         return self._forms
 
     def text(self, value: str) -> str:
-        """``value`` with every secret masked."""
+        """``value`` with every secret masked, and the start of one where a preview cut the text short."""
         for form in self._forms:
             if form in value:
                 value = value.replace(form, MASK)
+        if value.endswith(CUT) and self._forms:
+            # A preview ("…" at the end) may stop inside a secret: what it shows of it is masked too.
+            cut = self.partial_at_end(value[: -len(CUT)])
+            if cut >= MIN_PARTIAL:
+                value = value[: -len(CUT) - cut] + MASK + CUT
         return value
+
+    def partial_at_end(self, text: str) -> int:
+        """How many characters at the end of ``text`` are the start of a secret (or of one of its forms)."""
+        longest = 0
+        for form in self._forms:
+            for size in range(min(len(form) - 1, len(text)), longest, -1):
+                if text.endswith(form[:size]):
+                    longest = size
+                    break
+        return longest
 
     def redact(self, value: Any) -> Any:
         """Strings, mapping keys and values, list and tuple items, masked at any depth."""
@@ -123,7 +147,7 @@ class StreamMasker:
     def feed(self, piece: str) -> str:
         """The text that is safe to show now."""
         text = self.redactor.text(self.pending + piece)
-        hold = self._partial_secret_at_end(text)
+        hold = self.redactor.partial_at_end(text)
         self.pending = text[len(text) - hold :] if hold else ""
         return text[: len(text) - hold]
 
@@ -131,15 +155,6 @@ class StreamMasker:
         """Whatever is still held back (the stream ended)."""
         text, self.pending = self.pending, ""
         return text
-
-    def _partial_secret_at_end(self, text: str) -> int:
-        longest = 0
-        for form in self.redactor.forms:
-            for size in range(min(len(form) - 1, len(text)), longest, -1):
-                if text.endswith(form[:size]):
-                    longest = size
-                    break
-        return longest
 
 
 class RedactingSink:

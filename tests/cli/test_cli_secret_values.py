@@ -140,3 +140,41 @@ def test_a_secret_echoed_base64_or_url_encoded_is_masked_in_the_run_store_and_on
     assert [leak for leak in leaks if leak in shown or leak in stored] == []
     assert "Authorization: Basic Ym90O" in stored  # the text around the secret is kept
     assert "rejected ***" in shown
+
+
+LONG_SECRETS = """\
+version: 1
+name: long-secrets
+secrets: [PRIVATE_KEY, LONG_TOKEN]
+steps:
+  - id: key
+    run: printf '%s\\n' "$KEY"
+    env: {KEY: "{{ secrets.PRIVATE_KEY }}"}
+  - id: half
+    run: printf '%s\\n' "$KEY" | head -n 2
+    env: {KEY: "{{ secrets.PRIVATE_KEY }}"}
+  - id: token
+    run: printf 'token=%s\\n' "$TOKEN"
+    env: {TOKEN: "{{ secrets.LONG_TOKEN }}"}
+  - id: nested
+    set: {auth: {header: "Bearer {{ secrets.LONG_TOKEN }}"}}
+"""
+
+
+def test_a_secret_of_several_lines_or_longer_than_a_preview_is_masked_in_events_and_live_output(
+    cli: CLI, workflow: Callable[..., Path], runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Live output comes a line at a time and step.completed previews stop after 80 characters: neither may show
+    # a line of a private key, or the start of a token the preview cut in two.
+    key_lines = ["-----BEGIN TEST KEY-----", "MIIEpAIBAAKCAQEA7Jq4TestKeyLineOne", "TestKeyLineTwo9f8e7d6c5b4a==", "-----END"]
+    token = "tk_" + "9Xq2" * 30
+    workflow(LONG_SECRETS)
+    monkeypatch.setenv("PRIVATE_KEY", "\n".join(key_lines))
+    monkeypatch.setenv("LONG_TOKEN", token)
+    done = cli("run", "flow.yaml")
+    assert done.code == 0, done.stderr
+    shown = done.stdout + done.stderr
+    stored = stored_text(runs_dir)
+    for leak in [*key_lines[1:3], token[:12], "9Xq29Xq29Xq2"]:
+        assert leak not in shown and leak not in stored, leak
+    assert "token=***…" in (runs_dir / next(runs_dir.iterdir()) / "events.jsonl").read_text(encoding="utf-8")
