@@ -8,11 +8,10 @@ import os
 import stat
 from pathlib import Path, PurePosixPath
 
-from llmflow.engine.actions import ActionContext, ActionResult
 from llmflow.config import PROJECT_FILE
+from llmflow.engine.actions import ActionContext, ActionResult
 from llmflow.errors import ActionError
 from llmflow.store.location import STORE_DIRNAME
-
 
 #: The project's settings, read by every run: where providers send API keys, and the keys themselves.
 _SETTINGS_FILES = (PROJECT_FILE, ".env")

@@ -161,11 +161,12 @@ class RunState:
         for flow in self.workflow.workflows():
             for source in (flow.path, *map(Path, flow.sources)):
                 path = source.resolve()
-                if self.frozen_root is not None and self.original_root is not None:
-                    try:
-                        path = (self.original_root / path.relative_to(self.frozen_root)).resolve()
-                    except ValueError:
-                        pass
+                if (
+                    self.frozen_root is not None
+                    and self.original_root is not None
+                    and path.is_relative_to(self.frozen_root)
+                ):
+                    path = (self.original_root / path.relative_to(self.frozen_root)).resolve()
                 found.add(path)
         return frozenset(found)
 

@@ -139,9 +139,7 @@ def locate_command(words: list[str | None]) -> tuple[bool, str | None]:
             word = words[index]
             if word is not None and word.startswith("-"):
                 index += 2 if len(word) == 2 and word[1] in _WRAPPERS[wrapper] else 1
-            elif word is not None and (
-                _ASSIGNMENT.match(word) or (wrapper == "timeout" and _DURATION.fullmatch(word))
-            ):
+            elif word is not None and (_ASSIGNMENT.match(word) or (wrapper == "timeout" and _DURATION.fullmatch(word))):
                 index += 1
             elif operands:
                 operands -= 1

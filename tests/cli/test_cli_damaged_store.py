@@ -251,9 +251,7 @@ def test_a_run_json_nested_too_deeply_to_parse_is_a_one_line_error(
     assert_one_line_error(result, names="run.json: run metadata is nested too deeply")
 
 
-def test_an_event_line_nested_too_deeply_to_parse_is_passed_over_or_shown_damaged(
-    cli: Cli, failed_run: Path
-) -> None:
+def test_an_event_line_nested_too_deeply_to_parse_is_passed_over_or_shown_damaged(cli: Cli, failed_run: Path) -> None:
     deep = b'{"v":1,"seq":99,"type":"step.completed","path":"hello","data":' + DEEP.encode() + b"}\n"
     with (failed_run / "events.jsonl").open("ab") as events:
         events.write(deep)
@@ -263,7 +261,7 @@ def test_an_event_line_nested_too_deeply_to_parse_is_passed_over_or_shown_damage
         assert "went wrong" in result.stdout
     logs = cli("logs", failed_run.name)
     assert logs.code == 0, logs.stderr
-    assert logs.stdout.splitlines()[-1].startswith('events.jsonl:') and "not an event" in logs.stdout
+    assert logs.stdout.splitlines()[-1].startswith("events.jsonl:") and "not an event" in logs.stdout
     as_json = cli("logs", failed_run.name, "--json")
     assert as_json.code == 0 and "not an event" in as_json.stderr
     resumed = cli("resume", failed_run.name)

@@ -166,7 +166,12 @@ def test_a_secret_of_several_lines_or_longer_than_a_preview_is_masked_in_events_
 ) -> None:
     # Live output comes a line at a time and step.completed previews stop after 80 characters: neither may show
     # a line of a private key, or the start of a token the preview cut in two.
-    key_lines = ["-----BEGIN TEST KEY-----", "MIIEpAIBAAKCAQEA7Jq4TestKeyLineOne", "TestKeyLineTwo9f8e7d6c5b4a==", "-----END"]
+    key_lines = [
+        "-----BEGIN TEST KEY-----",
+        "MIIEpAIBAAKCAQEA7Jq4TestKeyLineOne",
+        "TestKeyLineTwo9f8e7d6c5b4a==",
+        "-----END",
+    ]
     token = "tk_" + "9Xq2" * 30
     workflow(LONG_SECRETS)
     monkeypatch.setenv("PRIVATE_KEY", "\n".join(key_lines))

@@ -761,7 +761,10 @@ def test_write_refuses_the_workflow_file_when_the_run_goes_on_from_its_frozen_co
     flow.touch("gate")
     resumed = flow.resume(failed.run_id)
     assert resumed.status == "failed"
-    assert resumed.error == "step 'w': write path 'flow.yaml' is a source file of the running workflow, which a step may not overwrite"
+    assert (
+        resumed.error
+        == "step 'w': write path 'flow.yaml' is a source file of the running workflow, which a step may not overwrite"
+    )
     assert source.read_bytes() == before
 
 
