@@ -32,7 +32,7 @@ class Redactor:
     of nested data. Data
     without a secret comes back as the very same object, so the common case copies nothing."""
 
-    __slots__ = ("_forms", "_memo")
+    __slots__ = ("_forms", "_longest", "_memo")
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         values = {value for value in secrets if value}
@@ -42,6 +42,7 @@ class Redactor:
         forms = values | {json.dumps(value, ensure_ascii=False)[1:-1] for value in values}
         forms |= {form for value in values for form in encoded_forms(value)}
         self._forms = tuple(sorted(forms, key=len, reverse=True))  # longest first: a secret inside another
+        self._longest = len(self._forms[0]) if self._forms else 0
         self._memo: tuple[object, Any] = (None, None)
 
     def __bool__(self) -> bool:
@@ -62,7 +63,26 @@ class Redactor:
             cut = self.partial_at_end(value[: -len(CUT)])
             if cut >= MIN_PARTIAL:
                 value = value[: -len(CUT) - cut] + MASK + CUT
+        position = value.find(CUT)
+        while position >= 0 and self._forms:
+            # So may the tail of a long text (a command's stderr), which starts with "…", alone or at the end
+            # of a message (``command failed …: …tail``).
+            start = position + len(CUT)
+            cut = self.partial_at_start(value[start : start + self._longest])
+            if cut >= MIN_PARTIAL:
+                value = value[:start] + MASK + value[start + cut :]
+            position = value.find(CUT, start)
         return value
+
+    def partial_at_start(self, text: str) -> int:
+        """How many characters at the start of ``text`` are the end of a secret (or of one of its forms)."""
+        longest = 0
+        for form in self._forms:
+            for size in range(min(len(form) - 1, len(text)), longest, -1):
+                if text.startswith(form[-size:]):
+                    longest = size
+                    break
+        return longest
 
     def partial_at_end(self, text: str) -> int:
         """How many characters at the end of ``text`` are the start of a secret (or of one of its forms)."""

@@ -183,3 +183,30 @@ def test_a_secret_of_several_lines_or_longer_than_a_preview_is_masked_in_events_
     for leak in [*key_lines[1:3], token[:12], "9Xq29Xq29Xq2"]:
         assert leak not in shown and leak not in stored, leak
     assert "token=***…" in (runs_dir / next(runs_dir.iterdir()) / "events.jsonl").read_text(encoding="utf-8")
+
+
+CUT_STDERR = """\
+version: 1
+name: cut-stderr
+secrets: [API_TOKEN]
+steps:
+  - id: noisy
+    run: |
+      printf '%s' "$TOKEN" >&2; printf '%1990s' '' | tr ' ' x >&2; exit 3
+    env: {TOKEN: "{{ secrets.API_TOKEN }}"}
+"""
+
+
+def test_a_secret_the_stderr_tail_of_a_failed_command_cuts_in_two_is_masked(
+    cli: CLI, workflow: Callable[..., Path], runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The error keeps the last 2,000 characters of stderr: 10 of the token's 34 would be left at its start.
+    token = "tok-" + "Kq7Zp2Wm9Rx4" * 2 + "end6Tail"
+    workflow(CUT_STDERR)
+    monkeypatch.setenv("API_TOKEN", token)
+    failed = cli("run", "flow.yaml")
+    assert failed.code == 1, failed.stderr
+    assert "exit code 3: …***xxx" in failed.stdout + failed.stderr
+    shown = failed.stdout + failed.stderr
+    stored = stored_text(runs_dir)
+    assert token[-10:] not in shown and token[-10:] not in stored
