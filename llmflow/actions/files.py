@@ -17,10 +17,24 @@ from llmflow.store.location import STORE_DIRNAME
 _SETTINGS_FILES = (PROJECT_FILE, ".env")
 
 
-def _protected_what(target: Path, project: Path) -> str:
-    if target.parent == project and target.name in _SETTINGS_FILES:
-        return f"the project's {target.name}"
-    return "a source file of the running workflow"
+def _protected(target: Path, project: Path, sources: frozenset[Path]) -> str | None:
+    """What ``target`` is, when it is a file no step may write: a source file of the running workflow or one
+    of the project's settings, by its path or as the same file (a hard link, another case of its name on a
+    file system that ignores case)."""
+    settings = {project / name: f"the project's {name}" for name in _SETTINGS_FILES}
+    if target in settings:
+        return settings[target]
+    if target in sources:
+        return "a source file of the running workflow"
+    try:
+        found = target.stat()
+    except OSError:
+        return None  # a new file is none of them
+    for path, what in [*settings.items(), *((source, "a source file of the running workflow") for source in sources)]:
+        with contextlib.suppress(OSError):
+            if os.path.samestat(found, path.stat()):
+                return what
+    return None
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -60,13 +74,11 @@ async def write_file(ctx: ActionContext) -> ActionResult:
             f"step '{node.id}': write path {path!r} is inside the run store {state.resolve()}; "
             "use artifact: true to keep a copy with the run"
         )
-    if target in ctx.services.source_files() or target in {project / name for name in _SETTINGS_FILES}:
+    protected = _protected(target, project, ctx.services.source_files())
+    if protected is not None:
         # A path from a model's output that rewrote the workflow, or the settings that say where API keys are
         # sent, would choose what the next run does.
-        raise ActionError(
-            f"step '{node.id}': write path {path!r} is {_protected_what(target, project)}, which a step may not"
-            " overwrite"
-        )
+        raise ActionError(f"step '{node.id}': write path {path!r} is {protected}, which a step may not overwrite")
     if any(part.casefold() == STORE_DIRNAME for part in target.relative_to(root).parts):
         # Another folder's run store, or a new one that commands run below it would take for theirs.
         raise ActionError(f"step '{node.id}': write path {path!r} is inside a {STORE_DIRNAME} folder (a run store)")

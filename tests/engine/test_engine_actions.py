@@ -768,6 +768,18 @@ def test_write_refuses_the_workflow_file_when_the_run_goes_on_from_its_frozen_co
     assert source.read_bytes() == before
 
 
+def test_write_refuses_a_hard_link_to_the_workflow_file(flow: Flow) -> None:
+    source = flow.workflow("steps:\n  - {id: w, write: {path: copy.yaml, content: hostile}}\n")
+    os.link(source, flow.root / "copy.yaml")
+    before = source.read_bytes()
+    summary = flow.run(source)
+    assert summary.status == "failed"
+    assert summary.error == (
+        "step 'w': write path 'copy.yaml' is a source file of the running workflow, which a step may not overwrite"
+    )
+    assert source.read_bytes() == before
+
+
 def test_write_to_a_folder_fails_clearly(flow: Flow) -> None:
     (flow.root / "out").mkdir()
     summary = flow.run("steps:\n  - {id: w, write: {path: out, content: x}}\n")
