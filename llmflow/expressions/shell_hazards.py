@@ -177,7 +177,10 @@ def value_hazard(words: list[str | None], current: str | None, *, in_test: bool 
     assigned = _ASSIGNMENT.match(current or "")
     if assigned and assigned.group(0).rstrip("+=") in _SPECIAL_VARIABLES:
         variable = assigned.group(0).rstrip("+=")
-        return f"in an assignment to {variable}, which the shell (or a program it starts) uses as code or to choose what runs"
+        return (
+            f"in an assignment to {variable}, which the shell (or a program it starts) uses as code or to choose"
+            " what runs"
+        )
     found, name = locate_command(words)
     # su/script run their -c option with a shell; so do the wrappers flock and runuser, after which the
     # command may not be located (their -c takes the place of a command).
