@@ -29,8 +29,8 @@ MIN_PARTIAL = 3
 
 class Redactor:
     """Replaces known secret values (their JSON-escaped, percent-encoded and base64 forms too) inside strings
-    of nested data. Data
-    without a secret comes back as the very same object, so the common case copies nothing."""
+    of nested data. Data without a secret comes back as the very same object, so the common case copies
+    nothing."""
 
     __slots__ = ("_forms", "_longest", "_memo")
 
