@@ -267,3 +267,16 @@ def test_an_event_line_nested_too_deeply_to_parse_is_passed_over_or_shown_damage
     resumed = cli("resume", failed_run.name)
     assert resumed.code == 1 and "Traceback" not in resumed.stderr
     assert "went wrong" in resumed.stdout + resumed.stderr
+
+
+@pytest.mark.parametrize("command", [("show",), ("report", "-o", "-"), ("resume",)])
+def test_a_checksummed_journal_record_nested_too_deeply_is_reported_with_its_line(
+    cli: Cli, failed_run: Path, command: tuple[str, ...]
+) -> None:
+    from llmflow.store.journal import _sealed
+
+    journal = failed_run / "journal.jsonl"
+    deep = b'{"p":"hello","s":"succeeded","output":' + DEEP.encode() + b"}"
+    journal.write_bytes(_sealed(deep) + journal.read_bytes())
+    result = cli(command[0], failed_run.name, *command[1:])
+    assert_one_line_error(result, names="journal.jsonl:1: journal record is nested too deeply")
