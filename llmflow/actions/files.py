@@ -82,6 +82,10 @@ async def write_file(ctx: ActionContext) -> ActionResult:
     if any(part.casefold() == STORE_DIRNAME for part in target.relative_to(root).parts):
         # Another folder's run store, or a new one that commands run below it would take for theirs.
         raise ActionError(f"step '{node.id}': write path {path!r} is inside a {STORE_DIRNAME} folder (a run store)")
+    if any(part.casefold() == ".git" for part in target.relative_to(root).parts):
+        # git runs what its hooks and config name (core.fsmonitor, core.pager, hooks/pre-commit): a path from a
+        # model's output must not plant a command the next git command runs.
+        raise ActionError(f"step '{node.id}': write path {path!r} is inside a .git folder (git runs what it holds)")
     content = ctx.config.get("content", "")
     text = content if isinstance(content, str) else stringify(content)
     data = _encoded(text, node.id)

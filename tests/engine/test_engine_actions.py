@@ -787,6 +787,17 @@ def test_write_to_a_folder_fails_clearly(flow: Flow) -> None:
     assert summary.error == "step 'w': write path 'out' is a folder"
 
 
+@pytest.mark.parametrize("target", [".git/hooks/pre-commit", ".git/config", "sub/.GIT/hooks/post-checkout", ".git"])
+def test_write_refuses_a_git_folder(flow: Flow, target: str) -> None:
+    """git runs what its hooks and config name: a path from a model's output must not plant a command there."""
+    (flow.root / ".git" / "hooks").mkdir(parents=True)
+    summary = flow.run(f"steps:\n  - {{id: w, write: {{path: '{target}', content: 'touch pwned'}}}}\n")
+    assert summary.status == "failed"
+    assert summary.error == f"step 'w': write path {target!r} is inside a .git folder (git runs what it holds)"
+    assert not (flow.root / ".git" / "config").exists()
+    assert list((flow.root / ".git" / "hooks").iterdir()) == []
+
+
 def test_write_with_artifact_keeps_its_copy_in_the_run_store(flow: Flow) -> None:
     summary = flow.run("steps:\n  - {id: w, write: {path: out/note.txt, content: hi, artifact: true}}\n")
     assert summary.status == "succeeded", summary.error
