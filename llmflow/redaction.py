@@ -77,21 +77,36 @@ class Redactor:
     def partial_at_start(self, text: str) -> int:
         """How many characters at the start of ``text`` are the end of a secret (or of one of its forms)."""
         longest = 0
+        if not text:
+            return 0
+        first = text[0]
         for form in self._forms:
-            for size in range(min(len(form) - 1, len(text)), longest, -1):
-                if text.startswith(form[-size:]):
+            # Only where the form holds text's first character can its end start text: try those places.
+            index = form.find(first, 1)
+            while index >= 0:
+                size = len(form) - index
+                if size <= longest:
+                    break
+                if text.startswith(form[index:]):
                     longest = size
                     break
+                index = form.find(first, index + 1)
         return longest
 
     def partial_at_end(self, text: str) -> int:
         """How many characters at the end of ``text`` are the start of a secret (or of one of its forms)."""
         longest = 0
+        if not text:
+            return 0
+        last = text[-1]
         for form in self._forms:
-            for size in range(min(len(form) - 1, len(text)), longest, -1):
-                if text.endswith(form[:size]):
-                    longest = size
+            # Only where the form holds text's last character can its start end text: try those, longest first.
+            index = form.rfind(last, 0, len(form) - 1)
+            while index >= 0 and index + 1 > longest:
+                if text.endswith(form[: index + 1]):
+                    longest = index + 1
                     break
+                index = form.rfind(last, 0, index)
         return longest
 
     def redact(self, value: Any) -> Any:
