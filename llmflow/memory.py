@@ -126,9 +126,10 @@ class MemoryStore:
             for line in stream:
                 try:
                     record = json.loads(line)
-                except json.JSONDecodeError:
+                except (ValueError, RecursionError):  # a torn or damaged line
                     continue
-                found[str(record["id"])] = record
+                if isinstance(record, dict) and "id" in record:
+                    found[str(record["id"])] = record
         return found
 
     def search(self, collection: str, query: str, k: int = 5, where: Mapping[str, Any] | None = None) -> list[Hit]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -18,18 +19,30 @@ MASK = "***"
 MIN_KEY_LENGTH = 8
 #: The shortest value of a ``secret: true`` input that is masked wherever it appears in what a run writes.
 MIN_SECRET_INPUT_LENGTH = 4
+#: Lines of a secret of several lines this long or longer are masked on their own.
+MIN_LINE = 8
+#: How a preview shows that it cut its text short; and the fewest characters of a secret it may show before
+#: them that are masked (a shorter end matches the start of a secret by chance too often).
+CUT = "…"
+MIN_PARTIAL = 3
 
 
 class Redactor:
-    """Replaces known secret values (and their JSON-escaped forms) inside strings of nested data. Data
-    without a secret comes back as the very same object, so the common case copies nothing."""
+    """Replaces known secret values (their JSON-escaped, percent-encoded and base64 forms too) inside strings
+    of nested data. Data without a secret comes back as the very same object, so the common case copies
+    nothing."""
 
-    __slots__ = ("_forms", "_memo")
+    __slots__ = ("_forms", "_longest", "_memo")
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         values = {value for value in secrets if value}
+        # Each line of a secret of several lines (a private key) is a secret too: a command's output is shown
+        # line by line as it runs, and a step may print only part of the key.
+        values |= {line for value in values if "\n" in value for line in value.splitlines() if len(line) >= MIN_LINE}
         forms = values | {json.dumps(value, ensure_ascii=False)[1:-1] for value in values}
+        forms |= {form for value in values for form in encoded_forms(value)}
         self._forms = tuple(sorted(forms, key=len, reverse=True))  # longest first: a secret inside another
+        self._longest = len(self._forms[0]) if self._forms else 0
         self._memo: tuple[object, Any] = (None, None)
 
     def __bool__(self) -> bool:
@@ -37,15 +50,64 @@ class Redactor:
 
     @property
     def forms(self) -> tuple[str, ...]:
-        """Every text that is masked: the secrets and their JSON-escaped forms, longest first."""
+        """Every text that is masked: the secrets and their JSON-escaped and encoded forms, longest first."""
         return self._forms
 
     def text(self, value: str) -> str:
-        """``value`` with every secret masked."""
+        """``value`` with every secret masked, and the start of one where a preview cut the text short."""
         for form in self._forms:
             if form in value:
                 value = value.replace(form, MASK)
+        if value.endswith(CUT) and self._forms:
+            # A preview ("…" at the end) may stop inside a secret: what it shows of it is masked too.
+            cut = self.partial_at_end(value[: -len(CUT)])
+            if cut >= MIN_PARTIAL:
+                value = value[: -len(CUT) - cut] + MASK + CUT
+        position = value.find(CUT)
+        while position >= 0 and self._forms:
+            # So may the tail of a long text (a command's stderr), which starts with "…", alone or at the end
+            # of a message (``command failed …: …tail``).
+            start = position + len(CUT)
+            cut = self.partial_at_start(value[start : start + self._longest])
+            if cut >= MIN_PARTIAL:
+                value = value[:start] + MASK + value[start + cut :]
+            position = value.find(CUT, start)
         return value
+
+    def partial_at_start(self, text: str) -> int:
+        """How many characters at the start of ``text`` are the end of a secret (or of one of its forms)."""
+        longest = 0
+        if not text:
+            return 0
+        first = text[0]
+        for form in self._forms:
+            # Only where the form holds text's first character can its end start text: try those places.
+            index = form.find(first, 1)
+            while index >= 0:
+                size = len(form) - index
+                if size <= longest:
+                    break
+                if text.startswith(form[index:]):
+                    longest = size
+                    break
+                index = form.find(first, index + 1)
+        return longest
+
+    def partial_at_end(self, text: str) -> int:
+        """How many characters at the end of ``text`` are the start of a secret (or of one of its forms)."""
+        longest = 0
+        if not text:
+            return 0
+        last = text[-1]
+        for form in self._forms:
+            # Only where the form holds text's last character can its start end text: try those, longest first.
+            index = form.rfind(last, 0, len(form) - 1)
+            while index >= 0 and index + 1 > longest:
+                if text.endswith(form[: index + 1]):
+                    longest = index + 1
+                    break
+                index = form.rfind(last, 0, index)
+        return longest
 
     def redact(self, value: Any) -> Any:
         """Strings, mapping keys and values, list and tuple items, masked at any depth."""
@@ -77,6 +139,37 @@ class Redactor:
         return masked  # type: ignore[no-any-return]
 
 
+#: The shortest base64 text that is masked: shorter runs of base64 letters appear in ordinary text by chance.
+MIN_ENCODED_LENGTH = 6
+
+
+def encoded_forms(value: str) -> set[str]:
+    """How ``value`` looks once a step has encoded it: percent-encoded (as in a URL or a form) and base64
+    (standard and URL-safe alphabets), also when it sits inside a longer encoded text, as in the HTTP Basic
+    ``Authorization`` header (``base64(user:secret)``).
+
+    Base64 turns every 3 bytes into 4 letters, so a secret inside a longer text is encoded in one of three
+    ways, depending on where it starts; for each, the letters that depend on the secret's bytes alone are
+    masked (the one or two letters at either end that mix in the neighbouring bytes are left).
+    """
+    from base64 import b64encode
+    from urllib.parse import quote, quote_plus
+
+    raw = value.encode("utf-8", "surrogatepass")
+    forms = {quote(value, safe=""), quote(value, safe="/"), quote_plus(value, safe=""), quote_plus(value, safe="/")}
+    forms |= {re.sub("%[0-9A-F]{2}", lambda match: match.group(0).lower(), form) for form in forms}
+    for offset in range(3):
+        encoded = b64encode(bytes(offset) + raw).decode("ascii").rstrip("=")
+        core = encoded[-(-4 * offset // 3) : 4 * (offset + len(raw)) // 3]
+        if len(core) >= MIN_ENCODED_LENGTH:
+            forms |= {core, core.replace("+", "-").replace("/", "_")}
+    padded = b64encode(raw).decode("ascii")  # the whole value encoded alone, with its padding
+    if len(padded) >= MIN_ENCODED_LENGTH:
+        forms |= {padded, padded.replace("+", "-").replace("/", "_")}
+    forms.discard(value)
+    return forms
+
+
 class StreamMasker:
     """Masks secrets in text that arrives in pieces (a streamed reply), where a secret may be split between
     two pieces: the end of a piece that could be the start of a secret is held back until the next piece
@@ -89,7 +182,7 @@ class StreamMasker:
     def feed(self, piece: str) -> str:
         """The text that is safe to show now."""
         text = self.redactor.text(self.pending + piece)
-        hold = self._partial_secret_at_end(text)
+        hold = self.redactor.partial_at_end(text)
         self.pending = text[len(text) - hold :] if hold else ""
         return text[: len(text) - hold]
 
@@ -97,15 +190,6 @@ class StreamMasker:
         """Whatever is still held back (the stream ended)."""
         text, self.pending = self.pending, ""
         return text
-
-    def _partial_secret_at_end(self, text: str) -> int:
-        longest = 0
-        for form in self.redactor.forms:
-            for size in range(min(len(form) - 1, len(text)), longest, -1):
-                if text.endswith(form[:size]):
-                    longest = size
-                    break
-        return longest
 
 
 class RedactingSink:

@@ -542,7 +542,7 @@ def _end_torn_event(path: Path) -> None:
             stream.seek(cut)
             try:
                 whole = isinstance(json.loads(stream.read()), dict)
-            except ValueError:
+            except (ValueError, RecursionError):
                 whole = False
             if whole:
                 stream.write(b"\n")

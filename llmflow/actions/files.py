@@ -8,9 +8,33 @@ import os
 import stat
 from pathlib import Path, PurePosixPath
 
+from llmflow.config import PROJECT_FILE
 from llmflow.engine.actions import ActionContext, ActionResult
 from llmflow.errors import ActionError
 from llmflow.store.location import STORE_DIRNAME
+
+#: The project's settings, read by every run: where providers send API keys, and the keys themselves.
+_SETTINGS_FILES = (PROJECT_FILE, ".env")
+
+
+def _protected(target: Path, project: Path, sources: frozenset[Path]) -> str | None:
+    """What ``target`` is, when it is a file no step may write: a source file of the running workflow or one
+    of the project's settings, by its path or as the same file (a hard link, another case of its name on a
+    file system that ignores case)."""
+    settings = {project / name: f"the project's {name}" for name in _SETTINGS_FILES}
+    if target in settings:
+        return settings[target]
+    if target in sources:
+        return "a source file of the running workflow"
+    try:
+        found = target.stat()
+    except OSError:
+        return None  # a new file is none of them
+    for path, what in [*settings.items(), *((source, "a source file of the running workflow") for source in sources)]:
+        with contextlib.suppress(OSError):
+            if os.path.samestat(found, path.stat()):
+                return what
+    return None
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -50,9 +74,18 @@ async def write_file(ctx: ActionContext) -> ActionResult:
             f"step '{node.id}': write path {path!r} is inside the run store {state.resolve()}; "
             "use artifact: true to keep a copy with the run"
         )
+    protected = _protected(target, project, ctx.services.source_files())
+    if protected is not None:
+        # A path from a model's output that rewrote the workflow, or the settings that say where API keys are
+        # sent, would choose what the next run does.
+        raise ActionError(f"step '{node.id}': write path {path!r} is {protected}, which a step may not overwrite")
     if any(part.casefold() == STORE_DIRNAME for part in target.relative_to(root).parts):
         # Another folder's run store, or a new one that commands run below it would take for theirs.
         raise ActionError(f"step '{node.id}': write path {path!r} is inside a {STORE_DIRNAME} folder (a run store)")
+    if any(part.casefold() == ".git" for part in target.relative_to(root).parts):
+        # git runs what its hooks and config name (core.fsmonitor, core.pager, hooks/pre-commit): a path from a
+        # model's output must not plant a command the next git command runs.
+        raise ActionError(f"step '{node.id}': write path {path!r} is inside a .git folder (git runs what it holds)")
     content = ctx.config.get("content", "")
     text = content if isinstance(content, str) else stringify(content)
     data = _encoded(text, node.id)
@@ -73,6 +106,8 @@ def _open_at(folder: int, name: str, flags: int, shown: str, step_id: str) -> in
     try:
         return os.open(name, flags | os.O_NOFOLLOW, 0o644, dir_fd=folder)
     except OSError as error:
+        if error.errno == errno.EISDIR:
+            raise ActionError(f"step '{step_id}': write path {shown!r} is a folder") from None
         if error.errno not in (errno.ELOOP, errno.ENOTDIR):
             raise
         try:

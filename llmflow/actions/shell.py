@@ -17,6 +17,12 @@ from llmflow.processes import ProcessRecord, read_lines, start_process_group, st
 _STDERR_TAIL = 2000
 
 
+def _tail(text: str) -> str:
+    """The end of a command's stderr, starting with "…" where it was cut (the masking of secrets looks for it:
+    the cut may fall inside one)."""
+    return text if len(text) <= _STDERR_TAIL else "…" + text[-_STDERR_TAIL:]
+
+
 async def _pump(stream: asyncio.StreamReader | None, sink: list[bytes], ctx: ActionContext, name: str) -> None:
     if stream is None:
         return
@@ -148,14 +154,14 @@ async def run_command(ctx: ActionContext) -> ActionResult:
     stdout = b"".join(out).decode("utf-8", "replace")
     stderr = b"".join(err).decode("utf-8", "replace")
     if code != 0:
-        tail = stderr.strip()[-_STDERR_TAIL:]
+        tail = _tail(stderr.strip())
         reason = f"exit code {code}" if code > 0 else f"killed by signal {-code}"
         message = f"step '{node.id}': command failed with {reason}" + (f": {tail}" if tail else "")
         raise CommandError(message, path=ctx.path, data={"exit_code": code, "stderr": tail})
     how = str(options.get("parse", "text"))
     extra: dict[str, Any] = {"exit_code": code}
     if stderr:
-        extra["stderr"] = stderr[-_STDERR_TAIL:]
+        extra["stderr"] = _tail(stderr)
     if how != "text":
         extra["stdout"] = stdout
     return ActionResult(output=parse_output(stdout, how, node.id), extra=extra)

@@ -382,7 +382,7 @@ def _printable(lines: list[bytes], as_json: bool, first: int) -> Iterator[str]:
         if as_json:
             try:
                 event = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):
                 event = None
             if isinstance(event, dict):
                 yield terminal_json(text)
@@ -392,7 +392,7 @@ def _printable(lines: list[bytes], as_json: bool, first: int) -> Iterator[str]:
         try:
             event = json.loads(text)
             yield describe_event(event)
-        except (ValueError, TypeError, AttributeError, OverflowError):
+        except (ValueError, TypeError, AttributeError, OverflowError, RecursionError):
             yield _damaged(number, text)
 
 
@@ -473,7 +473,7 @@ def _mark_cancelled(handle: FileRunHandle) -> None:
         try:
             last_seq = max(last_seq, int(json.loads(line)["seq"]))
             break
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             continue
     bus = EventBus(handle.run_id, last_seq)
     bus.add(FileEventSink(handle.events_path()))

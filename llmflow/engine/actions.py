@@ -57,6 +57,10 @@ class RunServices(Protocol):
     def state_dir(self) -> Path | None:
         """The run store's folder (``.llmflow``), where no step may write; ``None`` without a store."""
 
+    def source_files(self) -> frozenset[Path]:
+        """The files the workflow and its sub-workflows were compiled from (where they are in the project,
+        also when the run goes on from its frozen copy), resolved."""
+
     def approval_decision(self, path: str) -> dict[str, Any] | None:
         """The decision given with ``resume --approve/--reject`` for an approval at ``path``, if any."""
 

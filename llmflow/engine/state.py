@@ -155,6 +155,21 @@ class RunState:
         """The run store's folder (``.llmflow``), where no step may write; ``None`` without a store."""
         return self.store.root if self.store is not None else None
 
+    def source_files(self) -> frozenset[Path]:
+        """The files the workflow and its sub-workflows were compiled from, where they are in the project."""
+        found: set[Path] = set()
+        for flow in self.workflow.workflows():
+            for source in (flow.path, *map(Path, flow.sources)):
+                path = source.resolve()
+                if (
+                    self.frozen_root is not None
+                    and self.original_root is not None
+                    and path.is_relative_to(self.frozen_root)
+                ):
+                    path = (self.original_root / path.relative_to(self.frozen_root)).resolve()
+                found.add(path)
+        return frozenset(found)
+
     def approval_decision(self, path: str) -> dict[str, Any] | None:
         """The decision given on resume for the approval at ``path``, if any."""
         return self.approvals.get(path)

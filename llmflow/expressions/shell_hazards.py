@@ -50,6 +50,7 @@ _CODE_RUNNERS = {
     "complete": "in the arguments of 'complete', which runs them as shell code",
     "compgen": "in the arguments of 'compgen', which runs them as shell code",
     "fc": "in the arguments of 'fc', which runs commands",
+    "watch": "in the arguments of 'watch', which runs them as shell code",
 }
 
 
@@ -59,7 +60,9 @@ def _words(text: str) -> frozenset[str]:
 
 _NAME_TAKERS = _words("read unset mapfile readarray getopts")
 _DECLARERS = _words("declare typeset local export readonly")
-_SHELLS = _words("sh bash dash zsh ksh ash mksh busybox")
+_SHELLS = _words("sh bash dash zsh ksh ash mksh busybox rbash ksh93 yash posh fish csh tcsh pwsh")
+# Options of a shell whose next word is their value (a file the shell runs, in the case of --rcfile).
+_SHELL_OPTIONS_WITH_VALUE = _words("-o +o -O +O --rcfile --init-file")
 # Words after which the next word is a command name.
 _PREFIXES = _words("! { if then else elif do while until")
 # Commands that run another command given as their arguments, with their options that take a value.
@@ -77,15 +80,35 @@ _WRAPPERS = {
     "xargs": "IinPdLsEa",
     "stdbuf": "ioe",
     "coproc": "",
+    "setsid": "",
+    "unshare": "",
+    "ionice": "cnp",
+    "runuser": "ugG",
+    "chroot": "",
+    "flock": "wEn",
+    "taskset": "",
+    "chrt": "",
 }
+# Wrappers that take operands before the command they run: chroot DIR, flock FILE, taskset MASK, chrt PRIORITY.
+_WRAPPER_OPERANDS = {"chroot": 1, "flock": 1, "taskset": 1, "chrt": 1}
+# Commands whose -c option (or --command) is a script for a shell: su -c, runuser -c, script -c, flock -c.
+_SCRIPT_OPTION_TAKERS = _words("su runuser script flock sg")
+_SCRIPT_WRAPPERS = _SCRIPT_OPTION_TAKERS & frozenset(_WRAPPERS)
+# find's actions whose next word is the command that runs.
+_FIND_EXEC = _words("-exec -execdir -ok -okdir")
 # Variables whose value the shell (or the loader) runs or uses to choose what runs: PS4 is expanded,
 # command substitutions included, for every traced command; PATH and LD_PRELOAD choose programs and code.
+# And variables that common programs run as a command or load code from (git, ssh, less, man, pagers and
+# editors, Python, Node, Perl, Ruby).
 _SPECIAL_VARIABLES = _words(
     "PS0 PS1 PS2 PS3 PS4 PROMPT_COMMAND BASH_ENV ENV SHELLOPTS BASHOPTS PATH LD_PRELOAD LD_LIBRARY_PATH LD_AUDIT"
+    " GIT_SSH_COMMAND GIT_SSH GIT_EDITOR GIT_PAGER GIT_ASKPASS GIT_EXTERNAL_DIFF GIT_PROXY_COMMAND SSH_ASKPASS"
+    " EDITOR VISUAL PAGER MANPAGER LESSOPEN LESSCLOSE BROWSER PYTHONPATH PYTHONSTARTUP PYTHONHOME NODE_OPTIONS"
+    " PERL5OPT PERL5LIB RUBYOPT RUBYLIB"
 )
 _DURATION = re.compile(r"\d+(?:\.\d+)?[smhd]?")
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
-_SHELL_C_OPTION = re.compile(r"-[A-Za-z]*c[A-Za-z]*")
+_SHELL_C_OPTION = re.compile(r"-[A-Za-z]*c[A-Za-z]*|-[Cc]ommand|--command")
 _TEST_END = re.compile(r"(?:^|(?<=\s))\]\](?=[\s;&|)]|$)")
 _TEST_ARITHMETIC_OPERATOR = re.compile(r"(?:^|\s)-(?:eq|ne|lt|le|gt|ge)(?:\s|$)")
 
@@ -118,13 +141,20 @@ def locate_command(words: list[str | None]) -> tuple[bool, str | None]:
         if name is None or wrapper not in _WRAPPERS:
             return True, wrapper
         index += 1
-        while index < len(words) and (word := words[index]) is not None:
-            if word.startswith("-"):
+        operands = _WRAPPER_OPERANDS.get(wrapper, 0)
+        while index < len(words):
+            word = words[index]
+            if word is not None and word.startswith("-"):
                 index += 2 if len(word) == 2 and word[1] in _WRAPPERS[wrapper] else 1
-            elif _ASSIGNMENT.match(word) or (wrapper == "timeout" and _DURATION.fullmatch(word)):
+            elif word is not None and (_ASSIGNMENT.match(word) or (wrapper == "timeout" and _DURATION.fullmatch(word))):
+                index += 1
+            elif operands:
+                operands -= 1
                 index += 1
             else:
                 break
+        if operands:  # the value is the wrapper's operand (a folder, a file, a CPU mask), not what runs
+            return True, wrapper
     return False, None
 
 
@@ -147,8 +177,19 @@ def value_hazard(words: list[str | None], current: str | None, *, in_test: bool 
     assigned = _ASSIGNMENT.match(current or "")
     if assigned and assigned.group(0).rstrip("+=") in _SPECIAL_VARIABLES:
         variable = assigned.group(0).rstrip("+=")
-        return f"in an assignment to {variable}, which the shell uses as code or to choose what runs"
+        return (
+            f"in an assignment to {variable}, which the shell (or a program it starts) uses as code or to choose"
+            " what runs"
+        )
     found, name = locate_command(words)
+    # su/script run their -c option with a shell; so do the wrappers flock and runuser, after which the
+    # command may not be located (their -c takes the place of a command).
+    runner = name if found and name in _SCRIPT_OPTION_TAKERS else None
+    runner = runner or next((word for word in map(_base, words) if word in _SCRIPT_WRAPPERS), None)
+    by_option = previous is not None and (_SHELL_C_OPTION.fullmatch(previous) or previous == "--command")
+    if runner is not None and (by_option or (current or "").startswith("--command=")):
+        option = previous if by_option else "--command"
+        return f"as the command of '{runner} {option}', which a shell runs as code"
     if not found:
         return None if current and _ASSIGNMENT.match(current) else COMMAND_NAME
     if name is None:
@@ -162,6 +203,13 @@ def value_hazard(words: list[str | None], current: str | None, *, in_test: bool 
                 f"as the script of '{shell} {previous}', which runs it as shell code (pass the value as an"
                 f" argument instead: {shell} -c '... \"$1\"' _ {{{{ value }}}})"
             )
+    if name in _SHELLS and _shell_script_pending(words, name):
+        return (
+            f"as the script (or an option) of '{name}', which runs the file the value names (write the script's"
+            " path literally and pass the value after it as an argument)"
+        )
+    if name == "find" and previous in _FIND_EXEC:
+        return f"as the command of 'find {previous}': the value would choose what runs"
     if name in _NAME_TAKERS:
         return f"in the arguments of '{name}', which are variable names ({_NAME_SINK})"
     if name in ("printf", "test", "[") and previous in ("-v", "-R"):
@@ -173,6 +221,29 @@ def value_hazard(words: list[str | None], current: str | None, *, in_test: bool 
         if current is None or "=" not in current:
             return f"as a variable name in '{name}' ({_NAME_SINK}); use {name} NAME={{{{ value }}}}"
     return None
+
+
+def _shell_script_pending(words: list[str | None], shell: str) -> bool:
+    """Whether a shell named in ``words`` has no script yet, so the next word is its script (or an option):
+    it was given no ``-c`` or ``-s`` and no word after its options."""
+    start = max(index for index, word in enumerate(words) if _base(word) == shell) + 1
+    value_next = False
+    for word in words[start:]:
+        if value_next:
+            value_next = False
+            continue
+        if word is None:
+            return False
+        if word in _SHELL_OPTIONS_WITH_VALUE:
+            value_next = True
+        elif word.startswith("--"):
+            continue
+        elif word[:1] in "-+" and len(word) > 1:
+            if word[0] == "-" and ("c" in word or "s" in word):
+                return False
+        else:
+            return False
+    return True
 
 
 def stdin_hazard(words: list[str | None]) -> str | None:

@@ -185,7 +185,7 @@ def read_events(handle: RunHandle, paths: Set[str] | None = None) -> Iterator[Ev
                     try:
                         # As ``json.loads(line)`` reads UTF-8 bytes, without its guess at the encoding.
                         event = _decode(line.removeprefix(codecs.BOM_UTF8).decode("utf-8", "surrogatepass"))
-                    except ValueError:
+                    except (ValueError, RecursionError):  # damaged, or nested too deeply to be an event
                         continue
                     if _is_event(event):
                         yield event

@@ -263,7 +263,7 @@ class FileRunStore:
         try:
             raw = self._cache_path(key).read_bytes()
             entry = json.loads(raw.decode("utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return
         if isinstance(entry, dict) and entry.get("key") == key and "value" in entry:
             yield entry["value"]

@@ -150,7 +150,7 @@ def decode_journal(data: bytes, *, file_label: str, trusted: int = 0) -> tuple[l
     # Every line passed its checksum, so they can be parsed in one go (far cheaper than one call a line).
     try:
         records: list[Any] = _DECODE((b"[" + b",".join(lines) + b"]").decode("utf-8"))
-    except ValueError:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
         records = []
     if len(records) == len(lines):
         try:
@@ -208,6 +208,8 @@ def _parse_one_by_one(lines: list[bytes], verified: int, may_drop_last: bool, fi
             record, end = _RAW_DECODE(text)
         except ValueError:
             record, end, text = None, -1, ""
+        except RecursionError:  # a checksum made by hand, for a line nested deeper than the parser goes
+            raise JournalCorrupt(f"{file_label}:{index + 1}: journal record is nested too deeply") from None
         if type(record) is dict and end == len(text):
             records.append(record)
         elif may_drop_last and index == len(lines) - 1:

@@ -125,7 +125,7 @@ def _parse_holder(raw: bytes) -> dict[str, Any]:
     # The holder writes its information right after taking the lock; a probe can land in between.
     try:
         info = json.loads(raw.decode("utf-8")) if raw else None
-    except (UnicodeDecodeError, ValueError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         info = None
     if not isinstance(info, dict):
         return {"pid": None, "host": None, "since": None}

@@ -421,7 +421,7 @@ def _seq_of(line: bytes) -> int | None:
         return None
     try:
         event = json.loads(line)
-    except ValueError:  # a torn line (a crash mid-write), or not an event at all
+    except (ValueError, RecursionError):  # a torn line (a crash mid-write), or not an event at all
         return None
     seq = event.get("seq") if isinstance(event, dict) else None
     return seq if type(seq) is int else None
@@ -439,6 +439,8 @@ def read_meta(directory: Path, run_id: str) -> dict[str, Any]:
         raise StoreError(f"cannot read {path}: {error.strerror}") from None
     except ValueError:
         raise StoreError(f"{path}: run metadata does not parse") from None
+    except RecursionError:
+        raise StoreError(f"{path}: run metadata is nested too deeply") from None
     if not isinstance(meta, dict):
         raise StoreError(f"{path}: run metadata is not a JSON object")
     for key, value in meta.items():

@@ -236,3 +236,47 @@ def test_logs_of_a_run_without_events_jsonl_says_so(cli: Cli, failed_run: Path) 
     result = cli("logs", failed_run.name)
     assert result.code == 0 and result.stdout == ""
     assert result.stderr == f"run {failed_run.name} has no events.jsonl: it recorded no events\n"
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("command", [("show",), ("logs",), ("report", "-o", "-"), ("resume",)])
+def test_a_run_json_nested_too_deeply_to_parse_is_a_one_line_error(
+    cli: Cli, failed_run: Path, command: tuple[str, ...]
+) -> None:
+    text = (failed_run / "run.json").read_text(encoding="utf-8")
+    (failed_run / "run.json").write_text(text.replace('"usage": {', f'"deep": {DEEP}, "usage": {{', 1), "utf-8")
+    result = cli(command[0], failed_run.name, *command[1:])
+    assert_one_line_error(result, names="run.json: run metadata is nested too deeply")
+
+
+def test_an_event_line_nested_too_deeply_to_parse_is_passed_over_or_shown_damaged(cli: Cli, failed_run: Path) -> None:
+    deep = b'{"v":1,"seq":99,"type":"step.completed","path":"hello","data":' + DEEP.encode() + b"}\n"
+    with (failed_run / "events.jsonl").open("ab") as events:
+        events.write(deep)
+    for args in [("show",), ("show", "--json"), ("report", "-o", "-")]:
+        result = cli(args[0], failed_run.name, *args[1:])
+        assert (result.code, result.stderr) == (0, ""), args
+        assert "went wrong" in result.stdout
+    logs = cli("logs", failed_run.name)
+    assert logs.code == 0, logs.stderr
+    assert logs.stdout.splitlines()[-1].startswith("events.jsonl:") and "not an event" in logs.stdout
+    as_json = cli("logs", failed_run.name, "--json")
+    assert as_json.code == 0 and "not an event" in as_json.stderr
+    resumed = cli("resume", failed_run.name)
+    assert resumed.code == 1 and "Traceback" not in resumed.stderr
+    assert "went wrong" in resumed.stdout + resumed.stderr
+
+
+@pytest.mark.parametrize("command", [("show",), ("report", "-o", "-"), ("resume",)])
+def test_a_checksummed_journal_record_nested_too_deeply_is_reported_with_its_line(
+    cli: Cli, failed_run: Path, command: tuple[str, ...]
+) -> None:
+    from llmflow.store.journal import _sealed
+
+    journal = failed_run / "journal.jsonl"
+    deep = b'{"p":"hello","s":"succeeded","output":' + DEEP.encode() + b"}"
+    journal.write_bytes(_sealed(deep) + journal.read_bytes())
+    result = cli(command[0], failed_run.name, *command[1:])
+    assert_one_line_error(result, names="journal.jsonl:1: journal record is nested too deeply")

@@ -721,6 +721,83 @@ def test_write_refuses_any_llmflow_folder(flow: Flow, target: str) -> None:
     assert not (flow.root / target).exists()
 
 
+@pytest.mark.parametrize(
+    ("target", "what"),
+    [
+        ("flow.yaml", "a source file of the running workflow"),
+        ("lib/../flow.yaml", "a source file of the running workflow"),
+        ("lib/child.yaml", "a source file of the running workflow"),
+        ("llmflow.toml", "the project's llmflow.toml"),
+        (".env", "the project's .env"),
+    ],
+)
+def test_write_refuses_the_workflows_own_files_and_the_project_settings(
+    flow: Flow, target: str, what: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A path from a model's output must not rewrite what the next run runs, nor where it sends API keys."""
+    monkeypatch.chdir(flow.root)  # the project (whose settings the run reads) is the current folder
+    flow.write("lib/child.yaml", "version: 1\nname: child\ninputs: {p: {type: string}}\nsteps:\n  - run: 'true'\n")
+    body = (
+        "inputs: {p: {type: string}}\nsteps:\n  - {id: child, workflow: lib/child.yaml, with: {p: x}}\n"
+        "  - {id: w, write: {path: '{{ inputs.p }}', content: hostile, append: true}}\n"
+    )
+    source = flow.workflow(body)
+    before = {path: path.read_bytes() for path in (source, flow.root / "lib" / "child.yaml")}
+    summary = flow.run(source, {"p": target})
+    assert summary.status == "failed"
+    assert summary.error == f"step 'w': write path {target!r} is {what}, which a step may not overwrite"
+    assert {path: path.read_bytes() for path in before} == before
+    assert not (flow.root / "llmflow.toml").exists() and not (flow.root / ".env").exists()
+
+
+def test_write_refuses_the_workflow_file_when_the_run_goes_on_from_its_frozen_copy(flow: Flow) -> None:
+    source = flow.workflow(
+        "inputs: {p: {type: string}}\nsteps:\n  - {id: gate, run: test -f gate}\n"
+        "  - {id: w, write: {path: '{{ inputs.p }}', content: hostile}}\n"
+    )
+    before = source.read_bytes()
+    failed = flow.run(source, {"p": "flow.yaml"})
+    assert failed.status == "failed"
+    flow.touch("gate")
+    resumed = flow.resume(failed.run_id)
+    assert resumed.status == "failed"
+    assert (
+        resumed.error
+        == "step 'w': write path 'flow.yaml' is a source file of the running workflow, which a step may not overwrite"
+    )
+    assert source.read_bytes() == before
+
+
+def test_write_refuses_a_hard_link_to_the_workflow_file(flow: Flow) -> None:
+    source = flow.workflow("steps:\n  - {id: w, write: {path: copy.yaml, content: hostile}}\n")
+    os.link(source, flow.root / "copy.yaml")
+    before = source.read_bytes()
+    summary = flow.run(source)
+    assert summary.status == "failed"
+    assert summary.error == (
+        "step 'w': write path 'copy.yaml' is a source file of the running workflow, which a step may not overwrite"
+    )
+    assert source.read_bytes() == before
+
+
+def test_write_to_a_folder_fails_clearly(flow: Flow) -> None:
+    (flow.root / "out").mkdir()
+    summary = flow.run("steps:\n  - {id: w, write: {path: out, content: x}}\n")
+    assert summary.status == "failed"
+    assert summary.error == "step 'w': write path 'out' is a folder"
+
+
+@pytest.mark.parametrize("target", [".git/hooks/pre-commit", ".git/config", "sub/.GIT/hooks/post-checkout", ".git"])
+def test_write_refuses_a_git_folder(flow: Flow, target: str) -> None:
+    """git runs what its hooks and config name: a path from a model's output must not plant a command there."""
+    (flow.root / ".git" / "hooks").mkdir(parents=True)
+    summary = flow.run(f"steps:\n  - {{id: w, write: {{path: '{target}', content: 'touch pwned'}}}}\n")
+    assert summary.status == "failed"
+    assert summary.error == f"step 'w': write path {target!r} is inside a .git folder (git runs what it holds)"
+    assert not (flow.root / ".git" / "config").exists()
+    assert list((flow.root / ".git" / "hooks").iterdir()) == []
+
+
 def test_write_with_artifact_keeps_its_copy_in_the_run_store(flow: Flow) -> None:
     summary = flow.run("steps:\n  - {id: w, write: {path: out/note.txt, content: hi, artifact: true}}\n")
     assert summary.status == "succeeded", summary.error

@@ -302,3 +302,12 @@ def test_a_journal_without_packed_outputs_is_told_apart_cheaply() -> None:
     moved, _ = encode_journal_line({"p": "a", "output": "x" * 100_000}, lambda payload: "0" * 64)
     assert may_hold_packed_outputs(moved)
     assert may_hold_packed_outputs(b'{"p":"a","\\u006fz":"..."}\n')  # an escape could spell a member name
+
+
+def test_a_checksummed_line_nested_too_deeply_to_parse_is_reported_with_its_line() -> None:
+    from llmflow.store.journal import _sealed
+
+    deep = b'{"p":"a","s":"succeeded","output":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    data = encode_record({"p": "first", "s": "succeeded"}) + _sealed(deep) + encode_record({"p": "b", "s": "failed"})
+    with pytest.raises(JournalCorrupt, match=r"^journal\.jsonl:2: journal record is nested too deeply$"):
+        decode_lines(data, file_label="journal.jsonl")

@@ -93,7 +93,8 @@ async def _lines_of_command(
     finally:
         record.close()
     if code != 0:
-        tail = (await process.stderr.read()).decode("utf-8", "replace").strip()[-2000:]
+        text = (await process.stderr.read()).decode("utf-8", "replace").strip()
+        tail = text if len(text) <= 2000 else "…" + text[-2000:]  # "…": where a secret may have been cut
         message = f"stream '{node.id}': the source command failed with exit code {code}" + (f": {tail}" if tail else "")
         raise CommandError(message, path=path, data={"exit_code": code})
 
