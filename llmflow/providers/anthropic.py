@@ -6,7 +6,8 @@ from typing import Any
 
 from llmflow.errors import ProviderError
 from llmflow.providers import KEY_VARIABLES, ChatRequest, ChatResponse, ChunkListener
-from llmflow.providers.http import Endpoint, HttpProvider, StreamReader, token_count
+from llmflow.providers.http import Endpoint, HttpProvider, StreamReader
+from llmflow.providers.replies import token_count
 
 #: The API version every request names (the header is required).
 API_VERSION = "2023-06-01"

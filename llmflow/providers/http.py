@@ -1,9 +1,9 @@
-"""What the HTTP providers share: endpoint and key resolution, the client, SSE, and one-line errors."""
+"""What the HTTP providers share: endpoint and key resolution, the client, reading replies and streams within
+their limits, and one-line errors (``replies`` reads what the server said)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
@@ -17,6 +17,15 @@ from llmflow import __version__
 from llmflow.config import Config
 from llmflow.errors import ProviderError
 from llmflow.providers import ChatRequest, ChatResponse, ChunkListener
+from llmflow.providers.replies import (
+    decode_reply,
+    error_message,
+    event_payloads,
+    json_or_text,
+    plain_error,
+    reported_error,
+    unexpected_reply,
+)
 from llmflow.providers.resilience import POLICY_OPTIONS
 from llmflow.providers.sse import sse_events, sse_lines
 
@@ -32,12 +41,9 @@ _REASONS = {
     422: "the server refused the request",
     429: "rate limited",
 }
-_MESSAGE_LIMIT = 300
 #: The most a reply may hold, decompressed (a whole JSON reply, or all the events of a stream): a broken or
 #: hostile server, or a small compressed body that inflates to gigabytes, must not exhaust memory.
 MAX_REPLY_BYTES = 64 * 1024 * 1024
-#: The largest token count believed (2**53, the largest whole number a JSON reader keeps exactly).
-MAX_TOKENS = 2**53
 #: The most of an error reply that is read: only its first words are shown.
 _ERROR_BYTES = 64 * 1024
 _Item = TypeVar("_Item")
@@ -214,13 +220,13 @@ class HttpProvider:
             if "text/event-stream" in response.headers.get("content-type", ""):  # even when not asked for
                 return await self._read_stream(label, response, url, self.reader(on_chunk or _ignore), seconds)
             raw = await _before(deadline, _whole(label, url, response.aiter_bytes()))
-            data = _decode(label, raw, url, response.status_code)
+            data = decode_reply(label, raw, url, response.status_code)
             if isinstance(data, dict) and data.get("error"):
-                raise _stream_error(label, data)  # a proxy that reports a failure with HTTP 200
+                raise reported_error(label, data)  # a proxy that reports a failure with HTTP 200
             try:
                 reply = self.reply(request, data)
             except (AttributeError, TypeError, ValueError, KeyError, IndexError):
-                raise _unexpected(label, url, data) from None
+                raise unexpected_reply(label, url, data) from None
             if on_chunk is not None and reply.text:
                 on_chunk(reply.text)  # a server that ignored `stream`: the whole reply is one chunk
             return reply
@@ -281,24 +287,24 @@ class HttpProvider:
             if event.data.strip() == "[DONE]":
                 return True
             try:
-                payloads = _payloads(label, event.data, url)
+                payloads = event_payloads(label, event.data, url)
             except ProviderError:
                 if event.complete:
                     raise
                 break  # the stream was cut inside its last event: an early end (see _read_stream)
             for payload in payloads:
                 if isinstance(payload, dict) and (payload.get("error") or payload.get("type") == "error"):
-                    raise _stream_error(label, payload)
+                    raise reported_error(label, payload)
                 try:
                     reader.feed(event.name, payload)
                 except (AttributeError, TypeError, ValueError, KeyError, IndexError):
-                    raise _unexpected(label, url, payload) from None
+                    raise unexpected_reply(label, url, payload) from None
             if reader.done:
                 break
         if not seen:
             # Some proxies answer a streaming request with a plain JSON error body under this content type:
             # it holds no event, and reporting only an early end would lose the server's own words.
-            problem = _plain_error(label, bytes(head.data))
+            problem = plain_error(label, bytes(head.data))
             if problem is not None:
                 raise problem
         return False
@@ -312,7 +318,7 @@ class HttpProvider:
             reason = f"redirected to {response.headers.get('location', '?')}; give that address as the base URL"
         if status == 401:
             reason += f" (check {endpoint.key_variable})"
-        message = error_message(_json_or_text(raw))
+        message = error_message(json_or_text(raw))
         if endpoint.api_key:
             message = message.replace(endpoint.api_key, "***")  # some proxies echo the key back
         text = f"{label}: {reason} (HTTP {status} from {url})" + (f": {message}" if message else "")
@@ -389,48 +395,8 @@ def shown_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
 
 
-def error_message(data: Any) -> str:
-    """The server's own words from an error body (OpenAI, Anthropic, Ollama, FastAPI shapes, or text)."""
-    message: Any = data
-    if isinstance(data, dict):
-        error = data.get("error")
-        if isinstance(error, dict):
-            message = error.get("message") or error.get("type") or error
-        elif error:
-            message = error
-        else:
-            message = data.get("message") or data.get("detail") or data
-    if isinstance(message, list) and message:
-        first = message[0]
-        message = first.get("msg", first) if isinstance(first, dict) else first
-    text = message if isinstance(message, str) else json.dumps(message, ensure_ascii=False)
-    text = " ".join(text.split())
-    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
-
-
 def _ignore(text: str) -> None:
     """A chunk listener for a stream nobody asked for."""
-
-
-def _stream_error(label: str, payload: dict[str, Any]) -> ProviderError:
-    """An error inside a successful reply: an event in a stream (Anthropic ``overloaded_error``, an OpenAI
-    ``error`` chunk) or a proxy's HTTP 200 with an ``error`` body."""
-    error = payload.get("error")
-    kind = str(error.get("type") or error.get("code") or "") if isinstance(error, dict) else ""
-    retryable = kind in ("overloaded_error", "api_error", "rate_limit_error", "server_error")
-    return ProviderError(f"{label}: the server reported an error: {error_message(payload)}", retryable=retryable)
-
-
-def _plain_error(label: str, raw: bytes) -> ProviderError | None:
-    """The error in ``raw`` when it is a whole JSON error body (``{"error": …}``), read as the same body
-    would be in a reply that is not a stream; else ``None``."""
-    try:
-        data = _loads(raw.decode("utf-8-sig", errors="replace"))
-    except ValueError:
-        return None
-    if isinstance(data, dict) and (data.get("error") or data.get("type") == "error"):
-        return _stream_error(label, data)
-    return None
 
 
 class _Head:
@@ -490,69 +456,3 @@ async def _head(chunks: AsyncIterator[bytes], limit: int) -> bytes:
         if size >= limit:
             break
     return b"".join(parts)[:limit]
-
-
-def _unexpected(label: str, url: str, data: Any) -> ProviderError:
-    """A reply that is JSON but not in the provider's format (a string where an object belongs …)."""
-    sample = " ".join(json.dumps(data, ensure_ascii=False)[:120].split())
-    return ProviderError(f"{label}: the reply from {url} is not in the expected format: {sample}")
-
-
-def token_count(value: Any) -> int:
-    """A token count from a server's ``usage``: a whole number of at least 0; anything else (a string, a
-    negative, non-finite or absurdly large number, a list) counts 0 rather than failing a reply that has its
-    text. Beyond ``MAX_TOKENS`` a number is no count: its cost would overflow to ``inf``, which no journal
-    can hold."""
-    if isinstance(value, bool):
-        return 0
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            return 0
-    if isinstance(value, int):
-        return value if 0 < value <= MAX_TOKENS else 0
-    if isinstance(value, float) and math.isfinite(value) and 0 < value <= MAX_TOKENS:
-        return int(value)
-    return 0
-
-
-def _whole_number(digits: str) -> int | float:
-    """A JSON integer; one too long for Python to read (over 4300 digits) is infinite, so that a reply with
-    such a token count keeps its text instead of being refused as not JSON."""
-    return int(digits) if len(digits) <= 4000 else (-math.inf if digits.startswith("-") else math.inf)
-
-
-def _loads(text: str) -> Any:
-    return json.loads(text, parse_int=_whole_number)
-
-
-def _json_or_text(raw: bytes) -> Any:
-    text = raw.decode("utf-8", errors="replace")
-    try:
-        return _loads(text)
-    except ValueError:
-        return text
-
-
-def _decode(label: str, raw: bytes, url: str, status: int) -> Any:
-    try:
-        return _loads(raw.decode("utf-8-sig", errors="replace"))  # a byte order mark may be ignored (RFC 8259)
-    except ValueError:
-        sample = " ".join(raw[:80].decode("utf-8", errors="replace").split())
-        raise ProviderError(
-            f"{label}: the reply from {url} (HTTP {status}) is not valid JSON: {sample!r}", status=status
-        ) from None
-
-
-def _payloads(label: str, data: str, url: str) -> list[Any]:
-    """The JSON value(s) of one event; a server that forgets the blank line between events sends several."""
-    try:
-        return [_loads(data)]
-    except ValueError:
-        pass
-    try:
-        return [_loads(line) for line in data.split("\n") if line.strip() and line.strip() != "[DONE]"]
-    except ValueError:
-        sample = " ".join(data[:80].split())
-        raise ProviderError(f"{label}: the stream from {url} holds an event that is not JSON: {sample!r}") from None

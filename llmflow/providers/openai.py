@@ -6,7 +6,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from llmflow.providers import KEY_VARIABLES, ChatRequest, ChatResponse, ChunkListener
-from llmflow.providers.http import Endpoint, HttpProvider, StreamReader, token_count
+from llmflow.providers.http import Endpoint, HttpProvider, StreamReader
+from llmflow.providers.replies import token_count
 
 
 class OpenAIProvider(HttpProvider):
