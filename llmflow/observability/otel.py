@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from llmflow.errors import UsageError
-from llmflow.observability.timeline import add_usage, opening_path, parent_path, segment_label
+from llmflow.observability.event_log import add_usage, opening_path
+from llmflow.observability.timeline import parent_path, segment_label
 from llmflow.observability.worker import BackgroundSink, Event, Warn
 
 if TYPE_CHECKING:

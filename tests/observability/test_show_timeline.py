@@ -9,7 +9,7 @@ import pytest
 from observability_helpers import Project
 
 from llmflow.cli.runs import show_run
-from llmflow.observability.timeline import summarise_events
+from llmflow.observability.event_log import summarise_events
 
 WORKFLOW = """
 steps:
